@@ -1,0 +1,51 @@
+"""The `qrnn` command line: one subcommand per module, each registering its own parser.
+
+Command modules keep heavy imports (torch) inside their handlers so that `qrnn --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from qrnn.errors import QRNNError
+
+# Each module defines `register(subparsers)`, adding one or more subcommands whose parsers set `func`.
+COMMAND_MODULES = [
+    "qrnn.bench",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser with every registered subcommand."""
+    from qrnn import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="qrnn",
+        description="Quantum recurrent neural networks: train, evaluate and benchmark QRNNs.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"qrnn {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `qrnn` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "func", None) is None:
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args) or 0)
+    except QRNNError as error:
+        print(f"qrnn: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,134 @@
+"""The dataset interface and its registry.
+
+A dataset produces batches of integer bit tensors for the sequence model and says which target steps count.
+Conventions shared with the model (`qrnn.QRNN`):
+- `inputs`, `targets`: LongTensor of shape B x L x I with values 0/1, I = `input_size`, lane 0 most significant;
+- step t = 0..L-2 feeds `inputs[:, t]` and is scored against `targets[:, t + 1]`; so `scored` has shape B x (L-1)
+  and `scored[:, t]` says whether the prediction of `targets[:, t + 1]` counts in the loss and the error rate.
+  In validation the steps that are not scored are postselected on their target (given as advice), the scored
+  ones are sampled.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+
+from qrnn.errors import QRNNError
+
+STAGES = ("train", "validate", "test")
+
+
+@dataclass
+class Batch:
+    """One batch: `inputs`, `targets` (B x L x I, long 0/1) and `scored` (B x (L-1), bool)."""
+
+    inputs: torch.Tensor
+    targets: torch.Tensor
+    scored: torch.Tensor
+
+
+class Dataset(abc.ABC):
+    """A named source of batches. Subclasses set the class attributes and implement `batch` and `format`.
+
+    One instance serves one shard: `shard` of `num_shards`, each drawing its own data from a generator seeded
+    with (seed, shard), so the same seed gives the same data and different shards see different data.
+    `batch_size` is per shard (for MNIST-type datasets: per digit).
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+
+    def __init__(
+        self, *, sentence_length: int, batch_size: int, shard: int = 0, num_shards: int = 1, seed: int = 0
+    ) -> None:
+        # Subclasses with options fixed by their registered name take them as extra keyword arguments.
+        self.sentence_length = sentence_length
+        self.batch_size = batch_size
+        self.shard = shard
+        self.num_shards = num_shards
+        self.seed = seed
+
+    @property
+    @abc.abstractmethod
+    def input_size(self) -> int:
+        """Bits per word (the number of I/O qubits the model needs)."""
+
+    @property
+    @abc.abstractmethod
+    def sequence_length(self) -> int:
+        """L, the number of words per sequence (some datasets fix it, ignoring `sentence_length`)."""
+
+    @classmethod
+    def check_options(cls, *, sentence_length: int, batch_size: int, num_shards: int, **fixed: object) -> None:
+        """Raise `QRNNError` with one actionable line if these options cannot work; called before training."""
+        if sentence_length < 2:
+            raise QRNNError(f"--sentence-length must be at least 2, got {sentence_length}")
+        if batch_size < 1:
+            raise QRNNError(f"--batch-size must be at least 1, got {batch_size}")
+
+    @abc.abstractmethod
+    def batch(self, stage: str) -> Batch:
+        """The next batch of `stage` ("train", "validate" or "test") for this shard."""
+
+    @abc.abstractmethod
+    def format(self, inputs: torch.Tensor, targets: torch.Tensor, measured: torch.Tensor) -> str:
+        """A human-readable picture of one sample: its inputs (L x I), gold targets (L x I) and the words the
+        model measured (L-1 x I), e.g. text for characters, a block picture for an MNIST image."""
+
+    # Classification datasets (MNIST and friends) also report labels, for accuracy and confusion matrices.
+    classes: ClassVar[tuple[str, ...] | None] = None
+
+    def decode_labels(self, words: torch.Tensor) -> torch.Tensor:
+        """Class indices (B) from the words on the scored steps (B x (L-1) x I, measured or target);
+        -1 where the words encode no valid class. Only for datasets with `classes`."""
+        raise NotImplementedError(f"dataset {self.name} has no class labels")
+
+
+@dataclass(frozen=True)
+class RegisteredDataset:
+    """A registry entry: the class, the options fixed by the name (e.g. the digits of `mnist01`), a summary."""
+
+    cls: type[Dataset]
+    fixed: dict[str, object]
+    description: str
+
+    def check_options(self, *, sentence_length: int, batch_size: int, num_shards: int) -> None:
+        """Check the user's options against this dataset before any work starts (raises `QRNNError`)."""
+        self.cls.check_options(
+            sentence_length=sentence_length, batch_size=batch_size, num_shards=num_shards, **self.fixed
+        )
+
+    def create(self, **options: object) -> Dataset:
+        """An instance for one shard: options are sentence_length, batch_size, shard, num_shards, seed."""
+        return self.cls(**options, **self.fixed)
+
+
+_REGISTRY: dict[str, RegisteredDataset] = {}
+
+
+def register(name: str, cls: type[Dataset], description: str, **fixed: object) -> None:
+    """Add a dataset under `name`; `fixed` are the constructor options the name implies."""
+    if name in _REGISTRY:
+        raise ValueError(f"dataset {name!r} registered twice")
+    _REGISTRY[name] = RegisteredDataset(cls, dict(fixed), description)
+
+
+def dataset_names() -> list[str]:
+    """All registered names, sorted."""
+    return sorted(_REGISTRY)
+
+
+def lookup(name: str) -> RegisteredDataset:
+    """The registry entry for `name`, or a one-line error listing the valid names."""
+    if name not in _REGISTRY:
+        raise QRNNError(f"unknown dataset {name!r}; valid datasets: {', '.join(dataset_names())}")
+    return _REGISTRY[name]
+
+
+def get_dataset(name: str, **options: object) -> Dataset:
+    """Build the dataset `name` for one shard (sentence_length, batch_size, shard, num_shards, seed)."""
+    return lookup(name).create(**options)
