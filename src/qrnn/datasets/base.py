@@ -2,16 +2,18 @@
 
 A dataset produces batches of integer bit tensors for the sequence model and says which target steps count.
 Conventions shared with the model (`qrnn.QRNN`):
-- `inputs`, `targets`: LongTensor of shape B x L x I with values 0/1, I = `input_size`, lane 0 most significant;
-- step t = 0..L-2 feeds `inputs[:, t]` and is scored against `targets[:, t + 1]`; so `scored` has shape B x (L-1)
-  and `scored[:, t]` says whether the prediction of `targets[:, t + 1]` counts in the loss and the error rate.
-  In validation the steps that are not scored are postselected on their target (given as advice), the scored
-  ones are sampled.
+- `inputs`, `targets`: LongTensor of shape B x L x I with values 0/1, I = `input_size`, lane 0 most
+  significant;
+- step t = 0..L-2 feeds `inputs[:, t]` and is scored against `targets[:, t + 1]`; so `scored` has shape
+  B x (L-1) and `scored[:, t]` says whether the prediction of `targets[:, t + 1]` counts in the loss and the
+  error rate. In validation the steps that are not scored are postselected on their target (given as
+  advice), the scored ones are sampled.
 """
 
 from __future__ import annotations
 
 import abc
+import hashlib
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -20,6 +22,28 @@ import torch
 from qrnn.errors import QRNNError
 
 STAGES = ("train", "validate", "test")
+
+
+def derive_seed(seed: int, shard: int, stage: str) -> int:
+    """A 63-bit generator seed mixing the user's seed, the shard and the stage: the same triple always gives
+    the same seed, and (practically) any change of one gives an unrelated one, so shards and stages never
+    share data by accident (plain sums like seed + shard would collide: seed 1 shard 0 = seed 0 shard 1)."""
+    if stage not in STAGES:
+        raise ValueError(f"unknown stage {stage!r}; valid stages: {', '.join(STAGES)}")
+    digest = hashlib.sha256(f"qrnn-dataset/{seed}/{shard}/{stage}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """Class-level facts for the `qrnn datasets` listing, known without loading any resource.
+
+    `sequence_length` is None when `--sentence-length` sets it; `splits` is "generated" for data drawn on the
+    fly, or the split sizes (e.g. "train 4.5M chars / validate 250k / test 250k")."""
+
+    input_size: int
+    sequence_length: int | None
+    splits: str
 
 
 @dataclass
@@ -51,6 +75,21 @@ class Dataset(abc.ABC):
         self.shard = shard
         self.num_shards = num_shards
         self.seed = seed
+        self._generators: dict[str, torch.Generator] = {}
+
+    def generator(self, stage: str) -> torch.Generator:
+        """This shard's random generator for `stage`, seeded by `derive_seed(seed, shard, stage)` on first use
+        and then advancing with every batch drawn: each stage is a reproducible stream of its own."""
+        generators = self.__dict__.setdefault("_generators", {})
+        if stage not in generators:
+            generators[stage] = torch.Generator().manual_seed(derive_seed(self.seed, self.shard, stage))
+        return generators[stage]
+
+    @classmethod
+    def info(cls, **fixed: object) -> DatasetInfo | None:
+        """Input width, sequence length and split sizes for the listing, given the options the registered name
+        fixes; must not load big resources. None where a dataset does not describe itself."""
+        return None
 
     @property
     @abc.abstractmethod
@@ -63,7 +102,9 @@ class Dataset(abc.ABC):
         """L, the number of words per sequence (some datasets fix it, ignoring `sentence_length`)."""
 
     @classmethod
-    def check_options(cls, *, sentence_length: int, batch_size: int, num_shards: int, **fixed: object) -> None:
+    def check_options(
+        cls, *, sentence_length: int, batch_size: int, num_shards: int, **fixed: object
+    ) -> None:
         """Raise `QRNNError` with one actionable line if these options cannot work; called before training."""
         if sentence_length < 2:
             raise QRNNError(f"--sentence-length must be at least 2, got {sentence_length}")
@@ -90,7 +131,8 @@ class Dataset(abc.ABC):
 
 @dataclass(frozen=True)
 class RegisteredDataset:
-    """A registry entry: the class, the options fixed by the name (e.g. the digits of `mnist01`), a summary."""
+    """A registry entry: the class, the options fixed by the name (e.g. the digits of `mnist01`), a
+    summary."""
 
     cls: type[Dataset]
     fixed: dict[str, object]

