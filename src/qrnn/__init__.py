@@ -3,3 +3,7 @@
 from __future__ import annotations
 
 __version__ = "0.1.0"
+
+from qrnn.model import QRNN  # noqa: E402
+
+__all__ = ["QRNN", "__version__"]

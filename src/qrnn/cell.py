@@ -1,0 +1,204 @@
+"""The QRNN cell: an input stage, S work stages (an rY layer plus neurons) and an output stage.
+
+Lanes 0..I-1 are the I/O lanes, lanes I..I+H-1 the workspace. One step with input word x and outcome y:
+flip the I/O lanes by x; the input stage (a neuron onto each workspace lane); each work stage (rY on every
+workspace lane, then a neuron onto each workspace lane); flip the I/O lanes by x again; the output stage (a
+neuron onto each I/O lane); measure or postselect the I/O word y; flip by y so the I/O lanes are zero again.
+Every neuron reads all other lanes: the workspace lanes, then the I/O lanes, in lane order.
+
+Two facts make the step cheap, and `transfer_tables` exploits them:
+- During the input and work stages the I/O lanes hold the classical word x, so those stages are, per input
+  word, one linear map of the 2^H workspace amplitudes (`kernels[x]`), renormalised once at the end.
+- The output stage starts with all I/O lanes at 0, so output neuron j meets lane j in |0> and only scales
+  amplitudes: the amplitude of outcome y is `readout[y, w] * z[w]`, a diagonal map per outcome.
+`apply_step` is the plain gate-by-gate simulation of the same step (optionally through the explicit circuits
+with ancillas), kept as the slow reference that the tests compare the fast path against.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from qrnn.bits import int_to_bits
+from qrnn.errors import QRNNError
+from qrnn.gates import ry_matrix
+from qrnn.neuron import QuantumNeuron, amplified_amplitudes, monomial_table, neuron_angles
+from qrnn.statevector import (
+    apply_matrix,
+    apply_rotation_table,
+    flip_lanes,
+    marginal_probabilities,
+    normalize,
+    run_circuit,
+)
+
+
+class WorkStage(nn.Module):
+    """One work stage: an rY rotation on every workspace lane (`rotations`, in lane order), then `neurons`."""
+
+    def __init__(self, neurons: list[QuantumNeuron]) -> None:
+        super().__init__()
+        self.rotations = nn.Parameter(torch.zeros(len(neurons)))
+        self.neurons = nn.ModuleList(neurons)
+
+
+def check_sizes(input_size: int, workspace_size: int, stages: int, order: int, degree: int) -> None:
+    """One-line errors for sizes that make no QRNN."""
+    for name, value, low in (
+        ("input_size", input_size, 1),
+        ("workspace_size", workspace_size, 1),
+        ("stages", stages, 0),
+        ("order", order, 1),
+        ("degree", degree, 1),
+    ):
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise QRNNError(f"{name} must be an integer >= {low}, got {value!r}")
+
+
+class QRNNCell(nn.Module):
+    """The cell on `input_size` I/O lanes and `workspace_size` workspace lanes (see the module docstring)."""
+
+    def __init__(
+        self,
+        input_size: int,
+        workspace_size: int,
+        stages: int,
+        order: int = 2,
+        degree: int = 2,
+        bias: float = math.pi / 2,
+    ) -> None:
+        super().__init__()
+        check_sizes(input_size, workspace_size, stages, order, degree)
+        self.input_size = input_size
+        self.workspace_size = workspace_size
+        self.stages = stages
+        self.order = order
+        self.degree = degree
+        self.bias = float(bias)
+        io_lanes = list(range(input_size))
+        work_lanes = list(range(input_size, input_size + workspace_size))
+
+        def neuron(target: int) -> QuantumNeuron:
+            sources = [lane for lane in work_lanes + io_lanes if lane != target]
+            return QuantumNeuron(target, sources, order, degree, self.bias)
+
+        self.input_stage = nn.ModuleList([neuron(lane) for lane in work_lanes])
+        self.work_stages = nn.ModuleList([WorkStage([neuron(lane) for lane in work_lanes]) for _ in range(stages)])
+        self.output_stage = nn.ModuleList([neuron(lane) for lane in io_lanes])
+        num_sources = input_size + workspace_size - 1
+        self.register_buffer("monomials", monomial_table(num_sources, degree), persistent=False)
+        # For output neuron j and outcome y: the configuration of the other I/O lanes it sees (the bits of y
+        # below j, zeros above, as an integer over the I-1 other lanes) and the bit y_j it writes.
+        outcomes = torch.arange(2**input_size)
+        bits = int_to_bits(outcomes, input_size)
+        seen = torch.stack([bits * (torch.arange(input_size) < j) for j in range(input_size)])
+        others = torch.stack(
+            [torch.cat([seen[j][:, :j], seen[j][:, j + 1 :]], dim=1) for j in range(input_size)]
+        )
+        weights = 2 ** torch.arange(input_size - 2, -1, -1) if input_size > 1 else torch.zeros(0, dtype=torch.long)
+        self.register_buffer("readout_config", (others * weights).sum(-1), persistent=False)
+        self.register_buffer("readout_bit", bits.T.contiguous(), persistent=False)
+
+    @property
+    def workspace_neurons(self) -> list[QuantumNeuron]:
+        """The neurons that write workspace lanes, in the order they act."""
+        neurons = list(self.input_stage)
+        for stage in self.work_stages:
+            neurons.extend(stage.neurons)
+        return neurons
+
+    def _tables(self, neurons: list[QuantumNeuron]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(cos^m, sin^m) over the source configurations for a list of neurons, in one batched evaluation."""
+        weights = torch.stack([n.weights for n in neurons])
+        theta = torch.stack([n.theta for n in neurons])
+        eta = neuron_angles(weights, theta, self.monomials.to(weights.dtype), self.bias)
+        return amplified_amplitudes(eta, self.order)
+
+    def transfer_tables(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The step as two small tables, differentiable in the parameters.
+
+        `kernels` (2^I x 2^H x 2^H): for input word x and workspace state psi (a row vector), the unnormalised
+        workspace state after the input and work stages is `psi @ kernels[x]`.
+        `readout` (2^I x 2^H): the amplitude of outcome y after the output stage is `readout[y] * z` for the
+        workspace state z (unnormalised; p(y) = |readout[y] * z|^2 / sum over y).
+        """
+        I, H = self.input_size, self.workspace_size
+        X, W = 2**I, 2**H
+        dtype = self.output_stage[0].weights.dtype
+        device = self.monomials.device
+        # Rows of the identity, one copy per input word: (X, W, 2, ..., 2); axis 2 + j is workspace lane I + j.
+        maps = torch.eye(W, dtype=dtype, device=device).expand(X, W, W).reshape(X, W, *(2,) * H)
+        cos_all, sin_all = self._tables(self.workspace_neurons)
+        # A workspace neuron's sources are the other workspace lanes then the I/O lanes, so its table reshapes
+        # to (other workspace bits..., x); x goes first to line up with the input-word axis of `maps`.
+        cos_all = cos_all.reshape(-1, W // 2, X).transpose(1, 2)
+        sin_all = sin_all.reshape(-1, W // 2, X).transpose(1, 2)
+
+        def apply_neuron(maps: torch.Tensor, index: int, lane: int) -> torch.Tensor:
+            shape = [X, 1] + [2] * H
+            shape[2 + lane] = 1
+            return apply_rotation_table(
+                maps, 1 + lane, cos_all[index].reshape(shape), sin_all[index].reshape(shape)
+            )
+
+        index = 0
+        for j in range(H):
+            maps = apply_neuron(maps, index, j)
+            index += 1
+        for stage in self.work_stages:
+            cos_r, sin_r = torch.cos(stage.rotations / 2), torch.sin(stage.rotations / 2)
+            for j in range(H):
+                maps = apply_rotation_table(maps, 1 + j, cos_r[j], sin_r[j])
+            for j in range(H):
+                maps = apply_neuron(maps, index, j)
+                index += 1
+        kernels = maps.reshape(X, W, W)
+
+        cos_out, sin_out = self._tables(list(self.output_stage))
+        cos_out = cos_out.reshape(I, W, X // 2)
+        sin_out = sin_out.reshape(I, W, X // 2)
+        lanes = torch.arange(I, device=device).unsqueeze(1)
+        chosen = torch.where(
+            self.readout_bit.unsqueeze(-1).bool(),
+            sin_out[lanes, :, self.readout_config],
+            cos_out[lanes, :, self.readout_config],
+        )
+        return kernels, chosen.prod(dim=0)
+
+    # ---- the slow reference: the same step, gate by gate, on the full register ----
+
+    def apply_step(
+        self, state: torch.Tensor, word: torch.Tensor, explicit: bool = False
+    ) -> torch.Tensor:
+        """Run the step up to the output stage on batched lane-tensor states with the I/O lanes at 0.
+
+        `state` has I + H lanes (or I + H + order with `explicit`, the extra lanes being the ancillas, at 0);
+        `word` (B x I bits) is written onto the I/O lanes and removed again before the output stage. With
+        `explicit`, every neuron runs as its repeat-until-success circuit. Returns the renormalised state.
+        """
+        io_lanes = list(range(self.input_size))
+        ancillas = list(range(self.input_size + self.workspace_size, state.dim() - 1))
+
+        def neuron(state: torch.Tensor, n: QuantumNeuron) -> torch.Tensor:
+            return run_circuit(state, n.circuit(ancillas)) if explicit else n.apply(state)
+
+        state = flip_lanes(state, io_lanes, word)
+        for n in self.input_stage:
+            state = neuron(state, n)
+        for stage in self.work_stages:
+            for j, angle in enumerate(stage.rotations):
+                state = apply_matrix(state, ry_matrix(angle, state.dtype), self.input_size + j)
+            for n in stage.neurons:
+                state = neuron(state, n)
+        state = flip_lanes(state, io_lanes, word)
+        for n in self.output_stage:
+            state = neuron(state, n)
+        return normalize(state)
+
+    def output_distribution(self, state: torch.Tensor) -> torch.Tensor:
+        """The distribution over the I/O word of lane-tensor states (B x 2^I)."""
+        return marginal_probabilities(state, list(range(self.input_size)))
+

@@ -1,0 +1,365 @@
+"""The QRNN sequence model: one word per step, the output distribution read from the statevector, then
+postselection (on the target) or sampling, and a reset of the I/O lanes.
+
+Between steps the I/O lanes are all zero, so the state is a vector of 2^H workspace amplitudes per sample. A step
+is then `z = psi @ kernels[x]`, `p(y) ~ sum_w (readout[y, w] z[w])^2`, `psi' = readout[y] * z / |readout[y] * z|`
+(see `QRNNCell.transfer_tables`). The whole sequence runs inside one autograd node (`_SequenceFunction`) with a
+hand-written backward pass: it saves only the per-step workspace vectors (L x B x 2^H), so a thousand-step
+sequence costs megabytes, and the per-step work is a handful of tensor operations for the whole batch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any, Union
+
+import torch
+from torch import nn
+
+from qrnn.bits import bits_to_int, int_to_bits
+from qrnn.cell import QRNNCell
+from qrnn.errors import QRNNError
+
+Postselect = Union[bool, Callable[[int, torch.Tensor], torch.Tensor]]
+
+# Above this many input words, gathering each sample's kernel beats multiplying by all kernels at once.
+_GATHER_ABOVE_WORDS = 4
+
+
+def _kernel_products(psi: torch.Tensor, kernels: torch.Tensor, words: torch.Tensor) -> torch.Tensor:
+    """psi[b] @ kernels[words[b]] for every sample b (psi: B x W, kernels: X x W x W, words: B)."""
+    batch, width = psi.shape
+    count = kernels.shape[0]
+    if count <= _GATHER_ABOVE_WORDS:
+        every = psi @ kernels.permute(1, 0, 2).reshape(width, count * width)
+        return every.view(batch, count, width)[torch.arange(batch, device=psi.device), words]
+    return torch.bmm(psi.unsqueeze(1), kernels[words]).squeeze(1)
+
+
+class _SequenceFunction(torch.autograd.Function):
+    """The sequence of steps with a hand-written backward pass (see the module docstring)."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any,
+        kernels: torch.Tensor,
+        readout: torch.Tensor,
+        words: torch.Tensor,
+        targets: torch.Tensor,
+        postselected: torch.Tensor,
+        uniforms: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        steps, batch = words.shape
+        outcomes, width = readout.shape
+        squared_readout = readout * readout
+        psi = torch.zeros(batch, width, dtype=kernels.dtype, device=kernels.device)
+        psi[:, 0] = 1
+        states = psi.new_empty(steps + 1, batch, width)
+        states[0] = psi
+        products = psi.new_empty(steps, batch, width)
+        weights = psi.new_empty(steps, batch, outcomes)
+        probs = psi.new_empty(batch, outcomes, steps)
+        measured = torch.empty(steps, batch, dtype=torch.long, device=kernels.device)
+        chosen_probability = psi.new_empty(steps, batch)
+        sampling = not bool(postselected.all())
+        for t in range(steps):
+            z = _kernel_products(psi, kernels, words[t])
+            u = (z * z) @ squared_readout.T
+            p = u / u.sum(1, keepdim=True)
+            if sampling:
+                sampled = (p.cumsum(1) < uniforms[t].unsqueeze(1)).sum(1).clamp_(max=outcomes - 1)
+                y = torch.where(postselected[t], targets[t], sampled)
+            else:
+                y = targets[t]
+            u_y = u.gather(1, y.unsqueeze(1))
+            psi = readout[y] * z * u_y.rsqrt()
+            states[t + 1] = psi
+            products[t] = z
+            weights[t] = u
+            probs[:, :, t] = p
+            measured[t] = y
+            chosen_probability[t] = p.gather(1, y.unsqueeze(1)).squeeze(1)
+        selected = chosen_probability[postselected]
+        minimum = selected.min() if selected.numel() else chosen_probability.new_ones(())
+        ctx.save_for_backward(kernels, readout, words, measured, states, products, weights, probs)
+        ctx.mark_non_differentiable(measured, minimum)
+        return probs, measured, minimum
+
+    @staticmethod
+    def backward(  # type: ignore[override]
+        ctx: Any, grad_probs: torch.Tensor | None, _grad_measured: Any, _grad_minimum: Any
+    ) -> tuple[torch.Tensor | None, ...]:
+        kernels, readout, words, measured, states, products, weights, probs = ctx.saved_tensors
+        steps, batch, width = products.shape
+        count = kernels.shape[0]
+        if grad_probs is None:
+            grad_probs = torch.zeros_like(probs)
+        squared_readout = readout * readout
+        transposed = kernels.transpose(1, 2)
+        grad_psi = torch.zeros(batch, width, dtype=kernels.dtype, device=kernels.device)
+        grad_products = torch.empty_like(products)
+        grad_weights = torch.empty_like(weights)
+        grad_readout_direct = torch.empty_like(products)
+        for t in range(steps - 1, -1, -1):
+            z, u, y = products[t], weights[t], measured[t]
+            p, grad_p = probs[:, :, t], grad_probs[:, :, t]
+            total = u.sum(1, keepdim=True)
+            grad_u = (grad_p - (grad_p * p).sum(1, keepdim=True)) / total
+            u_y = u.gather(1, y.unsqueeze(1))
+            inverse_norm = u_y.rsqrt()
+            # psi' = readout[y] * z / sqrt(u_y): its gradient reaches z directly, readout[y], and u_y.
+            overlap = (grad_psi * states[t + 1]).sum(1, keepdim=True)
+            grad_u.scatter_add_(1, y.unsqueeze(1), -0.5 * overlap / u_y)
+            grad_z = grad_psi * readout[y] * inverse_norm + 2 * z * (grad_u @ squared_readout)
+            grad_readout_direct[t] = grad_psi * z * inverse_norm
+            grad_products[t] = grad_z
+            grad_weights[t] = grad_u
+            grad_psi = _kernel_products(grad_z, transposed, words[t])
+        flat_words = words.reshape(-1)
+        flat_states = states[:-1].reshape(-1, width)
+        flat_grad_products = grad_products.reshape(-1, width)
+        grad_kernels = torch.zeros_like(kernels)
+        order = torch.argsort(flat_words)
+        counts = torch.bincount(flat_words, minlength=count).tolist()
+        for word, (rows_in, rows_out) in enumerate(
+            zip(flat_states[order].split(counts), flat_grad_products[order].split(counts))
+        ):
+            if rows_in.shape[0]:
+                grad_kernels[word] = rows_in.T @ rows_out
+        squares = products.reshape(-1, width).pow(2)
+        grad_squared_readout = grad_weights.reshape(-1, grad_weights.shape[-1]).T @ squares
+        grad_readout = torch.zeros_like(readout).index_add_(
+            0, measured.reshape(-1), grad_readout_direct.reshape(-1, width)
+        )
+        grad_readout = grad_readout + 2 * readout * grad_squared_readout
+        return grad_kernels, grad_readout, None, None, None, None
+
+
+class QRNN(nn.Module):
+    """A quantum recurrent neural network on `input_size` I/O qubits and `workspace_size` workspace qubits.
+
+    `stages` work stages, neurons of amplification `order` and polynomial `degree`, each with the fixed `bias`
+    (pi/2 in the paper). Float32 by default; `.double()` for float64; any device. Call it as
+    `probs, measured, min_postselection_probability = model(inputs, targets, postselect=True)`.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        workspace_size: int,
+        stages: int,
+        order: int = 2,
+        degree: int = 2,
+        bias: float = math.pi / 2,
+    ) -> None:
+        super().__init__()
+        self.cell = QRNNCell(input_size, workspace_size, stages, order, degree, bias)
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The constructor arguments, as plain data."""
+        c = self.cell
+        return {
+            "input_size": c.input_size,
+            "workspace_size": c.workspace_size,
+            "stages": c.stages,
+            "order": c.order,
+            "degree": c.degree,
+            "bias": c.bias,
+        }
+
+    @property
+    def num_qubits(self) -> int:
+        """Qubits the simulation tracks: the I/O and workspace lanes."""
+        return self.cell.input_size + self.cell.workspace_size
+
+    @property
+    def hardware_qubits(self) -> int:
+        """Qubits a quantum computer needs: I/O, workspace and the `order` ancillas the neurons share."""
+        return self.num_qubits + self.cell.order
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={v}" for k, v in self.config.items())
+
+    @torch.no_grad()
+    def reset_parameters(
+        self,
+        bias_spread: float = 0.1,
+        weights_spread: float = 0.01,
+        unitaries_spread: float = 0.01,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        """The original's initialisation: neuron thetas ~ N(0, bias_spread), neuron weights ~ N(0,
+        weights_spread), rY angles ~ N(0, unitaries_spread); a spread below 1e-10 means the constant 0.
+        Draws happen on the CPU in a fixed order, so a seed gives the same model on every device and shard."""
+
+        def draw(parameter: torch.Tensor, spread: float) -> None:
+            if spread < 1e-10:
+                parameter.zero_()
+                return
+            values = torch.randn(parameter.shape, generator=generator, dtype=torch.float64) * spread
+            parameter.copy_(values.to(parameter.dtype))
+
+        for name, parameter in self.cell.named_parameters():
+            if name.endswith(".theta"):
+                draw(parameter, bias_spread)
+            elif name.endswith(".weights"):
+                draw(parameter, weights_spread)
+            else:
+                draw(parameter, unitaries_spread)
+
+    # ---- the original implementation's parameter names ----
+
+    def _original_names(self) -> dict[str, str]:
+        """original name -> our parameter name."""
+        names: dict[str, str] = {}
+        for j in range(self.cell.workspace_size):
+            names[f"cell.input_layer.{j}.φ"] = f"cell.input_stage.{j}.weights"
+            names[f"cell.input_layer.{j}.θ"] = f"cell.input_stage.{j}.theta"
+        for s in range(self.cell.stages):
+            names[f"cell.kernel_layer.{s}.0.θs"] = f"cell.work_stages.{s}.rotations"
+            for j in range(self.cell.workspace_size):
+                names[f"cell.kernel_layer.{s}.{j + 1}.φ"] = f"cell.work_stages.{s}.neurons.{j}.weights"
+                names[f"cell.kernel_layer.{s}.{j + 1}.θ"] = f"cell.work_stages.{s}.neurons.{j}.theta"
+        for j in range(self.cell.input_size):
+            names[f"cell.output_layer.{j}.φ"] = f"cell.output_stage.{j}.weights"
+            names[f"cell.output_layer.{j}.θ"] = f"cell.output_stage.{j}.theta"
+        return names
+
+    def original_state_dict(self) -> dict[str, torch.Tensor]:
+        """The parameters under the original implementation's names (detached copies)."""
+        ours = dict(self.named_parameters())
+        return {old: ours[new].detach().clone() for old, new in self._original_names().items()}
+
+    def load_original_state_dict(self, state_dict: dict[str, torch.Tensor]) -> None:
+        """Load parameters named as in the original implementation, with or without a leading `module.` (as
+        its DDP checkpoints have them). Errors name the first missing, unexpected or mis-shaped entry."""
+        stripped = {(k[len("module.") :] if k.startswith("module.") else k): v for k, v in state_dict.items()}
+        names = self._original_names()
+        ours = dict(self.named_parameters())
+        for old in names:
+            if old not in stripped:
+                raise QRNNError(f"original state dict is missing {old!r} (model {self.extra_repr()})")
+        for old in stripped:
+            if old not in names:
+                raise QRNNError(f"original state dict has unexpected entry {old!r} (model {self.extra_repr()})")
+        for old, new in names.items():
+            value = torch.as_tensor(stripped[old])
+            if value.shape != ours[new].shape:
+                raise QRNNError(
+                    f"original state dict entry {old!r} has shape {tuple(value.shape)}, "
+                    f"expected {tuple(ours[new].shape)}"
+                )
+        with torch.no_grad():
+            for old, new in names.items():
+                ours[new].copy_(torch.as_tensor(stripped[old]))
+
+    # ---- running sequences ----
+
+    def estimate_memory_bytes(self, batch: int, length: int) -> int:
+        """Bytes a forward and backward pass of this size holds at its peak (an upper estimate)."""
+        itemsize = self.cell.output_stage[0].weights.element_size()
+        words, width = 2**self.cell.input_size, 2**self.cell.workspace_size
+        per_step = batch * (5 * width + 3 * words) * itemsize + 2 * batch * 8
+        tables = 8 * words * width * width * itemsize
+        gathered = batch * width * width * itemsize if words > _GATHER_ABOVE_WORDS else batch * words * width
+        return length * per_step + tables + 2 * gathered
+
+    def _check_memory(self, batch: int, length: int, device: torch.device) -> None:
+        need = self.estimate_memory_bytes(batch, length)
+        available = _available_memory(device)
+        if available is not None and need > available:
+            raise QRNNError(
+                f"a pass over batch {batch} x length {length} needs about {need / 2**30:.1f} GiB, but only "
+                f"{available / 2**30:.1f} GiB is free on {device}; use a smaller batch or shorter sequences"
+            )
+
+    def forward(
+        self,
+        inputs: torch.Tensor,
+        targets: torch.Tensor,
+        postselect: Postselect = True,
+        generator: torch.Generator | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, float]:
+        """Run sequences. `inputs`, `targets`: integer bits, B x L x I (or L x I). Step t feeds `inputs[:, t]`
+        and measures the word compared with `targets[:, t + 1]`.
+
+        `postselect`: True (postselect every step on the target: training), False (sample every step), or a
+        callable `(step, targets_at_step) -> bool tensor B` choosing per sample which steps are postselected.
+        Sampling draws from `generator`. Returns `probs` (B x 2^I x (L-1), the distribution over the I/O word
+        after each step, lane 0 the most significant bit), `measured` (B x (L-1) x I, the words postselected or
+        sampled) and the smallest probability of a postselected word (1.0 if none was postselected).
+        """
+        unbatched = inputs.dim() == 2
+        inputs, targets = self._check_inputs(inputs, targets)
+        batch, length, _ = inputs.shape
+        device = self.cell.monomials.device
+        self._check_memory(batch, length, device)
+        words = bits_to_int(inputs[:, :-1]).T.contiguous().to(device)
+        target_words = bits_to_int(targets[:, 1:]).T.contiguous().to(device)
+        postselected = self._postselection_mask(postselect, targets, device)
+        dtype = self.cell.output_stage[0].weights.dtype
+        if bool(postselected.all()):
+            uniforms = torch.empty(0, dtype=dtype, device=device)
+        else:
+            uniforms = torch.rand(length - 1, batch, generator=generator, dtype=torch.float64)
+            uniforms = uniforms.to(device=device, dtype=dtype)
+        kernels, readout = self.cell.transfer_tables()
+        probs, measured, minimum = _SequenceFunction.apply(
+            kernels, readout, words, target_words, postselected, uniforms
+        )
+        measured_bits = int_to_bits(measured.T, self.cell.input_size)
+        if unbatched:
+            return probs[0], measured_bits[0], float(minimum)
+        return probs, measured_bits, float(minimum)
+
+    def _check_inputs(self, inputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        width = self.cell.input_size
+        for name, bits in (("inputs", inputs), ("targets", targets)):
+            if not isinstance(bits, torch.Tensor):
+                raise QRNNError(f"{name} must be a tensor of bits, got {type(bits).__name__}")
+            if bits.dim() not in (2, 3) or bits.shape[-1] != width:
+                raise QRNNError(
+                    f"{name} must have shape B x L x {width} (or L x {width}), got {tuple(bits.shape)}"
+                )
+            if bits.is_floating_point() or bits.is_complex():
+                raise QRNNError(f"{name} must be an integer or bool tensor of 0/1 bits, got {bits.dtype}")
+            if bits.numel() and not bool(((bits == 0) | (bits == 1)).all()):
+                raise QRNNError(f"{name} must hold only 0 and 1 bits")
+        if inputs.shape != targets.shape:
+            raise QRNNError(
+                f"inputs and targets must have the same shape, got {tuple(inputs.shape)} and {tuple(targets.shape)}"
+            )
+        if inputs.dim() == 2:
+            inputs, targets = inputs.unsqueeze(0), targets.unsqueeze(0)
+        if inputs.shape[0] < 1 or inputs.shape[1] < 2:
+            raise QRNNError(f"need at least one sequence of length >= 2, got shape {tuple(inputs.shape)}")
+        return inputs.long(), targets.long()
+
+    @staticmethod
+    def _postselection_mask(postselect: Postselect, targets: torch.Tensor, device: torch.device) -> torch.Tensor:
+        batch, length, _ = targets.shape
+        if postselect is True or postselect is False:
+            return torch.full((length - 1, batch), bool(postselect), dtype=torch.bool, device=device)
+        if not callable(postselect):
+            raise QRNNError(f"postselect must be True, False or a callable, got {postselect!r}")
+        rows = []
+        for t in range(length - 1):
+            chosen = torch.as_tensor(postselect(t, targets[:, t + 1]), dtype=torch.bool).to(device)
+            rows.append(chosen.expand(batch))
+        return torch.stack(rows)
+
+
+def _available_memory(device: torch.device) -> int | None:
+    """Free memory on `device` in bytes, or None where it cannot be told."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None

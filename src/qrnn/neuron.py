@@ -1,0 +1,162 @@
+"""The quantum neuron: a rotation of one target lane by an angle that is a polynomial of the other lanes' bits,
+sharpened by amplitude amplification of order k.
+
+For a basis configuration x of the source lanes,
+
+    eta(x) = 0.5 * (sum_S weights_S * prod_{i in S} x_i + theta + bias),   m = 2^order
+    a0' = cos(eta)^m a0 - sin(eta)^m a1,   a1' = cos(eta)^m a1 + sin(eta)^m a0,
+
+followed by renormalisation of the whole state. S runs over the subsets of source positions with
+1 <= |S| <= degree, ordered as `itertools.combinations(range(n), r)` for r = 1..degree (the original's order).
+
+Two forms compute it: the closed form (`QuantumNeuron.apply`, a table of (c, s) per source configuration) and
+the explicit repeat-until-success circuit (`QuantumNeuron.circuit`: controlled rotations onto ancillas,
+controlled -iY, the inverse rotations and postselection, recursively for order k with k ancillas). The circuit is
+what hardware would run; the tests prove both give the same state.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from qrnn.gates import Gate, Operation, Postselect
+from qrnn.statevector import apply_rotation_table, normalize
+
+
+@functools.lru_cache(maxsize=None)
+def source_subsets(num_sources: int, degree: int) -> tuple[tuple[int, ...], ...]:
+    """The monomials of a neuron: subsets of source positions of size 1..degree, in the original's order."""
+    return tuple(
+        subset for r in range(1, degree + 1) for subset in itertools.combinations(range(num_sources), r)
+    )
+
+
+def num_weights(num_sources: int, degree: int) -> int:
+    """How many weights a neuron with `num_sources` sources and this degree has."""
+    return len(source_subsets(num_sources, degree))
+
+
+def monomial_table(num_sources: int, degree: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """The 0/1 matrix (2^n x #monomials): entry [x, S] = prod_{i in S} x_i, source position 0 the top bit of x."""
+    configs = torch.arange(2**num_sources)
+    bits = (configs.unsqueeze(1) >> torch.arange(num_sources - 1, -1, -1)) & 1
+    columns = [bits[:, list(subset)].prod(dim=1) for subset in source_subsets(num_sources, degree)]
+    return torch.stack(columns, dim=1).to(dtype)
+
+
+def neuron_angles(
+    weights: torch.Tensor, theta: torch.Tensor, monomials: torch.Tensor, bias: float
+) -> torch.Tensor:
+    """eta for every source configuration: weights (..., #monomials), theta (...) -> (..., 2^n)."""
+    return 0.5 * (weights @ monomials.T + theta.unsqueeze(-1) + bias)
+
+
+def amplified_amplitudes(eta: torch.Tensor, order: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(cos(eta)^m, sin(eta)^m) with m = 2^order: the target's amplitudes after postselecting all ancillas."""
+    power = 2**order
+    return torch.cos(eta).pow(power), torch.sin(eta).pow(power)
+
+
+class QuantumNeuron(nn.Module):
+    """One neuron writing lane `target` from `sources`, with trainable `weights` (one per monomial) and `theta`.
+
+    `bias` is the fixed offset added inside every neuron (pi/2 in the paper), `order` the amplification order
+    k >= 1 and `degree` the highest monomial degree d >= 1.
+    """
+
+    def __init__(
+        self, target: int, sources: Sequence[int], order: int = 2, degree: int = 2, bias: float = math.pi / 2
+    ) -> None:
+        super().__init__()
+        if order < 1 or degree < 1:
+            raise ValueError(f"order and degree must be at least 1, got order={order}, degree={degree}")
+        if target in sources:
+            raise ValueError(f"the target lane {target} cannot be one of its own sources")
+        self.target = target
+        self.sources = tuple(sources)
+        self.order = order
+        self.degree = min(degree, len(self.sources))
+        self.bias = bias
+        self.weights = nn.Parameter(torch.zeros(num_weights(len(self.sources), self.degree)))
+        self.theta = nn.Parameter(torch.zeros(()))
+        self.register_buffer("monomials", monomial_table(len(self.sources), self.degree), persistent=False)
+
+    def extra_repr(self) -> str:
+        return (
+            f"target={self.target}, sources={self.sources}, order={self.order}, degree={self.degree}, "
+            f"bias={self.bias:.6g}"
+        )
+
+    def angles(self) -> torch.Tensor:
+        """eta over the source configurations (2^#sources), source position 0 the most significant bit."""
+        return neuron_angles(self.weights, self.theta, self.monomials.to(self.weights.dtype), self.bias)
+
+    def apply(self, state: torch.Tensor) -> torch.Tensor:
+        """The closed form on a batch of lane-tensor states (B, 2, ..., 2): rotate, then renormalise."""
+        lanes = state.dim() - 1
+        cos_table, sin_table = amplified_amplitudes(self.angles().to(state.dtype), self.order)
+        return normalize(
+            apply_rotation_table(
+                state,
+                self.target,
+                align_source_table(cos_table, self.sources, lanes),
+                align_source_table(sin_table, self.sources, lanes),
+            )
+        )
+
+    def circuit(self, ancillas: Sequence[int]) -> list[Operation]:
+        """The explicit repeat-until-success circuit, using `ancillas` (at least `order` lanes, all |0>).
+
+        Level 1: rY(theta + bias) and one multi-controlled rY(weight_S) per monomial S onto ancilla a1 (so a1
+        holds cos(eta)|0> + sin(eta)|1>), -iY on the target controlled by a1, the inverse rotations, postselect
+        a1 on 0: the target turns by cos^2 / sin^2. Level j: the level j-1 circuit written onto ancilla a_j,
+        controlled -iY from a_j to the target, the inverse of that circuit, postselect a_j on 0.
+        """
+        if len(ancillas) < self.order:
+            raise ValueError(f"an order-{self.order} neuron needs {self.order} ancillas, got {len(ancillas)}")
+        return self._level(self.order, self.target, list(ancillas))
+
+    def _rotations(self, ancilla: int) -> list[Gate]:
+        gates = [Gate("ry", ancilla, (), self.theta + self.bias)]
+        for weight, subset in zip(self.weights, source_subsets(len(self.sources), self.degree)):
+            gates.append(Gate("ry", ancilla, tuple(self.sources[i] for i in subset), weight))
+        return gates
+
+    def _level(self, level: int, target: int, ancillas: list[int]) -> list[Operation]:
+        ancilla = ancillas[level - 1]
+        if level == 1:
+            prepare: list[Operation] = list(self._rotations(ancilla))
+        else:
+            prepare = self._level(level - 1, ancilla, ancillas)
+        # The inverse of a postselected sub-circuit must postselect its ancillas again at its end: its map is
+        # <0|U^T|0>, and only the start's <0| is implied by the ancillas being fresh.
+        return [
+            *prepare,
+            Gate("neg_iy", target, (ancilla,)),
+            *invert_circuit(prepare),
+            *(Postselect(lower, 0) for lower in ancillas[: level - 1]),
+            Postselect(ancilla, 0),
+        ]
+
+
+def invert_circuit(operations: Sequence[Operation]) -> list[Operation]:
+    """The inverse circuit: reversed, each gate inverted, postselections kept at their mirrored places."""
+    return [op.inverse() if isinstance(op, Gate) else op for op in reversed(operations)]
+
+
+def align_source_table(table: torch.Tensor, sources: Sequence[int], num_lanes: int) -> torch.Tensor:
+    """Reshape a table over source configurations (..., 2^n), source position 0 most significant, so that it
+    broadcasts against a batched lane-tensor state of `num_lanes` lanes (size 1 on every non-source lane)."""
+    lead = table.shape[:-1]
+    n = len(sources)
+    table = table.reshape(*lead, *(2,) * n)
+    order = sorted(range(n), key=lambda i: sources[i])
+    table = table.permute(*range(len(lead)), *(len(lead) + i for i in order))
+    shape = [2 if lane in sources else 1 for lane in range(num_lanes)]
+    return table.reshape(*lead, *shape)
