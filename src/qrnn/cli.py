@@ -14,6 +14,7 @@ from qrnn.errors import QRNNError
 # Each module defines `register(subparsers)`, adding one or more subcommands whose parsers set `func`.
 COMMAND_MODULES = [
     "qrnn.bench",
+    "qrnn.datasets.commands",
 ]
 
 

@@ -1,7 +1,63 @@
-"""Datasets, by name: a registry of small classes producing bit-tensor batches (see `base`)."""
+"""Datasets, by name: a registry of small classes producing bit-tensor batches (see `base`).
+
+`qrnn.datasets.get_dataset(name, ...)`, `lookup`, `dataset_names` and the other names below work right after
+`import qrnn.datasets`. The modules that register datasets and resource builders are imported on first use of
+the registry rather than by the import itself, so that importing this package (which every `qrnn` command line
+does, to register its subcommands) does not import torch and `qrnn --help` stays fast.
+"""
 
 from __future__ import annotations
 
-from qrnn.datasets.base import STAGES, Batch, Dataset, dataset_names, get_dataset, lookup, register
+import importlib
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["STAGES", "Batch", "Dataset", "dataset_names", "get_dataset", "lookup", "register"]
+if TYPE_CHECKING:
+    from qrnn.datasets.base import (
+        STAGES,
+        Batch,
+        Dataset,
+        DatasetInfo,
+        dataset_names,
+        derive_seed,
+        get_dataset,
+        lookup,
+        register,
+    )
+
+# Every module that registers datasets (`base.register`) or resource builders (`pipeline.register_builder`).
+DATASET_MODULES = (
+    "qrnn.datasets.synthetic",
+    "qrnn.datasets.text",
+    "qrnn.datasets.shakespeare",
+)
+
+__all__ = [
+    "DATASET_MODULES",
+    "STAGES",
+    "Batch",
+    "Dataset",
+    "DatasetInfo",
+    "dataset_names",
+    "derive_seed",
+    "get_dataset",
+    "load_all",
+    "lookup",
+    "register",
+]
+
+
+def load_all() -> None:
+    """Import every registering module, filling the dataset and builder registries (cheap after the first
+    call: Python imports a module once)."""
+    for module in DATASET_MODULES:
+        importlib.import_module(module)
+
+
+def __getattr__(name: str) -> Any:
+    """The registry's public names, loaded with every dataset on first access."""
+    if name in __all__:
+        load_all()
+        from qrnn.datasets import base
+
+        return getattr(base, name)
+    raise AttributeError(f"module 'qrnn.datasets' has no attribute {name!r}")

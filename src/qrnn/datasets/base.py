@@ -159,13 +159,23 @@ def register(name: str, cls: type[Dataset], description: str, **fixed: object) -
     _REGISTRY[name] = RegisteredDataset(cls, dict(fixed), description)
 
 
+def _load_registry() -> None:
+    """Make sure every dataset module has registered itself (the registry is filled by imports; see
+    `qrnn.datasets.load_all`), so that lookups work whichever module the caller imported."""
+    from qrnn.datasets import load_all
+
+    load_all()
+
+
 def dataset_names() -> list[str]:
     """All registered names, sorted."""
+    _load_registry()
     return sorted(_REGISTRY)
 
 
 def lookup(name: str) -> RegisteredDataset:
     """The registry entry for `name`, or a one-line error listing the valid names."""
+    _load_registry()
     if name not in _REGISTRY:
         raise QRNNError(f"unknown dataset {name!r}; valid datasets: {', '.join(dataset_names())}")
     return _REGISTRY[name]

@@ -1,0 +1,188 @@
+"""The generated datasets of the original implementation: `simple-seq`, `elman-xor`, `elman-letter`, `dna`.
+
+Alignment everywhere (see `qrnn.datasets.base`): step t feeds `inputs[:, t]` and predicts `targets[:, t + 1]`,
+and `scored[:, t]` says whether that prediction counts. Where the next input cannot be predicted from the past,
+the target at that position is a marker word, and the step is not scored (so validation postselects on it).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from qrnn.datasets.base import DatasetInfo, register
+from qrnn.datasets.words import WordDataset
+from qrnn.errors import QRNNError
+
+
+class SimpleSequence(WordDataset):
+    """Two fixed 3-bit sentences to memorise: 0,1,2,3,0,1,2,3,... and 4,4,4,...; targets = inputs, every step
+    scored. There are exactly two sentences, so shards x batch must be 2: shard s with batch b gets sentences
+    [s*b, (s+1)*b). Every stage returns the same sentences (the task is memorisation)."""
+
+    name = "simple-seq"
+    description = "two fixed 3-bit sentences to memorise: 0,1,2,3,0,1,... and 4,4,4,..."
+    word_bits = 3
+    NUM_SENTENCES = 2
+
+    @classmethod
+    def check_options(
+        cls, *, sentence_length: int, batch_size: int, num_shards: int, **fixed: object
+    ) -> None:
+        """Besides the common checks: exactly two sentences are shared out, so shards x batch must be 2."""
+        super().check_options(sentence_length=sentence_length, batch_size=batch_size, num_shards=num_shards)
+        if num_shards * batch_size != cls.NUM_SENTENCES:
+            raise QRNNError(
+                f"simple-seq needs shards x batch = 2, got {num_shards} x {batch_size} "
+                f"(use --num-shards 1 --batch-size 2 or --num-shards 2 --batch-size 1)"
+            )
+
+    @classmethod
+    def info(cls, **fixed: object) -> DatasetInfo:
+        """3-bit words, length from --sentence-length, two fixed sentences."""
+        return DatasetInfo(input_size=cls.word_bits, sequence_length=None, splits="2 fixed sentences")
+
+    def words(self, stage: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """This shard's share of the two sentences; targets = inputs, all steps scored."""
+        length = self.sentence_length
+        sentences = torch.stack([torch.arange(length) % 4, torch.full((length,), 4)])
+        mine = sentences[self.shard * self.batch_size : (self.shard + 1) * self.batch_size].clone()
+        return mine, mine.clone(), torch.ones(len(mine), length - 1, dtype=torch.bool)
+
+
+class ElmanXOR(WordDataset):
+    """Elman's temporal XOR: a stream of random bit triples (a, b, a xor b) presented as 2-bit words
+    [0,a], [0,b], [0,c], one stream per sample, starting on a triple boundary and cut to the sentence length.
+
+    Alignment: position p holds word p of the stream. Only c (p = 2 mod 3) can be predicted, from the a and b
+    fed at the two steps before. So the target at p is the marker [1,0] (word 2) where the input at p is a or
+    b (p = 0, 1 mod 3), and [0,c] where it is c (p = 2 mod 3). Step t feeds input t and predicts target t + 1,
+    so `scored[:, t]` is true exactly when t + 1 = 2 mod 3 (t = 1, 4, 7, ...): the step that has just seen b
+    predicts c. The marker steps are postselected in validation."""
+
+    name = "elman-xor"
+    description = "Elman's temporal XOR: random triples (a, b, a xor b); only the xor bit is scored"
+    word_bits = 2
+    MARKER = 0b10
+
+    @classmethod
+    def check_options(
+        cls, *, sentence_length: int, batch_size: int, num_shards: int, **fixed: object
+    ) -> None:
+        """Besides the common checks: at least one whole triple, so that some step is scored."""
+        super().check_options(sentence_length=sentence_length, batch_size=batch_size, num_shards=num_shards)
+        if sentence_length < 3:
+            raise QRNNError(
+                f"elman-xor needs --sentence-length of at least 3 (one triple a, b, a xor b), "
+                f"got {sentence_length}"
+            )
+
+    @classmethod
+    def info(cls, **fixed: object) -> DatasetInfo:
+        """2-bit words, length from --sentence-length, generated."""
+        return DatasetInfo(input_size=cls.word_bits, sequence_length=None, splits="generated")
+
+    def words(self, stage: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """A fresh random stream per sample; targets and scored mask as in the class docstring."""
+        length = self.sentence_length
+        num_triples = -(-length // 3)
+        pairs = torch.randint(0, 2, (self.batch_size, num_triples, 2), generator=self.generator(stage))
+        triples = torch.cat([pairs, pairs[:, :, :1] ^ pairs[:, :, 1:]], dim=2)
+        inputs = triples.reshape(self.batch_size, 3 * num_triples)[:, :length]
+        predictable = torch.arange(length) % 3 == 2
+        targets = torch.where(predictable, inputs, torch.full_like(inputs, self.MARKER))
+        scored = predictable[1:].expand(self.batch_size, length - 1).clone()
+        return inputs, targets, scored
+
+
+class ElmanLetter(WordDataset):
+    """Elman's letter sequences: a random string of the consonants b, d, g, each followed by its vowels
+    (b -> ba, d -> dii, g -> guuu), one string per sample, cut to the sentence length. 3-bit codes: b=100,
+    d=101, g=110, a=000, i=001, u=010.
+
+    A consonant is unpredictable, every vowel is determined by the consonant before it. So the target at a
+    position holding a consonant is the marker 111, the target at a vowel is the vowel; step t (feeding letter
+    t) predicts target t + 1 and is scored exactly when letter t + 1 is a vowel. Consonant steps are
+    postselected in validation."""
+
+    name = "elman-letter"
+    description = "Elman's letters: random consonants b, d, g expanded to ba, dii, guuu; the vowels are scored"
+    word_bits = 3
+    MARKER = 0b111
+    CODES = {"a": 0b000, "i": 0b001, "u": 0b010, "b": 0b100, "d": 0b101, "g": 0b110}
+    SYLLABLES = ("ba", "dii", "guuu")
+    # Letters for `format`, by code; 011 is unused, 111 is the marker.
+    LETTERS = "aiu?bdg*"
+
+    @classmethod
+    def info(cls, **fixed: object) -> DatasetInfo:
+        """3-bit words, length from --sentence-length, generated."""
+        return DatasetInfo(input_size=cls.word_bits, sequence_length=None, splits="generated")
+
+    def words(self, stage: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """A fresh random letter string per sample; targets and scored mask as in the class docstring."""
+        length = self.sentence_length
+        # Every syllable has at least two letters, so this many consonants always fill the length.
+        num_consonants = length // 2 + 1
+        choices = torch.randint(0, 3, (self.batch_size, num_consonants), generator=self.generator(stage))
+        syllable_codes = [[self.CODES[letter] for letter in syllable] for syllable in self.SYLLABLES]
+        inputs = torch.tensor(
+            [
+                [code for choice in row for code in syllable_codes[choice]][:length]
+                for row in choices.tolist()
+            ],
+            dtype=torch.long,
+        ).reshape(self.batch_size, length)
+        is_vowel = inputs < 0b100
+        targets = torch.where(is_vowel, inputs, torch.full_like(inputs, self.MARKER))
+        return inputs, targets, is_vowel[:, 1:].clone()
+
+    def render_word(self, word: int) -> str:
+        """The letter of a code ('*' for the marker)."""
+        return self.LETTERS[word]
+
+
+class DNA(WordDataset):
+    """Long-term memory: a random string of bases 0-3 (3-bit words) of the sentence length L, in which one
+    position p, uniform in [1, L/2), carries a marker (the word base + 4, i.e. the top bit set). The target at
+    every position from p on is the marked base, 0 before it; only the last step (predicting target L-1) is
+    scored, so the network must carry one base over up to L/2 or more steps."""
+
+    name = "dna"
+    description = "remember the marked base of a random DNA string until the end; only the last step is scored"
+    word_bits = 3
+    MARKER_BIT = 0b100
+
+    @classmethod
+    def check_options(
+        cls, *, sentence_length: int, batch_size: int, num_shards: int, **fixed: object
+    ) -> None:
+        """Besides the common checks: room for a marker in [1, L/2), which needs L >= 3."""
+        super().check_options(sentence_length=sentence_length, batch_size=batch_size, num_shards=num_shards)
+        if sentence_length < 3:
+            raise QRNNError(
+                f"dna needs --sentence-length of at least 3 (the marker sits in [1, L/2)), got {sentence_length}"
+            )
+
+    @classmethod
+    def info(cls, **fixed: object) -> DatasetInfo:
+        """3-bit words, length from --sentence-length, generated."""
+        return DatasetInfo(input_size=cls.word_bits, sequence_length=None, splits="generated")
+
+    def words(self, stage: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Fresh random strings and marker positions per sample; only the last step scored."""
+        length, batch = self.sentence_length, self.batch_size
+        generator = self.generator(stage)
+        bases = torch.randint(0, 4, (batch, length), generator=generator)
+        # Integers p with 1 <= p < L/2, i.e. p <= (L-1)//2.
+        marker_positions = torch.randint(1, (length + 1) // 2, (batch, 1), generator=generator)
+        marked_bases = bases.gather(1, marker_positions)
+        positions = torch.arange(length).expand(batch, length)
+        inputs = torch.where(positions == marker_positions, bases + self.MARKER_BIT, bases)
+        targets = torch.where(positions >= marker_positions, marked_bases, torch.zeros_like(bases))
+        scored = torch.zeros(batch, length - 1, dtype=torch.bool)
+        scored[:, -1] = True
+        return inputs, targets, scored
+
+
+for _dataset in (SimpleSequence, ElmanXOR, ElmanLetter, DNA):
+    register(_dataset.name, _dataset, _dataset.description)
