@@ -28,12 +28,23 @@ from qrnn.gates import ry_matrix
 from qrnn.neuron import QuantumNeuron, amplified_amplitudes, monomial_table, neuron_angles
 from qrnn.statevector import (
     apply_matrix,
-    apply_rotation_table,
     flip_lanes,
     marginal_probabilities,
     normalize,
     run_circuit,
+    run_rotation_program,
 )
+
+# Largest workspace dimension 2^H for which an rY layer is applied as one dense matrix.
+_DENSE_LAYER_MAX_WIDTH = 256
+
+
+def _kron_all(matrices: list[torch.Tensor]) -> torch.Tensor:
+    """The Kronecker product of the matrices, the first one acting on the most significant lane."""
+    result = matrices[0]
+    for matrix in matrices[1:]:
+        result = torch.kron(result, matrix)
+    return result
 
 
 class WorkStage(nn.Module):
@@ -120,8 +131,8 @@ class QRNNCell(nn.Module):
     def transfer_tables(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The step as two small tables, differentiable in the parameters.
 
-        `kernels` (2^I x 2^H x 2^H): for input word x and workspace state psi (a row vector), the unnormalised
-        workspace state after the input and work stages is `psi @ kernels[x]`.
+        `kernels` (2^I x 2^H x 2^H): for input word x and workspace state psi, the unnormalised workspace state
+        after the input and work stages is `kernels[x] @ psi`.
         `readout` (2^I x 2^H): the amplitude of outcome y after the output stage is `readout[y] * z` for the
         workspace state z (unnormalised; p(y) = |readout[y] * z|^2 / sum over y).
         """
@@ -129,33 +140,38 @@ class QRNNCell(nn.Module):
         X, W = 2**I, 2**H
         dtype = self.output_stage[0].weights.dtype
         device = self.monomials.device
-        # Rows of the identity, one copy per input word: (X, W, 2, ..., 2); axis 2 + j is workspace lane I + j.
-        maps = torch.eye(W, dtype=dtype, device=device).expand(X, W, W).reshape(X, W, *(2,) * H)
         cos_all, sin_all = self._tables(self.workspace_neurons)
         # A workspace neuron's sources are the other workspace lanes then the I/O lanes, so its table reshapes
-        # to (other workspace bits..., x); x goes first to line up with the input-word axis of `maps`.
-        cos_all = cos_all.reshape(-1, W // 2, X).transpose(1, 2)
-        sin_all = sin_all.reshape(-1, W // 2, X).transpose(1, 2)
-
-        def apply_neuron(maps: torch.Tensor, index: int, lane: int) -> torch.Tensor:
-            shape = [X, 1] + [2] * H
-            shape[2 + lane] = 1
-            return apply_rotation_table(
-                maps, 1 + lane, cos_all[index].reshape(shape), sin_all[index].reshape(shape)
-            )
-
-        index = 0
-        for j in range(H):
-            maps = apply_neuron(maps, index, j)
-            index += 1
-        for stage in self.work_stages:
-            cos_r, sin_r = torch.cos(stage.rotations / 2), torch.sin(stage.rotations / 2)
-            for j in range(H):
-                maps = apply_rotation_table(maps, 1 + j, cos_r[j], sin_r[j])
-            for j in range(H):
-                maps = apply_neuron(maps, index, j)
-                index += 1
-        kernels = maps.reshape(X, W, W)
+        # to (other workspace bits, x); x goes first, one group of kernel columns per input word.
+        neuron_cos = cos_all.reshape(-1, W // 2, X).transpose(1, 2)
+        neuron_sin = sin_all.reshape(-1, W // 2, X).transpose(1, 2)
+        # An rY layer is the same for every input word: as one dense Kronecker product while 2^H is small
+        # (a matrix product beats H passes over memory), else lane by lane.
+        dense_layers = W <= _DENSE_LAYER_MAX_WIDTH
+        program: list[tuple[str, int, int]] = [("rotate", j, j) for j in range(H)]
+        layer_matrices, rotation_cos, rotation_sin = [], [], []
+        for s, stage in enumerate(self.work_stages):
+            half = stage.rotations / 2
+            if dense_layers:
+                program.append(("dense", s, -1))
+                layer_matrices.append(_kron_all([ry_matrix(a, dtype) for a in stage.rotations]))
+            else:
+                program.extend(("rotate", len(self.workspace_neurons) + s * H + j, j) for j in range(H))
+                rotation_cos.append(torch.cos(half))
+                rotation_sin.append(torch.sin(half))
+            program.extend(("rotate", H * (s + 1) + j, j) for j in range(H))
+        if dense_layers:
+            cos_tables, sin_tables = neuron_cos, neuron_sin
+            dense = torch.stack(layer_matrices) if layer_matrices else neuron_cos.new_zeros(0, W, W)
+        else:
+            # Scalar rotations broadcast over the input words and the other lanes.
+            extra_cos = torch.cat(rotation_cos).view(-1, 1, 1).expand(-1, X, W // 2)
+            extra_sin = torch.cat(rotation_sin).view(-1, 1, 1).expand(-1, X, W // 2)
+            cos_tables = torch.cat([neuron_cos, extra_cos])
+            sin_tables = torch.cat([neuron_sin, extra_sin])
+            dense = neuron_cos.new_zeros(0, W, W)
+        identity = torch.eye(W, dtype=dtype, device=device).expand(X, W, W)
+        kernels = run_rotation_program(identity, program, cos_tables, sin_tables, dense)
 
         cos_out, sin_out = self._tables(list(self.output_stage))
         cos_out = cos_out.reshape(I, W, X // 2)

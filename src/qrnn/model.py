@@ -2,7 +2,7 @@
 postselection (on the target) or sampling, and a reset of the I/O lanes.
 
 Between steps the I/O lanes are all zero, so the state is a vector of 2^H workspace amplitudes per sample. A step
-is then `z = psi @ kernels[x]`, `p(y) ~ sum_w (readout[y, w] z[w])^2`, `psi' = readout[y] * z / |readout[y] * z|`
+is then `z = kernels[x] @ psi`, `p(y) ~ sum_w (readout[y, w] z[w])^2`, `psi' = readout[y] * z / |readout[y] * z|`
 (see `QRNNCell.transfer_tables`). The whole sequence runs inside one autograd node (`_SequenceFunction`) with a
 hand-written backward pass: it saves only the per-step workspace vectors (L x B x 2^H), so a thousand-step
 sequence costs megabytes, and the per-step work is a handful of tensor operations for the whole batch.
@@ -23,22 +23,25 @@ from qrnn.errors import QRNNError
 
 Postselect = Union[bool, Callable[[int, torch.Tensor], torch.Tensor]]
 
-# Above this many input words, gathering each sample's kernel beats multiplying by all kernels at once.
-_GATHER_ABOVE_WORDS = 4
-
-
-def _kernel_products(psi: torch.Tensor, kernels: torch.Tensor, words: torch.Tensor) -> torch.Tensor:
-    """psi[b] @ kernels[words[b]] for every sample b (psi: B x W, kernels: X x W x W, words: B)."""
-    batch, width = psi.shape
-    count = kernels.shape[0]
-    if count <= _GATHER_ABOVE_WORDS:
-        every = psi @ kernels.permute(1, 0, 2).reshape(width, count * width)
-        return every.view(batch, count, width)[torch.arange(batch, device=psi.device), words]
-    return torch.bmm(psi.unsqueeze(1), kernels[words]).squeeze(1)
+def _grouped_products(
+    rows: torch.Tensor, matrices: torch.Tensor, counts: list[int], out: torch.Tensor
+) -> torch.Tensor:
+    """out[i] = rows[i] @ matrices[x].T where the rows are sorted by word x and `counts[x]` rows have word x."""
+    start = 0
+    for word, count in enumerate(counts):
+        if count:
+            torch.mm(rows[start : start + count], matrices[word].T, out=out[start : start + count])
+            start += count
+    return out
 
 
 class _SequenceFunction(torch.autograd.Function):
-    """The sequence of steps with a hand-written backward pass (see the module docstring)."""
+    """The sequence of steps with a hand-written backward pass (see the module docstring).
+
+    At each step the batch is taken in the order that sorts it by input word (`order[t]`), so that every
+    group of samples sharing a word is one matrix product with that word's kernel; everything saved for the
+    backward pass is in that per-step sorted order, and the outputs are put back in the batch's order at the end.
+    """
 
     @staticmethod
     def forward(  # type: ignore[override]
@@ -51,84 +54,101 @@ class _SequenceFunction(torch.autograd.Function):
         uniforms: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         steps, batch = words.shape
-        outcomes, width = readout.shape
-        squared_readout = readout * readout
+        count, width = kernels.shape[0], kernels.shape[-1]
+        outcomes = readout.shape[0]
+        order = torch.argsort(words, dim=1, stable=True)
+        inverse = torch.argsort(order, dim=1)
+        counts = torch.zeros(steps, count, dtype=torch.long, device=words.device)
+        counts.scatter_add_(1, words, torch.ones_like(words))
+        counts_list = counts.tolist()
+        targets = targets.gather(1, order)
+        postselected = postselected.gather(1, order)
+        sampling = not bool(postselected.all())
+        if sampling:
+            uniforms = uniforms.gather(1, order)
+        squared_readout_t = (readout * readout).T.contiguous()
         psi = torch.zeros(batch, width, dtype=kernels.dtype, device=kernels.device)
         psi[:, 0] = 1
-        states = psi.new_empty(steps + 1, batch, width)
-        states[0] = psi
+        states = psi.new_empty(steps, batch, width)
+        outputs = psi.new_empty(steps, batch, width)
         products = psi.new_empty(steps, batch, width)
         weights = psi.new_empty(steps, batch, outcomes)
-        probs = psi.new_empty(batch, outcomes, steps)
+        probs = psi.new_empty(steps, batch, outcomes)
         measured = torch.empty(steps, batch, dtype=torch.long, device=kernels.device)
-        chosen_probability = psi.new_empty(steps, batch)
-        sampling = not bool(postselected.all())
         for t in range(steps):
-            z = _kernel_products(psi, kernels, words[t])
-            u = (z * z) @ squared_readout.T
-            p = u / u.sum(1, keepdim=True)
+            torch.index_select(psi, 0, order[t], out=states[t])
+            z = _grouped_products(states[t], kernels, counts_list[t], products[t])
+            u = torch.mm(z * z, squared_readout_t, out=weights[t])
+            p = torch.div(u, u.sum(1, keepdim=True), out=probs[t])
             if sampling:
                 sampled = (p.cumsum(1) < uniforms[t].unsqueeze(1)).sum(1).clamp_(max=outcomes - 1)
                 y = torch.where(postselected[t], targets[t], sampled)
             else:
                 y = targets[t]
-            u_y = u.gather(1, y.unsqueeze(1))
-            psi = readout[y] * z * u_y.rsqrt()
-            states[t + 1] = psi
-            products[t] = z
-            weights[t] = u
-            probs[:, :, t] = p
             measured[t] = y
-            chosen_probability[t] = p.gather(1, y.unsqueeze(1)).squeeze(1)
+            u_y = u.gather(1, y.unsqueeze(1))
+            torch.mul(readout[y] * z, u_y.rsqrt(), out=outputs[t])
+            psi = outputs[t].index_select(0, inverse[t])
+        chosen_probability = probs.gather(2, measured.unsqueeze(2)).squeeze(2)
         selected = chosen_probability[postselected]
         minimum = selected.min() if selected.numel() else chosen_probability.new_ones(())
-        ctx.save_for_backward(kernels, readout, words, measured, states, products, weights, probs)
-        ctx.mark_non_differentiable(measured, minimum)
-        return probs, measured, minimum
+        ctx.save_for_backward(kernels, readout, order, inverse, measured, states, outputs, products, weights, probs)
+        ctx.counts = counts_list
+        ctx.sorted_words = words.gather(1, order)
+        batch_order = inverse.unsqueeze(2).expand(-1, -1, outcomes)
+        probs_out = probs.gather(1, batch_order).permute(1, 2, 0)
+        measured_out = measured.gather(1, inverse)
+        ctx.mark_non_differentiable(measured_out, minimum)
+        return probs_out, measured_out, minimum
 
     @staticmethod
     def backward(  # type: ignore[override]
         ctx: Any, grad_probs: torch.Tensor | None, _grad_measured: Any, _grad_minimum: Any
     ) -> tuple[torch.Tensor | None, ...]:
-        kernels, readout, words, measured, states, products, weights, probs = ctx.saved_tensors
+        kernels, readout, order, inverse, measured, states, outputs, products, weights, probs = ctx.saved_tensors
         steps, batch, width = products.shape
-        count = kernels.shape[0]
+        count, outcomes = kernels.shape[0], readout.shape[0]
         if grad_probs is None:
-            grad_probs = torch.zeros_like(probs)
+            grad_probs = probs.new_zeros(batch, outcomes, steps)
+        # Into the per-step sorted order of the saved tensors: (steps, batch, outcomes).
+        grad_probs = grad_probs.permute(2, 0, 1).gather(1, order.unsqueeze(2).expand(-1, -1, outcomes))
         squared_readout = readout * readout
         transposed = kernels.transpose(1, 2)
         grad_psi = torch.zeros(batch, width, dtype=kernels.dtype, device=kernels.device)
         grad_products = torch.empty_like(products)
         grad_weights = torch.empty_like(weights)
         grad_readout_direct = torch.empty_like(products)
+        grad_rows = torch.empty(batch, width, dtype=kernels.dtype, device=kernels.device)
         for t in range(steps - 1, -1, -1):
-            z, u, y = products[t], weights[t], measured[t]
-            p, grad_p = probs[:, :, t], grad_probs[:, :, t]
+            z, u, y, p, grad_p = products[t], weights[t], measured[t], probs[t], grad_probs[t]
+            grad_next = grad_psi.index_select(0, order[t])
             total = u.sum(1, keepdim=True)
             grad_u = (grad_p - (grad_p * p).sum(1, keepdim=True)) / total
             u_y = u.gather(1, y.unsqueeze(1))
             inverse_norm = u_y.rsqrt()
             # psi' = readout[y] * z / sqrt(u_y): its gradient reaches z directly, readout[y], and u_y.
-            overlap = (grad_psi * states[t + 1]).sum(1, keepdim=True)
+            overlap = (grad_next * outputs[t]).sum(1, keepdim=True)
             grad_u.scatter_add_(1, y.unsqueeze(1), -0.5 * overlap / u_y)
-            grad_z = grad_psi * readout[y] * inverse_norm + 2 * z * (grad_u @ squared_readout)
-            grad_readout_direct[t] = grad_psi * z * inverse_norm
-            grad_products[t] = grad_z
             grad_weights[t] = grad_u
-            grad_psi = _kernel_products(grad_z, transposed, words[t])
-        flat_words = words.reshape(-1)
-        flat_states = states[:-1].reshape(-1, width)
-        flat_grad_products = grad_products.reshape(-1, width)
+            torch.addcmul(
+                grad_next * readout[y] * inverse_norm, z, grad_u @ squared_readout, value=2, out=grad_products[t]
+            )
+            grad_readout_direct[t] = grad_next * z * inverse_norm
+            _grouped_products(grad_products[t], transposed, ctx.counts[t], grad_rows)
+            grad_psi = grad_rows.index_select(0, inverse[t])
         grad_kernels = torch.zeros_like(kernels)
-        order = torch.argsort(flat_words)
-        counts = torch.bincount(flat_words, minlength=count).tolist()
+        flat_words = ctx.sorted_words.reshape(-1)
+        flat_states = states.reshape(-1, width)
+        flat_grad_products = grad_products.reshape(-1, width)
+        order_all = torch.argsort(flat_words, stable=True)
+        counts_all = torch.bincount(flat_words, minlength=count).tolist()
         for word, (rows_in, rows_out) in enumerate(
-            zip(flat_states[order].split(counts), flat_grad_products[order].split(counts))
+            zip(flat_states[order_all].split(counts_all), flat_grad_products[order_all].split(counts_all))
         ):
             if rows_in.shape[0]:
-                grad_kernels[word] = rows_in.T @ rows_out
+                grad_kernels[word] = rows_out.T @ rows_in
         squares = products.reshape(-1, width).pow(2)
-        grad_squared_readout = grad_weights.reshape(-1, grad_weights.shape[-1]).T @ squares
+        grad_squared_readout = grad_weights.reshape(-1, outcomes).T @ squares
         grad_readout = torch.zeros_like(readout).index_add_(
             0, measured.reshape(-1), grad_readout_direct.reshape(-1, width)
         )
@@ -260,11 +280,15 @@ class QRNN(nn.Module):
     def estimate_memory_bytes(self, batch: int, length: int) -> int:
         """Bytes a forward and backward pass of this size holds at its peak (an upper estimate)."""
         itemsize = self.cell.output_stage[0].weights.element_size()
-        words, width = 2**self.cell.input_size, 2**self.cell.workspace_size
-        per_step = batch * (5 * width + 3 * words) * itemsize + 2 * batch * 8
-        tables = 8 * words * width * width * itemsize
-        gathered = batch * width * width * itemsize if words > _GATHER_ABOVE_WORDS else batch * words * width
-        return length * per_step + tables + 2 * gathered
+        c = self.cell
+        words, width = 2**c.input_size, 2**c.workspace_size
+        # Saved per step: the sorted input states, outputs, kernel products and their gradients (5 vectors of
+        # 2^H), the outcome weights, probabilities and their gradients (4 of 2^I), and three index rows.
+        per_step = batch * (5 * width + 4 * words) * itemsize + 3 * batch * 8
+        # The kernel construction keeps every intermediate kernel (one per rotation or layer) for its backward.
+        operations = (1 + c.stages) * c.workspace_size + c.stages * c.workspace_size
+        tables = (operations + 4) * words * width * width * itemsize
+        return length * per_step + tables
 
     def _check_memory(self, batch: int, length: int, device: torch.device) -> None:
         need = self.estimate_memory_bytes(batch, length)

@@ -29,7 +29,7 @@ from qrnn.gates import Gate, Operation, Postselect
 from qrnn.statevector import apply_rotation_table, normalize
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def source_subsets(num_sources: int, degree: int) -> tuple[tuple[int, ...], ...]:
     """The monomials of a neuron: subsets of source positions of size 1..degree, in the original's order."""
     return tuple(

@@ -116,3 +116,102 @@ def run_circuit(state: torch.Tensor, operations: Iterable[Operation]) -> torch.T
         else:
             raise TypeError(f"not a circuit operation: {operation!r}")
     return normalize(state)
+
+
+class _RotationProgram(torch.autograd.Function):
+    """A fixed sequence of table rotations and dense maps on a batch of column states, with a hand-written
+    backward pass that reuses preallocated buffers: building the cell's per-word kernels is dominated by
+    memory traffic, and autograd's generic graph for it allocated and reduced far more than needed. States are
+    columns (the last axis indexes them) so that every elementwise pass runs over contiguous memory."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: object,
+        cos_tables: torch.Tensor,
+        sin_tables: torch.Tensor,
+        dense: torch.Tensor,
+        states: torch.Tensor,
+        program: tuple[tuple[str, int, int], ...],
+    ) -> torch.Tensor:
+        groups, width, columns = states.shape
+        lanes = width.bit_length() - 1
+        history = states.new_empty((len(program) + 1, groups) + (2,) * lanes + (columns,))
+        history[0].view(groups, width, columns).copy_(states)
+        for step, (kind, index, lane) in enumerate(program):
+            before, after = history[step], history[step + 1]
+            if kind == "dense":
+                torch.matmul(dense[index], before.view(groups, width, columns), out=after.view(groups, width, columns))
+                continue
+            c, s = _table_views(cos_tables[index], sin_tables[index], lanes)
+            low, high = before.select(1 + lane, 0), before.select(1 + lane, 1)
+            new_low, new_high = after.select(1 + lane, 0), after.select(1 + lane, 1)
+            torch.mul(low, c, out=new_low)
+            new_low.addcmul_(high, s, value=-1)
+            torch.mul(high, c, out=new_high)
+            new_high.addcmul_(low, s)
+        ctx.save_for_backward(cos_tables, sin_tables, dense, history)  # type: ignore[attr-defined]
+        ctx.program = program  # type: ignore[attr-defined]
+        return history[-1].reshape(groups, width, columns).clone()
+
+    @staticmethod
+    def backward(ctx: object, grad_output: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
+        cos_tables, sin_tables, dense, history = ctx.saved_tensors  # type: ignore[attr-defined]
+        groups, columns = history.shape[1], history.shape[-1]
+        lanes = history.dim() - 3
+        width = 2**lanes
+        grad = grad_output.reshape(history.shape[1:]).clone()
+        spare = torch.empty_like(grad)
+        grad_cos = torch.zeros_like(cos_tables)
+        grad_sin = torch.zeros_like(sin_tables)
+        grad_dense = torch.zeros_like(dense)
+        product = history.new_empty((groups,) + (2,) * (lanes - 1) + (columns,))
+        for step in range(len(ctx.program) - 1, -1, -1):  # type: ignore[attr-defined]
+            kind, index, lane = ctx.program[step]  # type: ignore[attr-defined]
+            before = history[step]
+            if kind == "dense":
+                flat_grad = grad.view(groups, width, columns)
+                flat_before = before.view(groups, width, columns)
+                grad_dense[index] += (flat_grad @ flat_before.transpose(1, 2)).sum(0)
+                torch.matmul(dense[index].T, flat_grad, out=spare.view(groups, width, columns))
+                grad, spare = spare, grad
+                continue
+            c, s = _table_views(cos_tables[index], sin_tables[index], lanes)
+            low, high = before.select(1 + lane, 0), before.select(1 + lane, 1)
+            grad_low, grad_high = grad.select(1 + lane, 0), grad.select(1 + lane, 1)
+            torch.mul(grad_low, low, out=product)
+            product.addcmul_(grad_high, high)
+            grad_cos[index] += product.sum(-1).reshape(groups, -1).sum_to_size(grad_cos[index].shape)
+            torch.mul(grad_high, low, out=product)
+            product.addcmul_(grad_low, high, value=-1)
+            grad_sin[index] += product.sum(-1).reshape(groups, -1).sum_to_size(grad_sin[index].shape)
+            new_low, new_high = spare.select(1 + lane, 0), spare.select(1 + lane, 1)
+            torch.mul(grad_low, c, out=new_low)
+            new_low.addcmul_(grad_high, s)
+            torch.mul(grad_high, c, out=new_high)
+            new_high.addcmul_(grad_low, s, value=-1)
+            grad, spare = spare, grad
+        return grad_cos, grad_sin, grad_dense, None, None
+
+
+def _table_views(cos_table: torch.Tensor, sin_table: torch.Tensor, lanes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Tables (groups or 1, 2^(lanes-1) or 1) as views broadcasting over (groups, 2 x (lanes-1), columns)."""
+    other = (2,) * (lanes - 1) if cos_table.shape[1] > 1 else (1,) * (lanes - 1)
+    shape = (cos_table.shape[0],) + other + (1,)
+    return cos_table.view(shape), sin_table.view(shape)
+
+
+def run_rotation_program(
+    states: torch.Tensor,
+    program: Sequence[tuple[str, int, int]],
+    cos_tables: torch.Tensor,
+    sin_tables: torch.Tensor,
+    dense: torch.Tensor,
+) -> torch.Tensor:
+    """Apply a fixed program to column states (G x 2^n x R: G groups of R states on n lanes, lane 0 the top bit).
+
+    Each step is ("rotate", k, lane): [[c, -s], [s, c]] on `lane` with c = cos_tables[k], s = sin_tables[k],
+    tables of shape (G or 1) x (2^(n-1) or 1) over the other lanes' configuration (in lane order, top bit
+    first), the same for every state of a group; or ("dense", k, -1): `dense[k]` (2^n x 2^n) times every state.
+    Unnormalised. Differentiable in the tables and the dense matrices (not in `states`).
+    """
+    return _RotationProgram.apply(cos_tables, sin_tables, dense, states.detach(), tuple(program))

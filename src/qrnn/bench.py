@@ -1,0 +1,170 @@
+"""`qrnn bench`: time full training steps (forward with postselection on the targets, the loss, backward,
+gradient clipping, optimizer step) on random data of the shapes the paper's experiments use.
+
+Each configuration runs in a fresh subprocess so that its peak resident memory is its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+
+from qrnn.errors import QRNNError
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """One benchmark row: model and data sizes, and the original code's time per step on a 2-core machine."""
+
+    name: str
+    input_size: int
+    workspace_size: int
+    stages: int
+    order: int
+    degree: int
+    batch: int
+    length: int
+    original_seconds: float | None
+
+
+CONFIGS = {
+    c.name: c
+    for c in [
+        BenchConfig("umap", 2, 6, 2, 2, 3, 160, 5, 0.50),
+        BenchConfig("mnist01", 2, 8, 2, 2, 2, 20, 100, 4.5),
+        BenchConfig("dna100", 3, 5, 1, 2, 3, 16, 100, 2.0),
+        BenchConfig("elman-letter", 3, 4, 2, 2, 2, 16, 36, 0.8),
+        BenchConfig("dna500", 3, 5, 1, 2, 3, 128, 500, 92.0),
+        BenchConfig("dna1000", 3, 5, 1, 2, 3, 128, 1000, None),
+    ]
+}
+DEFAULT_CONFIGS = ["umap", "mnist01", "dna100", "elman-letter", "dna500", "dna1000"]
+
+
+def time_config(config: BenchConfig, device: str, dtype: str, repeats: int, seed: int = 0) -> dict[str, object]:
+    """Median seconds per training step of `config` and the process's peak resident memory."""
+    import resource
+
+    import torch
+
+    from qrnn.bits import bits_to_int
+    from qrnn.loss import original_loss
+    from qrnn.model import QRNN
+
+    generator = torch.Generator().manual_seed(seed)
+    model = QRNN(config.input_size, config.workspace_size, config.stages, config.order, config.degree)
+    model.reset_parameters(generator=generator)
+    model = model.to(device=device, dtype=getattr(torch, dtype))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.01)
+    shape = (config.batch, config.length, config.input_size)
+    inputs = torch.randint(0, 2, shape, generator=generator).to(device)
+    targets = torch.randint(0, 2, shape, generator=generator).to(device)
+    target_words = bits_to_int(targets[:, 1:])
+
+    def step() -> None:
+        optimizer.zero_grad()
+        probs, _, _ = model(inputs, targets, postselect=True)
+        loss = original_loss(probs, target_words)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 0.5)
+        optimizer.step()
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+
+    for _ in range(2):
+        step()
+    times = []
+    budget_end = time.perf_counter() + 20.0
+    for _ in range(repeats):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+        if time.perf_counter() > budget_end and len(times) >= 3:
+            break
+    seconds = statistics.median(times)
+    return {
+        "config": config.name,
+        "seconds_per_step": seconds,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "runs": len(times),
+        "threads": torch.get_num_threads(),
+        "device": device,
+        "dtype": dtype,
+        "original_seconds_per_step": config.original_seconds,
+        "speedup": None if config.original_seconds is None else config.original_seconds / seconds,
+        **{k: v for k, v in asdict(config).items() if k not in ("name", "original_seconds")},
+    }
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    """Run the selected configurations, each in its own subprocess, and print a table or JSON lines."""
+    names = args.config or DEFAULT_CONFIGS
+    for name in names:
+        if name not in CONFIGS:
+            raise QRNNError(f"unknown benchmark config {name!r}; valid: {', '.join(CONFIGS)}")
+    if args.device not in ("cpu", "cuda") and not args.device.startswith("cuda:"):
+        raise QRNNError(f"--device must be cpu or cuda, got {args.device!r}")
+    if args.device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise QRNNError("--device cuda was asked for, but torch sees no CUDA device here")
+    if not args.json:
+        print(f"{'name':<13} {'I':>2} {'H':>2} {'S':>2} {'k':>2} {'d':>2} {'B':>4} {'L':>5} "
+              f"{'s/step':>9} {'original':>9} {'speedup':>8} {'peak RSS MB':>12}")
+    for name in names:
+        command = [sys.executable, "-m", "qrnn.bench", "--child", name, "--device", args.device,
+                   "--dtype", args.dtype, "--repeats", str(args.repeats)]
+        result = subprocess.run(command, capture_output=True, text=True)
+        if result.returncode != 0:
+            print(f"{name}: failed: {result.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
+            return 1
+        row = json.loads(result.stdout.strip().splitlines()[-1])
+        if args.json:
+            print(json.dumps(row), flush=True)
+            continue
+        original = row["original_seconds_per_step"]
+        original_text = "-" if original is None else f"{original:.2f}s"
+        speedup_text = "-" if row["speedup"] is None else f"{row['speedup']:.0f}x"
+        print(f"{name:<13} {row['input_size']:>2} {row['workspace_size']:>2} {row['stages']:>2} "
+              f"{row['order']:>2} {row['degree']:>2} {row['batch']:>4} {row['length']:>5} "
+              f"{row['seconds_per_step'] * 1000:>7.1f}ms "
+              f"{original_text:>9} {speedup_text:>8} {row['peak_rss_mb']:>12.0f}",
+              flush=True)
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `qrnn bench`."""
+    parser = subparsers.add_parser(
+        "bench",
+        help="time training steps on the paper's model sizes",
+        description=__doc__,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--config", action="append", metavar="NAME",
+                        help=f"run only this config (repeatable); one of {', '.join(CONFIGS)}; default: all")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    parser.add_argument("--repeats", type=int, default=15, help="timed steps per config (median reported)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object per config")
+    parser.set_defaults(func=run_bench)
+
+
+def _child_main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--child", required=True)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", default="float32")
+    parser.add_argument("--repeats", type=int, default=15)
+    args = parser.parse_args()
+    print(json.dumps(time_config(CONFIGS[args.child], args.device, args.dtype, args.repeats)))
+
+
+if __name__ == "__main__":
+    _child_main()
