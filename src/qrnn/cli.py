@@ -15,6 +15,7 @@ from qrnn.errors import QRNNError
 COMMAND_MODULES = [
     "qrnn.bench",
     "qrnn.datasets.commands",
+    "qrnn.training.commands",
 ]
 
 

@@ -1,0 +1,202 @@
+"""The `train`, `resume` and `evaluate` subcommands (for `qrnn` and for `./main.py`).
+
+The original's global options (`--port`, `--num-shards`, `--num-validation-samples`, `--tag`, `--epochs`,
+`--timeout`, `--stop-at-loss`, `--seed`) go before the subcommand in `./main.py` and are accepted after it too
+(`qrnn train --epochs 100`); a value given after the subcommand wins. They are registered with SUPPRESS
+defaults so that the code can tell given options from defaults (`resume` must know what the user changed).
+Heavy imports (torch) stay inside the handlers so that `--help` is fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from typing import Any
+
+from qrnn.training.config import GLOBAL, TRAIN, TrainConfig, flag
+
+HELP_FORMATTER = argparse.ArgumentDefaultsHelpFormatter
+
+
+def one_line_errors(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Make `parser` report a bad command line in one line on stderr (exit code 2) instead of its long usage."""
+
+    def error(message: str) -> None:
+        parser.exit(2, f"{parser.prog}: error: {message}; see {parser.prog} --help\n")
+
+    parser.error = error  # type: ignore[method-assign]
+    return parser
+
+
+def _config_field(name: str) -> dataclasses.Field[Any]:
+    return next(f for f in dataclasses.fields(TrainConfig) if f.name == name)
+
+
+def _add_config_option(parser: argparse.ArgumentParser | Any, name: str, suppress: bool) -> None:
+    """Add the flag of config field `name`; `suppress`: no default in the namespace (shown in the help)."""
+    option = _config_field(name)
+    meta = option.metadata
+    help_text = meta["help"]
+    if suppress:
+        help_text += f" (default: {option.default!r})" if isinstance(option.default, str) else (
+            f" (default: {option.default})"
+        )
+    kwargs: dict[str, Any] = {"dest": name, "type": meta["parse"], "help": help_text}
+    if meta["choices"] is not None:
+        kwargs["choices"] = meta["choices"]
+    else:
+        kwargs["metavar"] = meta["metavar"]
+    kwargs["default"] = argparse.SUPPRESS if suppress else option.default
+    parser.add_argument(flag(name), **kwargs)
+
+
+def add_global_options(parser: argparse.ArgumentParser) -> None:
+    """The original's global options, as a group of their own, given values only (SUPPRESS defaults)."""
+    group = parser.add_argument_group("global options (also accepted before the subcommand in ./main.py)")
+    for option in dataclasses.fields(TrainConfig):
+        if option.metadata["group"] == GLOBAL:
+            _add_config_option(group, option.name, suppress=True)
+
+
+def add_train_options(parser: argparse.ArgumentParser) -> None:
+    """The `train` subcommand's options, with their defaults."""
+    group = parser.add_argument_group("training options")
+    for option in dataclasses.fields(TrainConfig):
+        if option.metadata["group"] == TRAIN:
+            _add_config_option(group, option.name, suppress=False)
+
+
+def _given_options(args: argparse.Namespace) -> dict[str, Any]:
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if hasattr(args, f.name)}
+
+
+def command_train(args: argparse.Namespace) -> int:
+    """`train`: a new run with the given options."""
+    from qrnn.training.launch import train
+
+    return train(**_given_options(args)).exit_code
+
+
+def command_resume(args: argparse.Namespace) -> int:
+    """`resume CHECKPOINT`: continue a run where it stopped."""
+    from qrnn.training.launch import resume
+
+    return resume(
+        args.checkpoint,
+        override_learning_rate=args.override_learning_rate,
+        override_batch_size=args.override_batch_size,
+        **_given_options(args),
+    ).exit_code
+
+
+def command_evaluate(args: argparse.Namespace) -> int:
+    """`evaluate CHECKPOINT`: the character error rate, argmax accuracy, loss (and confusion matrix)."""
+    from qrnn.training.evaluate import evaluate_checkpoint
+
+    report = evaluate_checkpoint(
+        args.checkpoint,
+        stage=args.stage,
+        samples=args.samples,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        device=args.device,
+    )
+    print(report.to_json() if args.json else report.to_text())
+    sys.stdout.flush()
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    """Add `train`, `resume` and `evaluate` to a command line's subcommands."""
+    train = one_line_errors(
+        subparsers.add_parser(
+            "train",
+            help="train a QRNN (the original's training program)",
+            description="Train a QRNN on a dataset; checkpoints go to <out>/checkpoints, TensorBoard logs to "
+            "<out>/runs. Several shards: --num-shards N here, or run under torchrun.",
+            formatter_class=HELP_FORMATTER,
+        )
+    )
+    add_train_options(train)
+    add_global_options(train)
+    train.set_defaults(func=command_train)
+
+    resume = one_line_errors(
+        subparsers.add_parser(
+            "resume",
+            help="continue a training run from its checkpoint",
+            description="Continue a run exactly where its checkpoint stopped: model, optimizer, random states, "
+            "epoch counter, best values and log directory. Of the global options only --epochs, --timeout, "
+            "--stop-at-loss, --port and --num-validation-samples may change.",
+            formatter_class=HELP_FORMATTER,
+        )
+    )
+    resume.add_argument("checkpoint", metavar="CHECKPOINT", help="checkpoint file to resume from")
+    resume.add_argument("--override-learning-rate", type=float, default=None, metavar="LR",
+                        help="continue with this learning rate (None: the checkpoint's)")
+    resume.add_argument("--override-batch-size", type=int, default=None, metavar="B",
+                        help="continue with this batch size per shard (None: the checkpoint's)")
+    add_global_options(resume)
+    resume.set_defaults(func=command_resume)
+
+    evaluate = one_line_errors(
+        subparsers.add_parser(
+            "evaluate",
+            help="evaluate a checkpoint: character error rate, argmax accuracy, loss, confusion matrix",
+            description="Score a checkpoint's model: the character error rate of sampled outputs on the scored "
+            "steps (the paper's measure, with its standard error over batches), the exact argmax accuracy "
+            "with teacher forcing, the loss, and for classification datasets a confusion matrix.",
+            formatter_class=HELP_FORMATTER,
+        )
+    )
+    evaluate.add_argument("checkpoint", metavar="CHECKPOINT", help="checkpoint file to evaluate")
+    evaluate.add_argument("--stage", choices=("validate", "test"), default="test", help="data split")
+    evaluate.add_argument("--samples", type=int, default=100, metavar="N", help="sequences to score, in batches")
+    evaluate.add_argument("--batch-size", type=int, default=None, metavar="B",
+                          help="sequences per batch (None: the run's batch over all its shards)")
+    evaluate.add_argument("--seed", type=int, default=None, metavar="SEED",
+                          help="seed of the data and of the sampling (None: the run's seed)")
+    evaluate.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu", help="device")
+    evaluate.add_argument("--json", action="store_true", help="print the report as JSON (for scripts)")
+    evaluate.set_defaults(func=command_evaluate)
+
+
+class OneLineErrorParser(argparse.ArgumentParser):
+    """An argument parser that reports a bad command line in one line (exit code 2)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        """Print `<prog>: error: <message>` and exit with code 2."""
+        self.exit(2, f"{self.prog}: error: {message}; see {self.prog} --help\n")
+
+
+def build_main_parser(prog: str = "main.py") -> argparse.ArgumentParser:
+    """The original's command line: `main.py [global options] {train,resume,evaluate} [options]`."""
+    from qrnn import __version__
+
+    parser = OneLineErrorParser(
+        prog=prog,
+        description="Train, resume and evaluate quantum recurrent neural networks (the original's main.py).",
+        formatter_class=HELP_FORMATTER,
+    )
+    parser.add_argument("--version", action="version", version=f"qrnn {__version__}")
+    add_global_options(parser)
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineErrorParser)
+    register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None, prog: str = "main.py") -> int:
+    """Entry point of `./main.py`: the same subcommands as `qrnn`, global options also before them."""
+    from qrnn.errors import QRNNError
+
+    parser = build_main_parser(prog)
+    args = parser.parse_args(argv)
+    if getattr(args, "func", None) is None:
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args) or 0)
+    except QRNNError as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return 2

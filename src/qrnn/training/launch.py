@@ -1,0 +1,269 @@
+"""Starting and resuming training runs: every check before any work, then one shard here, N spawned shards, or
+this process's shard of a torchrun job. `train` and `resume` are the Python API behind the command line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from qrnn.errors import QRNNError
+from qrnn.training.checkpoint import out_directory_of, read_checkpoint, timestamp
+from qrnn.training.config import TrainConfig, check_config, flag, make_config, option_names
+from qrnn.training.distributed import (
+    Launch,
+    check_port_free,
+    join_process_group,
+    leave_process_group,
+    torchrun_launch,
+)
+from qrnn.training.loop import Resumption, RunInfo, ShardTrainer, StopSignals, TrainResult
+from qrnn.training.models import build_model, choose_threads, resolve_device
+from qrnn.training.progress import ProgressDisplay
+from qrnn.training.run_log import RunLog
+
+# Options a resumed run may change; the others are fixed by the checkpoint.
+RESUME_CHANGEABLE = ("epochs", "timeout", "stop_at_loss", "port", "num_validation_samples")
+# Largest batch size tried when looking for the one a dataset needs (simple-seq: 2, simple-quotes: 6).
+_LARGEST_AUTOMATIC_BATCH = 64
+
+
+def resolve_batch_size(config: TrainConfig) -> int:
+    """The batch size per shard: the given one once the dataset accepts it, or by default the smallest the
+    dataset accepts with this many shards (1 for most; simple-seq on one shard: 2). One-line errors."""
+    from qrnn.datasets import lookup
+
+    entry = lookup(config.dataset)
+    if config.batch_size is not None:
+        entry.check_options(
+            sentence_length=config.sentence_length, batch_size=config.batch_size, num_shards=config.num_shards
+        )
+        return config.batch_size
+    first_error: QRNNError | None = None
+    for candidate in range(1, _LARGEST_AUTOMATIC_BATCH + 1):
+        try:
+            entry.check_options(
+                sentence_length=config.sentence_length, batch_size=candidate, num_shards=config.num_shards
+            )
+            return candidate
+        except QRNNError as error:
+            first_error = first_error or error
+    assert first_error is not None
+    raise first_error
+
+
+def _prepare_output(out: Path) -> None:
+    for sub in ("runs", "checkpoints"):
+        try:
+            (out / sub).mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise QRNNError(f"cannot create {out / sub} (--out {out}): {error.strerror}") from None
+        if not os.access(out / sub, os.W_OK):
+            raise QRNNError(f"cannot write into {out / sub}; choose another --out")
+
+
+def prepare(config: TrainConfig, launch: Launch | None) -> TrainConfig:
+    """Check everything that can be checked before work starts; a copy of `config` with the shard count and
+    batch size settled. Raises `QRNNError` (one line)."""
+    check_config(config)
+    config = dataclasses.replace(config)
+    if launch is not None and launch.torchrun:
+        # Under torchrun the job's size is WORLD_SIZE, whatever --num-shards says.
+        config.num_shards = launch.world_size
+    config.batch_size = resolve_batch_size(config)
+    local_rank = launch.local_rank if launch is not None else 0
+    resolve_device(config.device, local_rank)
+    from qrnn.datasets import lookup
+
+    probe = lookup(config.dataset).create(
+        sentence_length=config.sentence_length, batch_size=config.batch_size, shard=0,
+        num_shards=config.num_shards, seed=config.seed,
+    )
+    build_model({**config.as_dict(), "input_size": probe.input_size})
+    if (launch is None or not launch.torchrun) and config.num_shards > 1:
+        check_port_free(config.port)
+    return config
+
+
+def new_run(config: TrainConfig) -> RunInfo:
+    """A fresh run identity: `<tag>-<dataset>--<6 hex>-<timestamp>` under the resolved `--out`."""
+    started = timestamp()
+    fingerprint = json.dumps(config.as_dict(), sort_keys=True) + f"/{time.time_ns()}/{os.getpid()}"
+    run_id = hashlib.sha256(fingerprint.encode()).hexdigest()[:6]
+    return RunInfo(name=f"{config.tag}-{config.dataset}--{run_id}-{started}", run_id=run_id,
+                   out=str(Path(config.out).resolve()))
+
+
+def run_shard(
+    launch: Launch,
+    config: TrainConfig,
+    run: RunInfo,
+    resumption: Resumption | None,
+    address: str | None = None,
+    escalate: bool = True,
+) -> TrainResult:
+    """Train this process's shard to the end (the result is complete on shard 0)."""
+    started = time.monotonic()
+    device = resolve_device(config.device, launch.local_rank)
+    threads_before = torch.get_num_threads()
+    threads = choose_threads(config.batch_size or 1, config.workspace, launch.local_world_size, device)
+    if threads is not None:
+        torch.set_num_threads(threads)
+    join_process_group(launch, device, address, config.port if address is not None else None)
+    try:
+        with StopSignals(escalate) as stop:
+            leader = launch.rank == 0
+            trainer = ShardTrainer(launch, device, config, run, resumption)
+            if leader:
+                trainer.display = ProgressDisplay(config.epochs, trainer.epoch)
+                trainer.log = RunLog(run.log_dir, purge_step=trainer.epoch + 1 if resumption else None)
+                note = f"resumed from {resumption.path} at epoch {trainer.epoch}" if resumption else ""
+                trainer.log.arguments(config.as_dict(), trainer.epoch, note)
+                trainer.display.message(
+                    f"{'resuming' if resumption else 'training'} run {run.name}: {config.dataset}, "
+                    f"{getattr(trainer.model, 'num_qubits', '?')} qubits simulated, {config.num_shards} shard(s) "
+                    f"x batch {config.batch_size}, {device}, {config.dtype}; logs in {run.log_dir}"
+                )
+            try:
+                result = trainer.run_epochs(stop, config.timeout, started)
+            finally:
+                if trainer.display is not None:
+                    trainer.display.close()
+                if trainer.log is not None:
+                    trainer.log.hyperparameters(
+                        config.as_dict(),
+                        {
+                            "best_validation_loss": trainer.best_validation_loss,
+                            "best_character_error_rate": trainer.best_character_error_rate,
+                        },
+                    )
+                    trainer.log.close()
+    finally:
+        leave_process_group(launch)
+        torch.set_num_threads(threads_before)
+    return result
+
+
+def _spawned_shard(rank: int, config: TrainConfig, run: RunInfo, resumption: Resumption | None, results: Any) -> None:
+    """Entry point of a spawned shard process (module level, so the spawn start method can import it)."""
+    launch = Launch(rank, config.num_shards, rank, config.num_shards, distributed=True)
+    try:
+        # Ctrl-C reaches every process of the terminal's group and the parent forwards it as well: only note it.
+        result = run_shard(launch, config, run, resumption, address="127.0.0.1", escalate=False)
+    except QRNNError as error:
+        results.put(("error", str(error)))
+        raise SystemExit(2) from None
+    if rank == 0:
+        results.put(("result", result))
+
+
+def _spawn(config: TrainConfig, run: RunInfo, resumption: Resumption | None) -> TrainResult:
+    """Run `config.num_shards` shard processes on this machine and wait for them; SIGINT/SIGTERM received here
+    are passed on to them (a cluster pre-empting the job signals this process)."""
+    import torch.multiprocessing as mp
+    from torch.multiprocessing.spawn import ProcessExitedException
+
+    results = mp.get_context("spawn").SimpleQueue()
+    context = mp.start_processes(
+        _spawned_shard, args=(config, run, resumption, results), nprocs=config.num_shards, join=False,
+        start_method="spawn",
+    )
+
+    def forward(signum: int, _frame: object) -> None:
+        for process in context.processes:
+            if process.is_alive() and process.pid is not None:
+                os.kill(process.pid, signum)
+
+    previous = {signum: signal.signal(signum, forward) for signum in StopSignals.HANDLED}
+    try:
+        while not context.join():
+            pass
+    except ProcessExitedException:
+        messages = []
+        while not results.empty():
+            kind, value = results.get()
+            if kind == "error":
+                messages.append(value)
+        if messages:
+            raise QRNNError(messages[0]) from None
+        raise
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    while not results.empty():
+        kind, value = results.get()
+        if kind == "result":
+            return value
+    raise RuntimeError("the shards finished without reporting a result")
+
+
+def run_training(config: TrainConfig, run: RunInfo | None = None, resumption: Resumption | None = None) -> TrainResult:
+    """Check, then train (here, spawned, or as this process's torchrun shard); the result of shard 0 (under
+    torchrun every process returns its shard's view, complete on rank 0)."""
+    launch = torchrun_launch()
+    config = prepare(config, launch)
+    run = run or new_run(config)
+    if launch is None or launch.rank == 0:
+        _prepare_output(Path(run.out))
+    if launch is not None:
+        return run_shard(launch, config, run, resumption)
+    if config.num_shards == 1:
+        return run_shard(Launch(0, 1, 0, 1, distributed=False), config, run, resumption)
+    return _spawn(config, run, resumption)
+
+
+def train(**options: Any) -> TrainResult:
+    """Train from Python with the command line's options (flag names with underscores, e.g.
+    `train(dataset="elman-xor", epochs=500, learning_rate=0.01)`); returns the `TrainResult`."""
+    return run_training(make_config(options))
+
+
+def resume(
+    checkpoint: str | os.PathLike[str],
+    override_learning_rate: float | None = None,
+    override_batch_size: int | None = None,
+    **options: Any,
+) -> TrainResult:
+    """Continue the run of `checkpoint` where it stopped (model, optimizer, random states, epoch, best values,
+    log directory). `options` may change only `RESUME_CHANGEABLE`; others must match the checkpoint."""
+    path = Path(checkpoint)
+    payload = read_checkpoint(path)
+    config = TrainConfig.from_dict(payload["config"])
+    for name, value in options.items():
+        if name not in option_names():
+            raise QRNNError(f"unknown option {name!r} for resume; it may change: {', '.join(RESUME_CHANGEABLE)}")
+        if name in RESUME_CHANGEABLE:
+            setattr(config, name, value)
+        elif getattr(config, name) != value:
+            raise QRNNError(
+                f"{flag(name)} cannot change on resume (the checkpoint has {getattr(config, name)!r}); "
+                f"resume may change: {', '.join(flag(n) for n in RESUME_CHANGEABLE)}"
+            )
+    if override_batch_size is not None:
+        config.batch_size = override_batch_size
+    if override_learning_rate is not None:
+        config.learning_rate = override_learning_rate
+    check_config(config)
+    done = int(payload["epoch"])
+    if config.epochs <= done:
+        raise QRNNError(
+            f"checkpoint {path} has already trained {done} epochs (of --epochs {config.epochs}); "
+            f"pass --epochs greater than {done} to continue"
+        )
+    shards = len(payload["random_states"])
+    launch = torchrun_launch()
+    world = launch.world_size if launch is not None else config.num_shards
+    if world != shards:
+        raise QRNNError(f"checkpoint {path} was written by {shards} shard(s); resume it with {shards}, not {world}")
+    run = RunInfo(
+        name=payload["run"]["name"], run_id=payload["run"]["id"], out=str(out_directory_of(path, config.out))
+    )
+    return run_training(config, run, Resumption(str(path), override_learning_rate))

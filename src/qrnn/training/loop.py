@@ -1,0 +1,460 @@
+"""The training loop of one shard, with the original implementation's semantics.
+
+Per epoch: one training batch per shard, forward with postselection on the targets, the loss on the scored steps,
+backward (DistributedDataParallel averages the gradients over shards), the gradient norm clipped to 0.5, an
+optimizer step (through a closure, which L-BFGS needs); the loss value is averaged over shards so every shard
+sees the same number. Every `--validate-every` epochs and after the last: a validation batch that postselects
+the steps the dataset does not score and samples the others; loss, character error rate and minimum
+postselection probability gathered over shards; samples printed; a "best" checkpoint when the validation loss
+is the best so far. The run stops at `--epochs` ("final" checkpoint), when the validation loss falls below
+`--stop-at-loss` ("final"), at `--timeout` or on SIGINT/SIGTERM ("interrupted").
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from qrnn import __version__
+from qrnn.bits import bits_to_int
+from qrnn.errors import QRNNError
+from qrnn.training.checkpoint import (
+    FORMAT,
+    FORMAT_VERSION,
+    capture_random_state,
+    checkpoint_name,
+    read_checkpoint,
+    restore_random_state,
+    save_atomically,
+)
+from qrnn.training.config import TrainConfig
+from qrnn.training.distributed import Collectives, Launch
+from qrnn.training.models import (
+    DTYPES,
+    LOSS_FUNCTIONS,
+    build_model,
+    build_optimizer,
+    initialise_model,
+    set_learning_rate,
+)
+
+GRADIENT_CLIP_NORM = 0.5
+
+
+@dataclass
+class RunInfo:
+    """A run's identity, fixed at its start and kept across resumes: the name of its log directory (and the
+    stem of its checkpoint names), its 6-hex id, and the folder holding `runs/` and `checkpoints/`."""
+
+    name: str
+    run_id: str
+    out: str
+
+    @property
+    def log_dir(self) -> Path:
+        """Where TensorBoard logs go."""
+        return Path(self.out) / "runs" / self.name
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        """Where checkpoints go."""
+        return Path(self.out) / "checkpoints"
+
+
+@dataclass
+class TrainResult:
+    """What a training run did. Losses and rates are None where no validation ran."""
+
+    best_validation_loss: float | None
+    best_character_error_rate: float | None
+    last_validation_loss: float | None
+    epoch: int
+    epochs_run: int
+    stop_reason: str
+    exit_code: int
+    checkpoints: list[str] = field(default_factory=list)
+    best_checkpoint: str | None = None
+    final_checkpoint: str | None = None
+    log_dir: str = ""
+
+
+@dataclass
+class Resumption:
+    """What `resume` hands to every shard: the checkpoint to continue from and the learning rate that
+    overrides the one in its optimizer state (None: keep it)."""
+
+    path: str
+    override_learning_rate: float | None = None
+
+
+class StopSignals:
+    """SIGINT/SIGTERM handlers that only note the signal; the loop finishes its step, writes an "interrupted"
+    checkpoint and returns. With `escalate`, a second SIGINT aborts at once (a user pressing Ctrl-C twice)."""
+
+    HANDLED = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, escalate: bool) -> None:
+        self.escalate = escalate
+        self.received: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, _frame: object) -> None:
+        if self.escalate and self.received is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        if self.received is None:
+            self.received = signum
+
+    def __enter__(self) -> StopSignals:
+        # Handlers can only be installed from the main thread (a training started from another thread simply
+        # keeps the default behaviour).
+        if threading.current_thread() is threading.main_thread():
+            for signum in self.HANDLED:
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous.clear()
+
+
+def sampling_seed(seed: int, shard: int) -> int:
+    """The seed of a shard's sampling generator (validation draws measurement outcomes from it)."""
+    import hashlib
+
+    digest = hashlib.sha256(f"qrnn-sampling/{seed}/{shard}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+def postselect_unscored(scored: torch.Tensor) -> Callable[[int, torch.Tensor], torch.Tensor]:
+    """The validation's postselection rule: postselect the steps the dataset does not score (advice), sample
+    the scored ones (`scored`: bool B x (L-1))."""
+    return lambda step, _targets: ~scored[:, step]
+
+
+class ShardTrainer:
+    """Trains one shard of a run (see the module docstring); shard 0 also prints, logs and checkpoints."""
+
+    def __init__(
+        self,
+        launch: Launch,
+        device: torch.device,
+        config: TrainConfig,
+        run: RunInfo,
+        resumption: Resumption | None = None,
+        display: Any = None,
+    ) -> None:
+        from qrnn.datasets import lookup
+
+        self.launch = launch
+        self.device = device
+        self.config = config
+        self.run = run
+        self.resumption = resumption
+        self.collectives = Collectives(launch, device)
+        self.is_leader = launch.rank == 0
+        self.dataset = lookup(config.dataset).create(
+            sentence_length=config.sentence_length,
+            batch_size=config.batch_size,
+            shard=launch.rank,
+            num_shards=launch.world_size,
+            seed=config.seed,
+        )
+        self.input_size = self.dataset.input_size
+        model = build_model({**config.as_dict(), "input_size": self.input_size})
+        model.to(DTYPES[config.dtype])
+        initialise_model(model, config.as_dict())
+        model.to(device)
+        self.model = model
+        self.network: nn.Module = model
+        if launch.distributed:
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.network = DistributedDataParallel(
+                model, device_ids=[device] if device.type == "cuda" else None, broadcast_buffers=False
+            )
+        self.optimizer = build_optimizer(
+            config.optimizer, model.parameters(), config.learning_rate, config.weight_decay
+        )
+        self.loss_function = LOSS_FUNCTIONS[config.loss]
+        self.sampling = torch.Generator().manual_seed(sampling_seed(config.seed, launch.rank))
+        self.epoch = 0
+        self.best_validation_loss: float | None = None
+        self.best_character_error_rate: float | None = None
+        self.last_validation_loss: float | None = None
+        self.best_checkpoint: str | None = None
+        self.written: list[str] = []
+        self.display = display
+        self.log: Any = None
+        if resumption is not None:
+            self._restore(resumption)
+
+    # ---- state ----
+
+    def _restore(self, resumption: Resumption) -> None:
+        payload = read_checkpoint(resumption.path, map_location="cpu")
+        self.model.load_state_dict(payload["model_state_dict"])
+        self.optimizer.load_state_dict(payload["optimizer_state_dict"])
+        if resumption.override_learning_rate is not None:
+            set_learning_rate(self.optimizer, resumption.override_learning_rate)
+        self.epoch = int(payload["epoch"])
+        self.best_validation_loss = payload["best"]["validation_loss"]
+        self.best_character_error_rate = payload["best"]["character_error_rate"]
+        self.last_validation_loss = payload["last_validation"]["loss"] if payload["last_validation"] else None
+        self.best_checkpoint = payload["best_checkpoint"]
+        states = payload["random_states"]
+        if len(states) != self.launch.world_size:
+            raise QRNNError(
+                f"checkpoint {resumption.path} holds {len(states)} shard(s), this run has "
+                f"{self.launch.world_size}; resume with --num-shards {len(states)}"
+            )
+        # A changed batch size (--override-batch-size) keeps the generators: the data stream continues.
+        restore_random_state(states[self.launch.rank], self.dataset, self.sampling, self.device)
+
+    def _payload(self, kind: str, random_states: list[dict[str, Any]]) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "qrnn_version": __version__,
+            "kind": kind,
+            "model_kind": self.config.model,
+            "input_size": self.input_size,
+            "model_config": dict(getattr(self.model, "config", {})),
+            "config": self.config.as_dict(),
+            "run": {"name": self.run.name, "id": self.run.run_id},
+            "model_state_dict": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            "optimizer_state_dict": _to_cpu(self.optimizer.state_dict()),
+            "epoch": self.epoch,
+            "best": {
+                "validation_loss": self.best_validation_loss,
+                "character_error_rate": self.best_character_error_rate,
+            },
+            "last_validation": None if self.last_validation_loss is None else {"loss": self.last_validation_loss},
+            "best_checkpoint": self.best_checkpoint,
+            "random_states": random_states,
+        }
+
+    def write_checkpoint(self, kind: str) -> str | None:
+        """Write a checkpoint of kind `kind` ("best", "final", "interrupted"); a collective call (every shard
+        hands its random states to shard 0, which writes). Returns the path on shard 0."""
+        states = self.collectives.gather(capture_random_state(self.dataset, self.sampling, self.device))
+        if not self.is_leader:
+            return None
+        name = checkpoint_name(self.config.tag, self.config.dataset, self.run.run_id, kind)
+        path = self.run.checkpoint_dir / name
+        previous_best = self.best_checkpoint
+        if kind == "best":
+            self.best_checkpoint = name
+        save_atomically(self._payload(kind, states), path)
+        self.written.append(str(path))
+        if kind == "best" and previous_best and previous_best != name:
+            self._drop_old_best(previous_best)
+            self.written = [written for written in self.written if Path(written).exists()]
+        self._message(f"checkpoint: {path}")
+        if self.log is not None:
+            self.log.text("checkpoints", f"{kind}: {name}", self.epoch)
+        return str(path)
+
+    def _drop_old_best(self, name: str) -> None:
+        # Keep one "best" per run: the older one is superseded. The file a resume started from stays.
+        old = self.run.checkpoint_dir / name
+        if self.resumption is not None and Path(self.resumption.path).resolve() == old.resolve():
+            return
+        old.unlink(missing_ok=True)
+
+    # ---- steps ----
+
+    def train_epoch(self) -> tuple[float, float]:
+        """One optimisation step on this shard's next training batch; returns the loss (averaged over shards)
+        and this shard's minimum postselection probability."""
+        batch = self.dataset.batch("train")
+        inputs = batch.inputs.to(self.device)
+        targets = batch.targets.to(self.device)
+        scored = batch.scored.to(self.device)
+        target_words = bits_to_int(targets[:, 1:])
+        evaluations: list[tuple[torch.Tensor, float]] = []
+
+        def closure() -> torch.Tensor:
+            self.optimizer.zero_grad()
+            probs, _, min_postselection = self.network(inputs, targets, postselect=True)
+            loss = self.loss_function(probs, target_words, scored)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), GRADIENT_CLIP_NORM)
+            # L-BFGS decides its line search on this value: the shards must all see the same number.
+            shared = self.collectives.mean(loss.detach())
+            evaluations.append((shared, min_postselection))
+            return shared
+
+        self.optimizer.step(closure)
+        loss, min_postselection = evaluations[0]
+        return float(loss), min_postselection
+
+    @torch.no_grad()
+    def validate(self) -> dict[str, Any]:
+        """One validation batch per shard, sampling the scored steps; results combined over shards. Shard 0
+        also gets `samples`: the first `--num-validation-samples` (inputs, targets, measured) over shards."""
+        batch = self.dataset.batch("validate")
+        inputs = batch.inputs.to(self.device)
+        targets = batch.targets.to(self.device)
+        scored = batch.scored.to(self.device)
+        probs, measured, min_postselection = self.model(
+            inputs, targets, postselect=postselect_unscored(scored), generator=self.sampling
+        )
+        target_words = bits_to_int(targets[:, 1:])
+        loss = self.loss_function(probs, target_words, scored)
+        errors = ((bits_to_int(measured) != target_words) & scored).sum()
+        totals = self.collectives.sum(
+            torch.stack([loss.double().cpu(), errors.double().cpu(), scored.sum().double().cpu()])
+        )
+        minimum = -float(self.collectives.max(torch.tensor([-min_postselection], dtype=torch.float64))[0])
+        wanted = self.config.num_validation_samples
+        mine = [(inputs[i].cpu(), targets[i].cpu(), measured[i].cpu()) for i in range(min(wanted, len(inputs)))]
+        gathered = self.collectives.gather(mine) if wanted else []
+        return {
+            "loss": float(totals[0]) / self.launch.world_size,
+            "character_error_rate": float(totals[1]) / max(float(totals[2]), 1.0),
+            "min_postselection": minimum,
+            "samples": [sample for shard_samples in gathered for sample in shard_samples][:wanted],
+        }
+
+    # ---- the loop ----
+
+    def _message(self, text: str) -> None:
+        if self.is_leader and self.display is not None:
+            self.display.message(text)
+
+    def _report_validation(self, result: dict[str, Any], is_best: bool, train_loss: float) -> None:
+        rate = self.display.rate(self.epoch) if self.display is not None else 0.0
+        header = (
+            f"epoch {self.epoch}/{self.config.epochs}  train loss {train_loss:.4f}  "
+            f"validation loss {result['loss']:.4f}{' (best)' if is_best else ''}  "
+            f"character error rate {result['character_error_rate']:.4f}  "
+            f"min postsel {result['min_postselection']:.3g}  {rate:.1f} epochs/s"
+        )
+        pictures = [self.dataset.format(*sample) for sample in result["samples"]]
+        self._message("\n".join([header, *pictures]))
+        if self.log is not None:
+            self.log.scalars(
+                self.epoch,
+                {
+                    "loss/validate": result["loss"],
+                    "loss/validate_best": self.best_validation_loss,
+                    "min_postsel_prob/validate": result["min_postselection"],
+                    "accuracy/character_error_rate_current": result["character_error_rate"],
+                    "accuracy/character_error_rate_best": self.best_character_error_rate,
+                },
+            )
+            if pictures:
+                self.log.text("validation/samples", "\n\n".join(pictures), self.epoch)
+
+    def run_epochs(self, stop: StopSignals, timeout: float | None, started: float) -> TrainResult:
+        """Train until a stop condition; write the closing checkpoint; the result (meaningful on shard 0)."""
+        config = self.config
+        first_epoch = self.epoch
+        stop_reason = "epochs"
+        closing_kind = "final"
+        train_loss = float("nan")
+        while self.epoch < config.epochs:
+            step_started = time.perf_counter()
+            train_loss, min_postselection = self.train_epoch()
+            self.epoch += 1
+            seconds = time.perf_counter() - step_started
+            # One collective per epoch agrees on stopping (a signal or timeout on any shard stops all of them at
+            # the same epoch) and on the smallest postselection probability.
+            timed_out = timeout is not None and time.monotonic() - started >= timeout
+            flags = self.collectives.max(
+                torch.tensor(
+                    [float(stop.received is not None), float(timed_out), -min_postselection], dtype=torch.float64
+                )
+            )
+            min_postselection = -float(flags[2])
+            if self.log is not None:
+                self.log.scalars(
+                    self.epoch,
+                    {
+                        "loss/train": train_loss,
+                        "min_postsel_prob/train": min_postselection,
+                        "time/seconds_per_epoch": seconds,
+                    },
+                )
+            if self.display is not None and self.is_leader:
+                self.display.update(self.epoch, train_loss, min_postselection)
+            if self.epoch % config.validate_every == 0 or self.epoch == config.epochs:
+                result = self.validate()
+                self.last_validation_loss = result["loss"]
+                is_best = math.isfinite(result["loss"]) and (
+                    self.best_validation_loss is None or result["loss"] < self.best_validation_loss
+                )
+                if is_best:
+                    self.best_validation_loss = result["loss"]
+                if (
+                    self.best_character_error_rate is None
+                    or result["character_error_rate"] < self.best_character_error_rate
+                ):
+                    self.best_character_error_rate = result["character_error_rate"]
+                self._report_validation(result, is_best, train_loss)
+                if is_best:
+                    self.write_checkpoint("best")
+                if config.stop_at_loss is not None and result["loss"] < config.stop_at_loss:
+                    stop_reason = "stop-at-loss"
+                    break
+            if flags[0] > 0:
+                stop_reason, closing_kind = "signal", "interrupted"
+                break
+            if flags[1] > 0:
+                stop_reason, closing_kind = "timeout", "interrupted"
+                break
+        closing = self.write_checkpoint(closing_kind)
+        exit_code = 0
+        if stop_reason == "signal":
+            # Every shard saw a signal only if it was sent to them all; report the one this shard got, else
+            # the leader's. 128 + signal number: 130 for SIGINT, 143 for SIGTERM.
+            exit_code = 128 + int(stop.received or signal.SIGTERM)
+        if self.is_leader:
+            self._message(_closing_line(stop_reason, self.epoch, timeout))
+        return TrainResult(
+            best_validation_loss=self.best_validation_loss,
+            best_character_error_rate=self.best_character_error_rate,
+            last_validation_loss=self.last_validation_loss,
+            epoch=self.epoch,
+            epochs_run=self.epoch - first_epoch,
+            stop_reason=stop_reason,
+            exit_code=exit_code,
+            checkpoints=list(self.written),
+            best_checkpoint=str(self.run.checkpoint_dir / self.best_checkpoint) if self.best_checkpoint else None,
+            final_checkpoint=closing,
+            log_dir=str(self.run.log_dir),
+        )
+
+
+def _closing_line(stop_reason: str, epoch: int, timeout: float | None) -> str:
+    return {
+        "epochs": f"done: {epoch} epochs",
+        "stop-at-loss": f"done: validation loss below --stop-at-loss after {epoch} epochs",
+        "timeout": f"stopped after --timeout {timeout:g} s at epoch {epoch}; continue with `resume`"
+        if timeout is not None
+        else "",
+        "signal": f"interrupted at epoch {epoch}; continue with `resume`",
+    }[stop_reason]
+
+
+def _to_cpu(value: Any) -> Any:
+    """A copy of a nested state with every tensor on the CPU (checkpoints load on any machine)."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if isinstance(value, dict):
+        return {key: _to_cpu(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_to_cpu(item) for item in value]
+    if isinstance(value, tuple):
+        return tuple(_to_cpu(item) for item in value)
+    return value

@@ -1,0 +1,107 @@
+"""What a training run is made of, built from its configuration: the model, the optimizer, the loss, the
+device and the dtype. Every model kind goes through `build_model`, so adding a baseline is one branch there.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from qrnn.errors import QRNNError
+from qrnn.loss import nll_loss, original_loss
+
+LossFunction = Callable[[torch.Tensor, torch.Tensor, "torch.Tensor | None"], torch.Tensor]
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+LOSS_FUNCTIONS: dict[str, LossFunction] = {"original": original_loss, "nll": nll_loss}
+
+
+def build_model(config: Mapping[str, Any]) -> nn.Module:
+    """A fresh model (CPU, float32) of the kind `config["model"]` for words of `config["input_size"]` bits.
+
+    `config` holds the training options (`TrainConfig.as_dict()`) plus `input_size` (the dataset's word width).
+    Every model kind has the forward signature of `qrnn.QRNN`:
+    `probs, measured, min_postselection_probability = model(inputs, targets, postselect, generator)`, and a
+    `reset_parameters(bias_spread, weights_spread, unitaries_spread, generator)`.
+    """
+    kind = config.get("model", "qrnn")
+    if kind == "qrnn":
+        from qrnn.model import QRNN
+
+        return QRNN(
+            input_size=int(config["input_size"]),
+            workspace_size=int(config["workspace"]),
+            stages=int(config["stages"]),
+            order=int(config["order"]),
+            degree=int(config["degree"]),
+            bias=float(config["initial_bias"]),
+        )
+    raise QRNNError(f"unknown model kind {kind!r}; valid: qrnn")
+
+
+def initialise_model(model: nn.Module, config: Mapping[str, Any]) -> None:
+    """The original's initialisation with a generator seeded by `--seed`: the same model on every shard."""
+    generator = torch.Generator().manual_seed(int(config["seed"]))
+    model.reset_parameters(  # type: ignore[operator]
+        bias_spread=float(config["initial_bias_spread"]),
+        weights_spread=float(config["initial_weights_spread"]),
+        unitaries_spread=float(config["initial_unitaries_spread"]),
+        generator=generator,
+    )
+
+
+def build_optimizer(
+    name: str, parameters: Iterable[nn.Parameter], learning_rate: float, weight_decay: float
+) -> torch.optim.Optimizer:
+    """The optimizer `name` (sgd, adam = AdamW, rmsprop, lbfgs) over `parameters`."""
+    params = list(parameters)
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=learning_rate, weight_decay=weight_decay)
+    if name == "adam":
+        return torch.optim.AdamW(params, lr=learning_rate, weight_decay=weight_decay)
+    if name == "rmsprop":
+        return torch.optim.RMSprop(params, lr=learning_rate, weight_decay=weight_decay)
+    if name == "lbfgs":
+        # torch's L-BFGS has no weight decay; check_config rejects a non-zero --weight-decay with it.
+        return torch.optim.LBFGS(params, lr=learning_rate)
+    raise QRNNError(f"unknown optimizer {name!r}; valid: sgd, adam, rmsprop, lbfgs")
+
+
+def set_learning_rate(optimizer: torch.optim.Optimizer, learning_rate: float) -> None:
+    """Overwrite the learning rate of every parameter group (resume --override-learning-rate)."""
+    for group in optimizer.param_groups:
+        group["lr"] = learning_rate
+
+
+def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+    """The torch device for `--device` (cpu, cuda, auto) on the process with this local rank; one-line error
+    if CUDA was asked for but is not there."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cpu":
+        return torch.device("cpu")
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise QRNNError("--device cuda was asked for, but CUDA is not available here; use --device cpu or auto")
+        return torch.device("cuda", local_rank % torch.cuda.device_count())
+    raise QRNNError(f"unknown device {name!r}; valid: cpu, cuda, auto")
+
+
+# Below this many amplitudes per step (batch x 2^workspace), torch's intra-op threads cost more than they save:
+# on simple-seq (2 x 2^3) one thread ran 5x faster than two on a busy 2-core machine.
+_SMALL_STATE = 2**16
+
+
+def choose_threads(batch: int, workspace: int, shards_here: int, device: torch.device) -> int | None:
+    """Intra-op CPU threads for one process, or None to leave torch's setting: one thread for small states,
+    else this machine's cores shared by the `shards_here` processes on it. An explicit OMP_NUM_THREADS is the
+    user's choice and wins."""
+    if device.type != "cpu" or "OMP_NUM_THREADS" in os.environ:
+        return None
+    if batch * 2**workspace < _SMALL_STATE:
+        return 1
+    return max(1, (os.cpu_count() or 1) // shards_here)

@@ -1,0 +1,50 @@
+"""TensorBoard logging of a run, written by shard 0 into `<out>/runs/<run name>`.
+
+Scalars: loss/train, loss/validate, loss/validate_best, min_postsel_prob/train, min_postsel_prob/validate,
+accuracy/character_error_rate_current, accuracy/character_error_rate_best, time/seconds_per_epoch. Text: the
+arguments, validation samples, checkpoint names. Hyperparameters with the final metrics at the end.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+class RunLog:
+    """A TensorBoard writer for one run; a resumed run reopens its directory and drops the events logged after
+    the checkpoint it resumes from (`purge_step`), so the curves continue without a fork."""
+
+    def __init__(self, log_dir: Path, purge_step: int | None = None) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.log_dir = log_dir
+        log_dir.mkdir(parents=True, exist_ok=True)
+        self.writer = SummaryWriter(str(log_dir), purge_step=purge_step, flush_secs=30)
+
+    def scalars(self, epoch: int, values: dict[str, float | None]) -> None:
+        """Log each named value (None is skipped) at `epoch`."""
+        for name, value in values.items():
+            if value is not None:
+                self.writer.add_scalar(name, value, epoch)
+
+    def text(self, tag: str, text: str, epoch: int) -> None:
+        """Log preformatted text (shown as a code block in TensorBoard)."""
+        indented = "\n".join("    " + line for line in text.splitlines())
+        self.writer.add_text(tag, indented, epoch)
+
+    def arguments(self, config: dict[str, Any], epoch: int, note: str = "") -> None:
+        """The run's options as a table."""
+        rows = ["| option | value |", "|---|---|"] + [f"| {name} | {value!r} |" for name, value in config.items()]
+        self.writer.add_text("arguments", (note + "\n\n" if note else "") + "\n".join(rows), epoch)
+
+    def hyperparameters(self, config: dict[str, Any], metrics: dict[str, float | None]) -> None:
+        """The options (None written as "none") with the final metrics, for TensorBoard's HParams tab."""
+        hparams = {name: ("none" if value is None else value) for name, value in config.items()}
+        finite = {f"hparam/{name}": value for name, value in metrics.items() if value is not None}
+        self.writer.add_hparams(hparams, finite, run_name=".")
+
+    def close(self) -> None:
+        """Flush and close the event files."""
+        self.writer.flush()
+        self.writer.close()
