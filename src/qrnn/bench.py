@@ -115,11 +115,24 @@ def run_bench(args: argparse.Namespace) -> int:
         if not torch.cuda.is_available():
             raise QRNNError("--device cuda was asked for, but torch sees no CUDA device here")
     if not args.json:
-        print(f"{'name':<13} {'I':>2} {'H':>2} {'S':>2} {'k':>2} {'d':>2} {'B':>4} {'L':>5} "
-              f"{'s/step':>9} {'original':>9} {'speedup':>8} {'peak RSS MB':>12}")
+        print(
+            f"{'name':<13} {'I':>2} {'H':>2} {'S':>2} {'k':>2} {'d':>2} {'B':>4} {'L':>5} "
+            f"{'s/step':>9} {'original':>9} {'speedup':>8} {'peak RSS MB':>12}"
+        )
     for name in names:
-        command = [sys.executable, "-m", "qrnn.bench", "--child", name, "--device", args.device,
-                   "--dtype", args.dtype, "--repeats", str(args.repeats)]
+        command = [
+            sys.executable,
+            "-m",
+            "qrnn.bench",
+            "--child",
+            name,
+            "--device",
+            args.device,
+            "--dtype",
+            args.dtype,
+            "--repeats",
+            str(args.repeats),
+        ]
         result = subprocess.run(command, capture_output=True, text=True)
         if result.returncode != 0:
             print(f"{name}: failed: {result.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
@@ -131,11 +144,13 @@ def run_bench(args: argparse.Namespace) -> int:
         original = row["original_seconds_per_step"]
         original_text = "-" if original is None else f"{original:.2f}s"
         speedup_text = "-" if row["speedup"] is None else f"{row['speedup']:.0f}x"
-        print(f"{name:<13} {row['input_size']:>2} {row['workspace_size']:>2} {row['stages']:>2} "
-              f"{row['order']:>2} {row['degree']:>2} {row['batch']:>4} {row['length']:>5} "
-              f"{row['seconds_per_step'] * 1000:>7.1f}ms "
-              f"{original_text:>9} {speedup_text:>8} {row['peak_rss_mb']:>12.0f}",
-              flush=True)
+        print(
+            f"{name:<13} {row['input_size']:>2} {row['workspace_size']:>2} {row['stages']:>2} "
+            f"{row['order']:>2} {row['degree']:>2} {row['batch']:>4} {row['length']:>5} "
+            f"{row['seconds_per_step'] * 1000:>7.1f}ms "
+            f"{original_text:>9} {speedup_text:>8} {row['peak_rss_mb']:>12.0f}",
+            flush=True,
+        )
     return 0
 
 
@@ -147,8 +162,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__,
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--config", action="append", metavar="NAME",
-                        help=f"run only this config (repeatable); one of {', '.join(CONFIGS)}; default: all")
+    parser.add_argument(
+        "--config",
+        action="append",
+        metavar="NAME",
+        help=f"run only this config (repeatable); one of {', '.join(CONFIGS)}; default: all",
+    )
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     parser.add_argument("--repeats", type=int, default=15, help="timed steps per config (median reported)")

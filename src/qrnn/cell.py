@@ -106,9 +106,7 @@ class QRNNCell(nn.Module):
         outcomes = torch.arange(2**input_size)
         bits = int_to_bits(outcomes, input_size)
         seen = torch.stack([bits * (torch.arange(input_size) < j) for j in range(input_size)])
-        others = torch.stack(
-            [torch.cat([seen[j][:, :j], seen[j][:, j + 1 :]], dim=1) for j in range(input_size)]
-        )
+        others = torch.stack([torch.cat([seen[j][:, :j], seen[j][:, j + 1 :]], dim=1) for j in range(input_size)])
         weights = 2 ** torch.arange(input_size - 2, -1, -1) if input_size > 1 else torch.zeros(0, dtype=torch.long)
         self.register_buffer("readout_config", (others * weights).sum(-1), persistent=False)
         self.register_buffer("readout_bit", bits.T.contiguous(), persistent=False)
@@ -186,9 +184,7 @@ class QRNNCell(nn.Module):
 
     # ---- the slow reference: the same step, gate by gate, on the full register ----
 
-    def apply_step(
-        self, state: torch.Tensor, word: torch.Tensor, explicit: bool = False
-    ) -> torch.Tensor:
+    def apply_step(self, state: torch.Tensor, word: torch.Tensor, explicit: bool = False) -> torch.Tensor:
         """Run the step up to the output stage on batched lane-tensor states with the I/O lanes at 0.
 
         `state` has I + H lanes (or I + H + order with `explicit`, the extra lanes being the ancillas, at 0);
@@ -217,4 +213,3 @@ class QRNNCell(nn.Module):
     def output_distribution(self, state: torch.Tensor) -> torch.Tensor:
         """The distribution over the I/O word of lane-tensor states (B x 2^I)."""
         return marginal_probabilities(state, list(range(self.input_size)))
-

@@ -26,9 +26,7 @@ def best_original_loss(input_size: int) -> float:
     return -1.0 + math.log(2**input_size - 1 + math.e)
 
 
-def original_loss(
-    probs: torch.Tensor, target_words: torch.Tensor, scored: torch.Tensor | None = None
-) -> torch.Tensor:
+def original_loss(probs: torch.Tensor, target_words: torch.Tensor, scored: torch.Tensor | None = None) -> torch.Tensor:
     """Cross-entropy with `probs` (B x 2^I x T) as logits against `target_words` (B x T), averaged over the
     `scored` steps (bool B x T, all if None), minus its best value."""
     input_size = int(math.log2(probs.shape[1]))

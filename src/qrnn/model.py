@@ -21,11 +21,10 @@ from qrnn.bits import bits_to_int, int_to_bits
 from qrnn.cell import QRNNCell
 from qrnn.errors import QRNNError
 
-Postselect = Union[bool, Callable[[int, torch.Tensor], torch.Tensor]]
+Postselect = Union[bool, Callable[[int, torch.Tensor], torch.Tensor]]  # noqa: UP007 (a runtime alias)
 
-def _grouped_products(
-    rows: torch.Tensor, matrices: torch.Tensor, counts: list[int], out: torch.Tensor
-) -> torch.Tensor:
+
+def _grouped_products(rows: torch.Tensor, matrices: torch.Tensor, counts: list[int], out: torch.Tensor) -> torch.Tensor:
     """out[i] = rows[i] @ matrices[x].T where the rows are sorted by word x and `counts[x]` rows have word x."""
     start = 0
     for word, count in enumerate(counts):
@@ -143,7 +142,7 @@ class _SequenceFunction(torch.autograd.Function):
         order_all = torch.argsort(flat_words, stable=True)
         counts_all = torch.bincount(flat_words, minlength=count).tolist()
         for word, (rows_in, rows_out) in enumerate(
-            zip(flat_states[order_all].split(counts_all), flat_grad_products[order_all].split(counts_all))
+            zip(flat_states[order_all].split(counts_all), flat_grad_products[order_all].split(counts_all), strict=True)
         ):
             if rows_in.shape[0]:
                 grad_kernels[word] = rows_out.T @ rows_in
@@ -344,9 +343,7 @@ class QRNN(nn.Module):
             if not isinstance(bits, torch.Tensor):
                 raise QRNNError(f"{name} must be a tensor of bits, got {type(bits).__name__}")
             if bits.dim() not in (2, 3) or bits.shape[-1] != width:
-                raise QRNNError(
-                    f"{name} must have shape B x L x {width} (or L x {width}), got {tuple(bits.shape)}"
-                )
+                raise QRNNError(f"{name} must have shape B x L x {width} (or L x {width}), got {tuple(bits.shape)}")
             if bits.is_floating_point() or bits.is_complex():
                 raise QRNNError(f"{name} must be an integer or bool tensor of 0/1 bits, got {bits.dtype}")
             if bits.numel() and not bool(((bits == 0) | (bits == 1)).all()):

@@ -32,9 +32,7 @@ from qrnn.statevector import apply_rotation_table, normalize
 @functools.cache
 def source_subsets(num_sources: int, degree: int) -> tuple[tuple[int, ...], ...]:
     """The monomials of a neuron: subsets of source positions of size 1..degree, in the original's order."""
-    return tuple(
-        subset for r in range(1, degree + 1) for subset in itertools.combinations(range(num_sources), r)
-    )
+    return tuple(subset for r in range(1, degree + 1) for subset in itertools.combinations(range(num_sources), r))
 
 
 def num_weights(num_sources: int, degree: int) -> int:
@@ -50,9 +48,7 @@ def monomial_table(num_sources: int, degree: int, dtype: torch.dtype = torch.flo
     return torch.stack(columns, dim=1).to(dtype)
 
 
-def neuron_angles(
-    weights: torch.Tensor, theta: torch.Tensor, monomials: torch.Tensor, bias: float
-) -> torch.Tensor:
+def neuron_angles(weights: torch.Tensor, theta: torch.Tensor, monomials: torch.Tensor, bias: float) -> torch.Tensor:
     """eta for every source configuration: weights (..., #monomials), theta (...) -> (..., 2^n)."""
     return 0.5 * (weights @ monomials.T + theta.unsqueeze(-1) + bias)
 
@@ -124,7 +120,7 @@ class QuantumNeuron(nn.Module):
 
     def _rotations(self, ancilla: int) -> list[Gate]:
         gates = [Gate("ry", ancilla, (), self.theta + self.bias)]
-        for weight, subset in zip(self.weights, source_subsets(len(self.sources), self.degree)):
+        for weight, subset in zip(self.weights, source_subsets(len(self.sources), self.degree), strict=True):
             gates.append(Gate("ry", ancilla, tuple(self.sources[i] for i in subset), weight))
         return gates
 

@@ -27,9 +27,7 @@ def num_lanes(state: torch.Tensor) -> int:
     return state.dim() - 1
 
 
-def apply_matrix(
-    state: torch.Tensor, matrix: torch.Tensor, target: int, controls: Sequence[int] = ()
-) -> torch.Tensor:
+def apply_matrix(state: torch.Tensor, matrix: torch.Tensor, target: int, controls: Sequence[int] = ()) -> torch.Tensor:
     """Apply the 2x2 `matrix` on lane `target` of every state, on the part where all `controls` lanes are 1."""
     axis = target + 1
     moved = state.movedim(axis, -1)

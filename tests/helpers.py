@@ -1,0 +1,62 @@
+"""Test helpers: reference vectors of the original implementation, and a slow gate-by-gate simulator."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from qrnn import QRNN
+from qrnn.statevector import flip_lanes, project, zero_state
+
+REFERENCE_DIR = Path(__file__).parent / "data" / "reference-vectors"
+REFERENCE_FILES = sorted(REFERENCE_DIR.glob("*.json"))
+
+
+def load_reference(path: Path) -> dict:
+    """One reference file, parsed."""
+    return json.loads(path.read_text())
+
+
+def reference_model(reference: dict, dtype: torch.dtype = torch.float64) -> QRNN:
+    """A QRNN with the reference file's configuration and parameters."""
+    c = reference["config"]
+    model = QRNN(c["input_size"], c["workspace_size"], c["stages"], c["order"], c["degree"], c["bias"]).to(dtype)
+    state_dict = {
+        name: torch.tensor(values, dtype=torch.float64).reshape(reference["parameter_shapes"][name])
+        for name, values in reference["parameters"].items()
+    }
+    model.load_original_state_dict(state_dict)
+    return model
+
+
+def slow_sequence(
+    model: QRNN, inputs: torch.Tensor, targets: torch.Tensor, explicit: bool = False
+) -> tuple[torch.Tensor, float]:
+    """The training-mode sequence, simulated gate by gate on the full register (with the neurons' ancillas when
+    `explicit`): the independent reference for the fast path. Returns probs (B x 2^I x (L-1)) and the min
+    postselection probability."""
+    cell = model.cell
+    batch, length, width = inputs.shape
+    lanes = model.num_qubits + (cell.order if explicit else 0)
+    dtype = cell.output_stage[0].weights.dtype
+    state = zero_state(lanes, batch, dtype)
+    probs, minimum = [], 1.0
+    for t in range(length - 1):
+        state = cell.apply_step(state, inputs[:, t], explicit=explicit)
+        if explicit:
+            # The ancillas were postselected on 0 inside every neuron: drop them for the readout.
+            io_and_work = state[(slice(None),) + (slice(None),) * model.num_qubits + (0,) * cell.order]
+            distribution = cell.output_distribution(io_and_work)
+        else:
+            distribution = cell.output_distribution(state)
+        probs.append(distribution)
+        for lane in range(width):
+            state, _ = project(state, lane, targets[:, t + 1, lane])
+        index = torch.zeros(batch, dtype=torch.long)
+        for lane in range(width):
+            index = index * 2 + targets[:, t + 1, lane]
+        minimum = min(minimum, float(distribution.detach().gather(1, index.unsqueeze(1)).min()))
+        state = flip_lanes(state, list(range(width)), targets[:, t + 1])
+    return torch.stack(probs, dim=2), minimum
