@@ -299,9 +299,20 @@ class ShardTrainer:
         return float(loss), min_postselection
 
     @torch.no_grad()
-    def validate(self) -> dict[str, Any]:
+    def validate(self, on_schedule: bool = True) -> dict[str, Any]:
         """One validation batch per shard, sampling the scored steps; results combined over shards. Shard 0
-        also gets `samples`: the first `--num-validation-samples` (inputs, targets, measured) over shards."""
+        also gets `samples`: the first `--num-validation-samples` (inputs, targets, measured) over shards.
+
+        A validation off the `--validate-every` schedule (after the last epoch) leaves the validation data and
+        sampling streams as it found them, so that a finished run extended by `resume --epochs` validates on
+        exactly the data an uninterrupted longer run would have."""
+        if not on_schedule:
+            streams = (self.dataset.generator("validate").get_state(), self.sampling.get_state())
+            try:
+                return self.validate(on_schedule=True)
+            finally:
+                self.dataset.generator("validate").set_state(streams[0])
+                self.sampling.set_state(streams[1])
         batch = self.dataset.batch("validate")
         inputs = batch.inputs.to(self.device)
         targets = batch.targets.to(self.device)
@@ -388,8 +399,9 @@ class ShardTrainer:
                 )
             if self.display is not None and self.is_leader:
                 self.display.update(self.epoch, train_loss, min_postselection)
-            if self.epoch % config.validate_every == 0 or self.epoch == config.epochs:
-                result = self.validate()
+            on_schedule = self.epoch % config.validate_every == 0
+            if on_schedule or self.epoch == config.epochs:
+                result = self.validate(on_schedule)
                 self.last_validation_loss = result["loss"]
                 is_best = math.isfinite(result["loss"]) and (
                     self.best_validation_loss is None or result["loss"] < self.best_validation_loss
