@@ -179,9 +179,7 @@ class ShardTrainer:
         if launch.distributed:
             from torch.nn.parallel import DistributedDataParallel
 
-            self.network = DistributedDataParallel(
-                model, device_ids=[device] if device.type == "cuda" else None, broadcast_buffers=False
-            )
+            self.network = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
         self.optimizer = build_optimizer(
             config.optimizer, model.parameters(), config.learning_rate, config.weight_decay
         )
