@@ -65,7 +65,7 @@ def test_batched_equals_one_by_one() -> None:
         assert torch.allclose(probs[b], single, atol=1e-14)
 
 
-def test_gradients_match_finite_differences() -> None:
+def test_gradients_match_finite_differences(layout: str) -> None:
     model = random_model(2, 2, 1, 2, 2, seed=21)
     inputs, targets = random_bits(3, 5, 2, 22), random_bits(3, 5, 2, 23)
     words = bits_to_int(targets[:, 1:])
@@ -112,7 +112,7 @@ def test_sampling_follows_the_distribution() -> None:
             assert torch.allclose(rows, rows[0].expand_as(rows), atol=1e-14)
 
 
-def test_sampling_is_seeded_and_postselection_callable_mixes() -> None:
+def test_sampling_is_seeded_and_postselection_callable_mixes(layout: str) -> None:
     model = random_model(2, 3, 1, 2, 2, seed=41)
     inputs, targets = random_bits(6, 8, 2, 42), random_bits(6, 8, 2, 43)
     first = model(inputs, targets, postselect=False, generator=torch.Generator().manual_seed(9))

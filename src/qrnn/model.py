@@ -24,22 +24,80 @@ from qrnn.errors import QRNNError
 Postselect = Union[bool, Callable[[int, torch.Tensor], torch.Tensor]]  # noqa: UP007 (a runtime alias)
 
 
-def _grouped_products(rows: torch.Tensor, matrices: torch.Tensor, counts: list[int], out: torch.Tensor) -> torch.Tensor:
-    """out[i] = rows[i] @ matrices[x].T where the rows are sorted by word x and `counts[x]` rows have word x."""
-    start = 0
-    for word, count in enumerate(counts):
-        if count:
-            torch.mm(rows[start : start + count], matrices[word].T, out=out[start : start + count])
-            start += count
-    return out
+# The per-step products psi[b] @ kernels[x_b]^T run either as one product with all kernels followed by a gather
+# (few words, small kernels: fewer operations) or one product per group of samples sharing a word (the batch
+# sorted by word at every step: fewer flops). One extra small operation costs about this many multiply-adds.
+_OPERATION_COST_IN_FLOPS = 160_000
+
+
+class _StepLayout:
+    """How the batch is laid out at each step, and the per-sample kernel products in that layout."""
+
+    def __init__(self, kernels: torch.Tensor, words: torch.Tensor) -> None:
+        steps, batch = words.shape
+        count, width = kernels.shape[0], kernels.shape[-1]
+        self.words = words
+        self.grouped = batch * (count - 1) * width * width > count * _OPERATION_COST_IN_FLOPS
+        if self.grouped:
+            self.order = torch.argsort(words, dim=1, stable=True)
+            self.inverse = torch.argsort(self.order, dim=1)
+            counts = torch.zeros(steps, count, dtype=torch.long, device=words.device)
+            counts.scatter_add_(1, words, torch.ones_like(words))
+            self.counts = counts.tolist()
+            self.step_words = words.gather(1, self.order)
+            self.forward_matrices = kernels.transpose(1, 2)
+            self.backward_matrices = kernels
+        else:
+            self.rows = torch.arange(batch, device=words.device)
+            self.step_words = words
+            self.forward_matrices = kernels.transpose(1, 2).permute(1, 0, 2).reshape(width, count * width)
+            self.backward_matrices = kernels.permute(1, 0, 2).reshape(width, count * width)
+
+    def to_step(self, values: torch.Tensor) -> torch.Tensor:
+        """Per-step tensors (steps, batch, ...) from the batch's order into the step layout."""
+        if not self.grouped:
+            return values
+        index = self.order.view(self.order.shape + (1,) * (values.dim() - 2)).expand_as(values)
+        return values.gather(1, index)
+
+    def from_step(self, values: torch.Tensor) -> torch.Tensor:
+        """Per-step tensors (steps, batch, ...) from the step layout back into the batch's order."""
+        if not self.grouped:
+            return values
+        index = self.inverse.view(self.inverse.shape + (1,) * (values.dim() - 2)).expand_as(values)
+        return values.gather(1, index)
+
+    def enter(self, t: int, rows: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """Rows in the batch's order -> step t's layout."""
+        return torch.index_select(rows, 0, self.order[t], out=out) if self.grouped else out.copy_(rows)
+
+    def leave(self, t: int, rows: torch.Tensor) -> torch.Tensor:
+        """Rows in step t's layout -> the batch's order."""
+        return rows.index_select(0, self.inverse[t]) if self.grouped else rows
+
+    def products(self, t: int, rows: torch.Tensor, backward: bool, out: torch.Tensor) -> torch.Tensor:
+        """rows[b] @ kernels[x_b]^T (forward) or rows[b] @ kernels[x_b] (backward), in step t's layout."""
+        matrices = self.backward_matrices if backward else self.forward_matrices
+        if not self.grouped:
+            every = (rows @ matrices).view(rows.shape[0], -1, rows.shape[1])
+            return torch.index_select(every.view(-1, rows.shape[1]), 0, self._flat_index(t), out=out)
+        start = 0
+        for word, count in enumerate(self.counts[t]):
+            if count:
+                torch.mm(rows[start : start + count], matrices[word], out=out[start : start + count])
+                start += count
+        return out
+
+    def _flat_index(self, t: int) -> torch.Tensor:
+        return self.rows * (self.forward_matrices.shape[1] // self.forward_matrices.shape[0]) + self.words[t]
 
 
 class _SequenceFunction(torch.autograd.Function):
     """The sequence of steps with a hand-written backward pass (see the module docstring).
 
-    At each step the batch is taken in the order that sorts it by input word (`order[t]`), so that every
-    group of samples sharing a word is one matrix product with that word's kernel; everything saved for the
-    backward pass is in that per-step sorted order, and the outputs are put back in the batch's order at the end.
+    Everything the backward pass needs is saved per step in the step layout (`_StepLayout`); the parts of the
+    backward pass that do not depend on later steps are computed for all steps at once, so that the recursion
+    over steps is a handful of operations.
     """
 
     @staticmethod
@@ -53,50 +111,53 @@ class _SequenceFunction(torch.autograd.Function):
         uniforms: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         steps, batch = words.shape
-        count, width = kernels.shape[0], kernels.shape[-1]
+        width = kernels.shape[-1]
         outcomes = readout.shape[0]
-        order = torch.argsort(words, dim=1, stable=True)
-        inverse = torch.argsort(order, dim=1)
-        counts = torch.zeros(steps, count, dtype=torch.long, device=words.device)
-        counts.scatter_add_(1, words, torch.ones_like(words))
-        counts_list = counts.tolist()
-        targets = targets.gather(1, order)
-        postselected = postselected.gather(1, order)
+        layout = _StepLayout(kernels, words)
+        targets = layout.to_step(targets)
+        postselected = layout.to_step(postselected)
         sampling = not bool(postselected.all())
         if sampling:
-            uniforms = uniforms.gather(1, order)
+            uniforms = layout.to_step(uniforms)
+            measured = torch.empty(steps, batch, dtype=torch.long, device=kernels.device)
+        else:
+            measured = targets
+            chosen_readout = readout[targets]
         squared_readout_t = (readout * readout).T.contiguous()
         psi = torch.zeros(batch, width, dtype=kernels.dtype, device=kernels.device)
         psi[:, 0] = 1
         states = psi.new_empty(steps, batch, width)
-        outputs = psi.new_empty(steps, batch, width)
-        products = psi.new_empty(steps, batch, width)
+        products = torch.empty_like(states)
+        scales = torch.empty_like(states)
+        outputs = torch.empty_like(states)
         weights = psi.new_empty(steps, batch, outcomes)
-        probs = psi.new_empty(steps, batch, outcomes)
-        measured = torch.empty(steps, batch, dtype=torch.long, device=kernels.device)
+        inverse_norms = psi.new_empty(steps, batch, 1)
         for t in range(steps):
-            torch.index_select(psi, 0, order[t], out=states[t])
-            z = _grouped_products(states[t], kernels, counts_list[t], products[t])
+            rows = layout.enter(t, psi, states[t])
+            z = layout.products(t, rows, False, products[t])
             u = torch.mm(z * z, squared_readout_t, out=weights[t])
-            p = torch.div(u, u.sum(1, keepdim=True), out=probs[t])
             if sampling:
+                p = u / u.sum(1, keepdim=True)
                 sampled = (p.cumsum(1) < uniforms[t].unsqueeze(1)).sum(1).clamp_(max=outcomes - 1)
                 y = torch.where(postselected[t], targets[t], sampled)
+                measured[t] = y
+                step_readout = readout[y]
             else:
                 y = targets[t]
-            measured[t] = y
-            u_y = u.gather(1, y.unsqueeze(1))
-            torch.mul(readout[y] * z, u_y.rsqrt(), out=outputs[t])
-            psi = outputs[t].index_select(0, inverse[t])
+                step_readout = chosen_readout[t]
+            inverse_norm = torch.rsqrt(u.gather(1, y.unsqueeze(1)), out=inverse_norms[t])
+            torch.mul(step_readout, inverse_norm, out=scales[t])
+            psi = layout.leave(t, torch.mul(scales[t], z, out=outputs[t]))
+        probs = weights / weights.sum(2, keepdim=True)
         chosen_probability = probs.gather(2, measured.unsqueeze(2)).squeeze(2)
         selected = chosen_probability[postselected]
         minimum = selected.min() if selected.numel() else chosen_probability.new_ones(())
-        ctx.save_for_backward(kernels, readout, order, inverse, measured, states, outputs, products, weights, probs)
-        ctx.counts = counts_list
-        ctx.sorted_words = words.gather(1, order)
-        batch_order = inverse.unsqueeze(2).expand(-1, -1, outcomes)
-        probs_out = probs.gather(1, batch_order).permute(1, 2, 0)
-        measured_out = measured.gather(1, inverse)
+        ctx.save_for_backward(
+            kernels, readout, measured, states, products, scales, outputs, weights, inverse_norms, probs
+        )
+        ctx.layout = layout
+        probs_out = layout.from_step(probs).permute(1, 2, 0)
+        measured_out = layout.from_step(measured)
         ctx.mark_non_differentiable(measured_out, minimum)
         return probs_out, measured_out, minimum
 
@@ -104,52 +165,48 @@ class _SequenceFunction(torch.autograd.Function):
     def backward(  # type: ignore[override]
         ctx: Any, grad_probs: torch.Tensor | None, _grad_measured: Any, _grad_minimum: Any
     ) -> tuple[torch.Tensor | None, ...]:
-        kernels, readout, order, inverse, measured, states, outputs, products, weights, probs = ctx.saved_tensors
+        kernels, readout, measured, states, products, scales, outputs, weights, inverse_norms, probs = ctx.saved_tensors
+        layout: _StepLayout = ctx.layout
         steps, batch, width = products.shape
         count, outcomes = kernels.shape[0], readout.shape[0]
+        squared_readout = readout * readout
         if grad_probs is None:
             grad_probs = probs.new_zeros(batch, outcomes, steps)
-        # Into the per-step sorted order of the saved tensors: (steps, batch, outcomes).
-        grad_probs = grad_probs.permute(2, 0, 1).gather(1, order.unsqueeze(2).expand(-1, -1, outcomes))
-        squared_readout = readout * readout
-        transposed = kernels.transpose(1, 2)
-        grad_psi = torch.zeros(batch, width, dtype=kernels.dtype, device=kernels.device)
+        grad_probs = layout.to_step(grad_probs.permute(2, 0, 1))
+        # u -> p = u / sum(u): the part of dL/du that comes from the output distributions, for all steps.
+        totals = weights.sum(2, keepdim=True)
+        grad_weights = (grad_probs - (grad_probs * probs).sum(2, keepdim=True)) / totals
+        # dL/dz = 2 z (dL/du @ readout^2) + the terms through psi' = readout[y] * z / sqrt(u_y): its direct
+        # dependence on z (scales) and on u_y (a multiple of 2 z readout[y]^2, known once dL/dpsi' is).
+        base = 2 * products * (grad_weights @ squared_readout)
+        through_norm = 2 * products * squared_readout[measured]
+        norm_factor = -0.5 * inverse_norms * inverse_norms
+        grad_outputs = torch.empty_like(products)
+        grad_norms = torch.empty_like(inverse_norms)
         grad_products = torch.empty_like(products)
-        grad_weights = torch.empty_like(weights)
-        grad_readout_direct = torch.empty_like(products)
         grad_rows = torch.empty(batch, width, dtype=kernels.dtype, device=kernels.device)
+        grad_psi = torch.zeros(batch, width, dtype=kernels.dtype, device=kernels.device)
         for t in range(steps - 1, -1, -1):
-            z, u, y, p, grad_p = products[t], weights[t], measured[t], probs[t], grad_probs[t]
-            grad_next = grad_psi.index_select(0, order[t])
-            total = u.sum(1, keepdim=True)
-            grad_u = (grad_p - (grad_p * p).sum(1, keepdim=True)) / total
-            u_y = u.gather(1, y.unsqueeze(1))
-            inverse_norm = u_y.rsqrt()
-            # psi' = readout[y] * z / sqrt(u_y): its gradient reaches z directly, readout[y], and u_y.
-            overlap = (grad_next * outputs[t]).sum(1, keepdim=True)
-            grad_u.scatter_add_(1, y.unsqueeze(1), -0.5 * overlap / u_y)
-            grad_weights[t] = grad_u
-            torch.addcmul(
-                grad_next * readout[y] * inverse_norm, z, grad_u @ squared_readout, value=2, out=grad_products[t]
-            )
-            grad_readout_direct[t] = grad_next * z * inverse_norm
-            _grouped_products(grad_products[t], transposed, ctx.counts[t], grad_rows)
-            grad_psi = grad_rows.index_select(0, inverse[t])
+            grad_next = layout.enter(t, grad_psi, grad_outputs[t])
+            correction = torch.mul((grad_next * outputs[t]).sum(1, keepdim=True), norm_factor[t], out=grad_norms[t])
+            grad_z = torch.addcmul(base[t], grad_next, scales[t], out=grad_products[t])
+            grad_z.addcmul_(correction, through_norm[t])
+            grad_psi = layout.leave(t, layout.products(t, grad_z, True, grad_rows))
+        grad_weights.scatter_add_(2, measured.unsqueeze(2), grad_norms)
         grad_kernels = torch.zeros_like(kernels)
-        flat_words = ctx.sorted_words.reshape(-1)
+        flat_words = layout.step_words.reshape(-1)
         flat_states = states.reshape(-1, width)
         flat_grad_products = grad_products.reshape(-1, width)
-        order_all = torch.argsort(flat_words, stable=True)
-        counts_all = torch.bincount(flat_words, minlength=count).tolist()
+        order = torch.argsort(flat_words, stable=True)
+        counts = torch.bincount(flat_words, minlength=count).tolist()
         for word, (rows_in, rows_out) in enumerate(
-            zip(flat_states[order_all].split(counts_all), flat_grad_products[order_all].split(counts_all), strict=True)
+            zip(flat_states[order].split(counts), flat_grad_products[order].split(counts), strict=True)
         ):
             if rows_in.shape[0]:
                 grad_kernels[word] = rows_out.T @ rows_in
-        squares = products.reshape(-1, width).pow(2)
-        grad_squared_readout = grad_weights.reshape(-1, outcomes).T @ squares
+        grad_squared_readout = grad_weights.reshape(-1, outcomes).T @ products.reshape(-1, width).pow(2)
         grad_readout = torch.zeros_like(readout).index_add_(
-            0, measured.reshape(-1), grad_readout_direct.reshape(-1, width)
+            0, measured.reshape(-1), (grad_outputs * products * inverse_norms).reshape(-1, width)
         )
         grad_readout = grad_readout + 2 * readout * grad_squared_readout
         return grad_kernels, grad_readout, None, None, None, None
