@@ -3,6 +3,7 @@ stop conditions, TensorBoard logs and the one-line errors. Tiny runs (a few doze
 
 from __future__ import annotations
 
+import io
 import json
 import math
 from pathlib import Path
@@ -17,8 +18,9 @@ from qrnn.datasets import get_dataset
 from qrnn.errors import QRNNError
 from qrnn.loss import original_loss
 from qrnn.training import read_checkpoint, resume, train
-from qrnn.training.config import TrainConfig, make_config
+from qrnn.training.config import TrainConfig, flag, make_config
 from qrnn.training.models import build_model, initialise_model
+from qrnn.training.progress import ProgressDisplay, format_duration
 
 
 def checkpoints(out: Path, kind: str) -> list[Path]:
@@ -280,3 +282,67 @@ def test_python_api_rejects_unknown_options() -> None:
         make_config({"epoch": 3})
     with pytest.raises(QRNNError, match="unknown optimizer 'adamw'; valid: sgd, adam, rmsprop, lbfgs"):
         qrnn.train(optimizer="adamw")
+
+
+# ---- help, progress display, classification reports ----
+
+
+def test_help_shows_every_option_with_its_default(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        qrnn_main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for name in TrainConfig.__dataclass_fields__:
+        if name == "model":
+            continue  # set by code until a --model flag exists
+        assert flag(name) in text, name
+    assert "--epochs EP number of training epochs (one batch per shard each) (default: 5000)" in text
+    assert "--optimizer {sgd,adam,rmsprop,lbfgs} optimizer (adam means AdamW) (default: adam)" in text
+    assert "--tag TAG tag for the names of checkpoints and logs (default: '')" in text
+
+
+def test_progress_display_live_and_plain() -> None:
+    live_stream = io.StringIO()
+    live = ProgressDisplay(total_epochs=100, start_epoch=0, stream=live_stream, live=True)
+    live.update(1, 0.5, 0.25)
+    live.message("validation report")
+    live.close()
+    drawn = live_stream.getvalue()
+    assert drawn.startswith("\r\033[Kepoch 1/100  loss 0.5000  min postsel 0.25  ")
+    assert "\r\033[Kvalidation report\nepoch 1/100" in drawn and drawn.endswith("\n")
+    plain_stream = io.StringIO()
+    plain = ProgressDisplay(total_epochs=100, start_epoch=50, stream=plain_stream, live=False, plain_interval=0)
+    plain.update(60, 0.125, 1.0)
+    plain.message("validation report")
+    lines = plain_stream.getvalue().splitlines()
+    assert lines[0].startswith("epoch 60/100  loss 0.1250  min postsel 1  ") and "ETA " in lines[0]
+    assert lines[1] == "validation report" and "\r" not in plain_stream.getvalue()
+    assert format_duration(3725) == "1:02:05" and format_duration(90061) == "1d 1:01:01"
+
+
+def test_evaluate_confusion_matrix_on_a_classification_dataset(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    name = "mnist-pca-r2-p2"
+    try:
+        data = get_dataset(name, sentence_length=2, batch_size=2, seed=82727)
+        data.batch("test")
+    except (AttributeError, QRNNError) as error:  # the MNIST datasets or their resources are not there
+        pytest.skip(f"{name} unavailable: {error}")
+    result = train(dataset=name, epochs=2, batch_size=2, validate_every=2, out=str(tmp_path))
+    capsys.readouterr()
+    assert qrnn_main(["evaluate", result.final_checkpoint, "--samples", "40", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["classes"] == [str(digit) for digit in range(10)]
+    matrix = torch.tensor(report["confusion_matrix"])
+    assert matrix.shape == (10, 11) and int(matrix.sum()) == 40 and report["batches"] == 2
+    assert report["classification_accuracy"] == pytest.approx(float(matrix.trace()) / 40)
+    # Row sums are the true classes of the 40 test images the evaluation drew (2 batches of 2 per digit).
+    fresh = get_dataset(name, sentence_length=2, batch_size=2, seed=82727)
+    truth = torch.cat([fresh.decode_labels(fresh.batch("test").targets[:, 1:]) for _ in range(2)])
+    assert matrix.sum(1).tolist() == torch.bincount(truth, minlength=10).tolist() == [4] * 10
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error for a machine without CUDA")
+def test_cuda_requested_without_cuda(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    line = one_line_error(capsys, ["train", "--device", "cuda", "--out", str(tmp_path)])
+    assert "--device cuda was asked for, but CUDA is not available here; use --device cpu or auto" in line
