@@ -27,8 +27,15 @@ def random_bits(batch: int, length: int, width: int, seed: int) -> torch.Tensor:
     return torch.randint(0, 2, (batch, length, width), generator=torch.Generator().manual_seed(seed))
 
 
+@pytest.fixture(params=["grouped", "all-kernels"])
+def layout(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test with each per-step layout of the batch (see `qrnn.model._StepLayout`)."""
+    monkeypatch.setattr("qrnn.model._OPERATION_COST_IN_FLOPS", 0 if request.param == "grouped" else 10**12)
+    return request.param
+
+
 @pytest.mark.parametrize("sizes", [(1, 2, 0, 1, 1), (2, 3, 1, 2, 2), (3, 2, 2, 1, 3), (2, 4, 2, 3, 2)], ids=str)
-def test_fast_path_equals_gate_by_gate(sizes: tuple[int, ...]) -> None:
+def test_fast_path_equals_gate_by_gate(sizes: tuple[int, ...], layout: str) -> None:
     model = random_model(*sizes, seed=sum(sizes))
     inputs, targets = random_bits(3, 5, sizes[0], 1), random_bits(3, 5, sizes[0], 2)
     probs, measured, minimum = model(inputs, targets)
