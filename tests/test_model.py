@@ -131,7 +131,7 @@ def test_sampling_is_seeded_and_postselection_callable_mixes(layout: str) -> Non
 
     probs, measured, minimum = model(inputs, targets, postselect=even_steps, generator=torch.Generator().manual_seed(3))
     assert torch.equal(measured[:, 0::2], targets[:, 1::2])
-    chosen = probs.gather(1, bits_to_int(measured).unsqueeze(1)).squeeze(1)
+    chosen = probs.detach().gather(1, bits_to_int(measured).unsqueeze(1)).squeeze(1)
     assert math.isclose(minimum, float(chosen[:, 0::2].min()), rel_tol=1e-12)
     # Postselecting on what was sampled reproduces the sampled run exactly.
     replay, _, _ = model(inputs, torch.cat([targets[:, :1], measured], dim=1), postselect=True)
