@@ -60,11 +60,15 @@ def add_global_options(parser: argparse.ArgumentParser) -> None:
 
 
 def add_train_options(parser: argparse.ArgumentParser) -> None:
-    """The `train` subcommand's options, with their defaults."""
+    """The `train` subcommand's options, given values only (SUPPRESS defaults, shown in the help): a preset's
+    values must yield to the flags the user typed, and only to those."""
     group = parser.add_argument_group("training options")
+    group.add_argument("--preset", default=None, metavar="NAME",
+                       help="start from this preset's options (`qrnn presets` lists them; or a .toml file); "
+                       "flags given here override them")
     for option in dataclasses.fields(TrainConfig):
         if option.metadata["group"] == TRAIN:
-            _add_config_option(group, option.name, suppress=False)
+            _add_config_option(group, option.name, suppress=True)
 
 
 def _given_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -72,10 +76,10 @@ def _given_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def command_train(args: argparse.Namespace) -> int:
-    """`train`: a new run with the given options."""
+    """`train`: a new run with the given options (on top of the preset's, if one is named)."""
     from qrnn.training.launch import train
 
-    return train(**_given_options(args)).exit_code
+    return train(preset=args.preset, **_given_options(args)).exit_code
 
 
 def command_resume(args: argparse.Namespace) -> int:

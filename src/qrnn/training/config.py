@@ -3,7 +3,7 @@
 The command line (`qrnn train`, `./main.py train`), `qrnn.train(**options)` and the checkpoints all use
 `TrainConfig`; its fields are the flag names with underscores. Options marked `GLOBAL` are the original's global
 options (accepted before and after the subcommand), `TRAIN` the `train` subcommand's, `INTERNAL` are set by
-code only (e.g. the model kind, until a `--model` flag exists).
+code only.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ OPTIMIZERS = ("sgd", "adam", "rmsprop", "lbfgs")
 LOSSES = ("original", "nll")
 DEVICES = ("cpu", "cuda", "auto")
 DTYPES = ("float32", "float64")
-MODEL_KINDS = ("qrnn",)
+# The QRNN, or a classical baseline (`qrnn.baselines`) whose hidden width is --workspace.
+MODEL_KINDS = ("qrnn", "rnn", "lstm")
 
 
 def _option(
@@ -62,8 +63,10 @@ class TrainConfig:
     seed: int = _option(82727, "random seed (initial model, data, sampling)", group=GLOBAL, parse=int,
                         metavar="SEED")
     # The model.
-    model: str = _option("qrnn", "model kind", group=INTERNAL, choices=MODEL_KINDS)
-    workspace: int = _option(3, "workspace qubits", group=TRAIN, parse=int, metavar="H")
+    model: str = _option("qrnn", "model: the QRNN, or a classical baseline (rnn, lstm: one layer of --workspace "
+                         "hidden units, a linear readout; --stages/--order/--degree do not apply)", group=TRAIN,
+                         parse=str, choices=MODEL_KINDS)
+    workspace: int = _option(3, "workspace qubits (rnn, lstm: hidden units)", group=TRAIN, parse=int, metavar="H")
     stages: int = _option(2, "work stages per step", group=TRAIN, parse=int, metavar="S")
     order: int = _option(2, "order of the quantum neurons' amplitude amplification", group=TRAIN, parse=int,
                          metavar="K")

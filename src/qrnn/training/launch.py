@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -129,7 +130,7 @@ def run_shard(
                 trainer.log.arguments(config.as_dict(), trainer.epoch, note)
                 trainer.display.message(
                     f"{'resuming' if resumption else 'training'} run {run.name}: {config.dataset}, "
-                    f"{getattr(trainer.model, 'num_qubits', '?')} qubits simulated, {config.num_shards} shard(s) "
+                    f"{describe_model(trainer.model)}, {config.num_shards} shard(s) "
                     f"x batch {config.batch_size}, {device}, {config.dtype}; logs in {run.log_dir}"
                 )
             try:
@@ -220,9 +221,34 @@ def run_training(config: TrainConfig, run: RunInfo | None = None, resumption: Re
     return _spawn(config, run, resumption)
 
 
-def train(**options: Any) -> TrainResult:
+def describe_model(model: torch.nn.Module) -> str:
+    """What the start-of-training line says about the model: its size, and its qubits for a QRNN."""
+    from qrnn.baselines import parameter_count
+
+    qubits = getattr(model, "num_qubits", None)
+    if qubits is not None:
+        return f"{qubits} qubits simulated, {parameter_count(model)} parameters"
+    config = getattr(model, "config", {})
+    size = f"{config.get('model', 'model')} of width {config.get('hidden_size', '?')}"
+    return f"{size}, {parameter_count(model)} parameters"
+
+
+def train(preset: str | os.PathLike[str] | None = None, **options: Any) -> TrainResult:
     """Train from Python with the command line's options (flag names with underscores, e.g.
-    `train(dataset="elman-xor", epochs=500, learning_rate=0.01)`); returns the `TrainResult`."""
+    `train(dataset="elman-xor", epochs=500, learning_rate=0.01)`); returns the `TrainResult`. With `preset` (a
+    shipped preset's name or a .toml path), its `[train]` options are the starting point and `options` override
+    them."""
+    if preset is not None:
+        from qrnn.presets import load_preset
+
+        loaded = load_preset(preset)
+        options = loaded.train_options(options)
+        if loaded.sweep or (loaded.seeds is not None and len(loaded.seeds) > 1):
+            print(
+                f"note: preset {loaded.name} defines a sweep ({loaded.summary()}); train uses its [train] options "
+                f"only; `qrnn sweep {preset}` runs every point",
+                file=sys.stderr,
+            )
     return run_training(make_config(options))
 
 

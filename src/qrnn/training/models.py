@@ -40,7 +40,12 @@ def build_model(config: Mapping[str, Any]) -> nn.Module:
             degree=int(config["degree"]),
             bias=float(config["initial_bias"]),
         )
-    raise QRNNError(f"unknown model kind {kind!r}; valid: qrnn")
+    if kind in ("rnn", "lstm"):
+        from qrnn.baselines import ClassicalBaseline
+
+        # A baseline's hidden width is --workspace, so that one flag sizes every model kind.
+        return ClassicalBaseline(kind, input_size=int(config["input_size"]), hidden_size=int(config["workspace"]))
+    raise QRNNError(f"unknown model kind {kind!r}; valid: qrnn, rnn, lstm")
 
 
 def initialise_model(model: nn.Module, config: Mapping[str, Any]) -> None:

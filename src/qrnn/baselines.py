@@ -1,0 +1,170 @@
+"""Classical baselines: a one-layer torch RNN or LSTM with a linear readout to the 2^I word logits, behind the
+forward contract of `qrnn.QRNN`, so that the training loop, the losses, checkpoints and evaluation treat them
+like a QRNN.
+
+Each step feeds the input word one-hot encoded (2^I values: the network sees words, as the QRNN's kernels are
+indexed by words) and reads out `probs` = softmax of the logits, the distribution over the next word; the losses
+(`qrnn.loss.original_loss` / `nll_loss`) then apply unchanged. Teacher forcing: the network always reads
+`inputs[:, t]`; what is measured (postselected or sampled) does not feed back. With one-hot inputs and torch's
+two bias vectors per gate, an RNN of width 22 and an LSTM of width 10 on 3-bit words (the paper's DNA
+comparison) have exactly 888 parameters each; the QRNN they are compared with (workspace 5, 1 stage, degree 3)
+has 837.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from qrnn.bits import bits_to_int, int_to_bits
+from qrnn.errors import QRNNError
+from qrnn.model import QRNN, Postselect
+
+BASELINE_KINDS = ("rnn", "lstm")
+# LSTM forget gates start biased open, so that memory is kept by default (Jozefowicz et al., 2015).
+LSTM_FORGET_BIAS = 1.0
+
+
+def parameter_count(model: nn.Module) -> int:
+    """The number of trainable scalars of `model` (any kind: QRNN or baseline)."""
+    return sum(parameter.numel() for parameter in model.parameters() if parameter.requires_grad)
+
+
+class ClassicalBaseline(nn.Module):
+    """A classical recurrent baseline of kind `kind` ("rnn": tanh Elman RNN, "lstm") with `hidden_size` units
+    on words of `input_size` bits; call it like `qrnn.QRNN`:
+    `probs, measured, min_postselection_probability = model(inputs, targets, postselect=True)`.
+    """
+
+    def __init__(self, kind: str, input_size: int, hidden_size: int) -> None:
+        super().__init__()
+        if kind not in BASELINE_KINDS:
+            raise QRNNError(f"unknown baseline kind {kind!r}; valid: {', '.join(BASELINE_KINDS)}")
+        if not isinstance(input_size, int) or input_size < 1:
+            raise QRNNError(f"a baseline needs an input size of at least 1 bit, got {input_size!r}")
+        if not isinstance(hidden_size, int) or hidden_size < 1:
+            raise QRNNError(f"a baseline needs a hidden width (--workspace) of at least 1, got {hidden_size!r}")
+        self.kind = kind
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        words = 2**input_size
+        recurrent = nn.RNN if kind == "rnn" else nn.LSTM
+        self.recurrent = recurrent(words, hidden_size, num_layers=1, batch_first=True)
+        self.readout = nn.Linear(hidden_size, words)
+        self.reset_parameters()
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The constructor arguments as plain data, with the model kind (what checkpoints store)."""
+        return {"model": self.kind, "input_size": self.input_size, "hidden_size": self.hidden_size}
+
+    def extra_repr(self) -> str:
+        return f"kind={self.kind}, input_size={self.input_size}, hidden_size={self.hidden_size}"
+
+    @torch.no_grad()
+    def reset_parameters(
+        self,
+        bias_spread: float = 0.1,
+        weights_spread: float = 0.01,
+        unitaries_spread: float = 0.01,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        """Standard recurrent initialisation, seeded by `generator`: input and readout weights uniform in
+        +-1/sqrt(hidden) (torch's default range), recurrent weights orthogonal (one orthogonal block per gate),
+        biases zero except the LSTM's forget gates (1).
+
+        The spreads are the QRNN's initialisation options; they do not apply to a classical network and are
+        accepted so that every model kind is initialised through the same call. Draws happen on the CPU in float64
+        in a fixed order, so a seed gives the same network on every device, dtype and shard."""
+        del bias_spread, weights_spread, unitaries_spread
+        bound = 1.0 / math.sqrt(self.hidden_size)
+        hidden = self.hidden_size
+
+        def uniform(parameter: torch.Tensor) -> None:
+            values = torch.rand(parameter.shape, generator=generator, dtype=torch.float64) * (2 * bound) - bound
+            parameter.copy_(values.to(parameter.dtype))
+
+        def orthogonal_blocks(parameter: torch.Tensor) -> None:
+            blocks = []
+            for _ in range(parameter.shape[0] // hidden):
+                block = torch.empty(hidden, hidden, dtype=torch.float64)
+                nn.init.orthogonal_(block, generator=generator)
+                blocks.append(block)
+            parameter.copy_(torch.cat(blocks).to(parameter.dtype))
+
+        uniform(self.recurrent.weight_ih_l0)
+        orthogonal_blocks(self.recurrent.weight_hh_l0)
+        self.recurrent.bias_ih_l0.zero_()
+        self.recurrent.bias_hh_l0.zero_()
+        if self.kind == "lstm":
+            # torch's gate order is input, forget, cell, output; one of the two bias vectors carries the offset.
+            self.recurrent.bias_ih_l0[hidden : 2 * hidden] = LSTM_FORGET_BIAS
+        uniform(self.readout.weight)
+        self.readout.bias.zero_()
+
+    def _check_inputs(self, inputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        width = self.input_size
+        for name, bits in (("inputs", inputs), ("targets", targets)):
+            if not isinstance(bits, torch.Tensor):
+                raise QRNNError(f"{name} must be a tensor of bits, got {type(bits).__name__}")
+            if bits.dim() not in (2, 3) or bits.shape[-1] != width:
+                raise QRNNError(f"{name} must have shape B x L x {width} (or L x {width}), got {tuple(bits.shape)}")
+            if bits.is_floating_point() or bits.is_complex():
+                raise QRNNError(f"{name} must be an integer or bool tensor of 0/1 bits, got {bits.dtype}")
+            if bits.numel() and not bool(((bits == 0) | (bits == 1)).all()):
+                raise QRNNError(f"{name} must hold only 0 and 1 bits")
+        if inputs.shape != targets.shape:
+            raise QRNNError(
+                f"inputs and targets must have the same shape, got {tuple(inputs.shape)} and {tuple(targets.shape)}"
+            )
+        if inputs.dim() == 2:
+            inputs, targets = inputs.unsqueeze(0), targets.unsqueeze(0)
+        if inputs.shape[0] < 1 or inputs.shape[1] < 2:
+            raise QRNNError(f"need at least one sequence of length >= 2, got shape {tuple(inputs.shape)}")
+        return inputs.long(), targets.long()
+
+    def forward(
+        self,
+        inputs: torch.Tensor,
+        targets: torch.Tensor,
+        postselect: Postselect = True,
+        generator: torch.Generator | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, float]:
+        """Run sequences with teacher forcing; the contract of `qrnn.QRNN.forward`: `inputs`, `targets` integer
+        bits B x L x I (or L x I); step t feeds `inputs[:, t]` and predicts `targets[:, t + 1]`.
+
+        Returns `probs` (B x 2^I x (L-1), softmax of the readout), `measured` (B x (L-1) x I: the target word
+        where postselected, else a word sampled from `probs` with `generator`) and the smallest probability of a
+        postselected target word (1.0 if none was postselected)."""
+        unbatched = inputs.dim() == 2
+        inputs, targets = self._check_inputs(inputs, targets)
+        batch, length, _ = inputs.shape
+        weight = self.readout.weight
+        device, dtype = weight.device, weight.dtype
+        words = bits_to_int(inputs[:, :-1]).to(device)
+        target_words = bits_to_int(targets[:, 1:]).to(device)
+        encoded = F.one_hot(words, 2**self.input_size).to(dtype)
+        hidden_states, _ = self.recurrent(encoded)
+        probs = torch.softmax(self.readout(hidden_states), dim=-1)  # B x (L-1) x 2^I
+        # The same postselection rule and sampling as the QRNN: one uniform per step and sample, drawn in float64
+        # on the CPU (step-major), compared with the cumulative distribution.
+        postselected = QRNN._postselection_mask(postselect, targets, device).T  # B x (L-1)
+        detached = probs.detach()
+        if bool(postselected.all()):
+            measured = target_words
+        else:
+            uniforms = torch.rand(length - 1, batch, generator=generator, dtype=torch.float64)
+            uniforms = uniforms.T.to(device=device, dtype=dtype)
+            sampled = (detached.cumsum(-1) < uniforms.unsqueeze(-1)).sum(-1).clamp_(max=2**self.input_size - 1)
+            measured = torch.where(postselected, target_words, sampled)
+        chosen = detached.gather(-1, target_words.unsqueeze(-1)).squeeze(-1)[postselected]
+        minimum = float(chosen.min()) if chosen.numel() else 1.0
+        probs = probs.transpose(1, 2)
+        measured_bits = int_to_bits(measured, self.input_size)
+        if unbatched:
+            return probs[0], measured_bits[0], minimum
+        return probs, measured_bits, minimum
