@@ -16,6 +16,8 @@ COMMAND_MODULES = [
     "qrnn.bench",
     "qrnn.datasets.commands",
     "qrnn.training.commands",
+    "qrnn.presets.commands",
+    "qrnn.sweep",
 ]
 
 
