@@ -371,7 +371,6 @@ class ShardTrainer:
         first_epoch = self.epoch
         stop_reason = "epochs"
         closing_kind = "final"
-        train_loss = float("nan")
         while self.epoch < config.epochs:
             step_started = time.perf_counter()
             train_loss, min_postselection = self.train_epoch()
@@ -426,8 +425,8 @@ class ShardTrainer:
         closing = self.write_checkpoint(closing_kind)
         exit_code = 0
         if stop_reason == "signal":
-            # Every shard saw a signal only if it was sent to them all; report the one this shard got, else
-            # the leader's. 128 + signal number: 130 for SIGINT, 143 for SIGTERM.
+            # 128 + the signal this process got: 130 for SIGINT, 143 for SIGTERM (a shard stopped because
+            # another shard got the signal reports SIGTERM's code).
             exit_code = 128 + int(stop.received or signal.SIGTERM)
         if self.is_leader:
             self._message(_closing_line(stop_reason, self.epoch, timeout))
