@@ -106,7 +106,7 @@ def evaluate_checkpoint(
         sentence_length=config["sentence_length"], batch_size=batch, shard=0, num_shards=1, seed=seed
     )
     loss_function = LOSS_FUNCTIONS[config["loss"]]
-    threads = choose_threads(batch, config["workspace"], 1, torch_device)
+    threads = choose_threads(batch, config["workspace"], 1, torch_device, config["model"])
     if threads is not None:
         torch.set_num_threads(threads)
     sampling = torch.Generator().manual_seed(sampling_seed(seed, 0))

@@ -115,7 +115,7 @@ def run_shard(
     started = time.monotonic()
     device = resolve_device(config.device, launch.local_rank)
     threads_before = torch.get_num_threads()
-    threads = choose_threads(config.batch_size or 1, config.workspace, launch.local_world_size, device)
+    threads = choose_threads(config.batch_size or 1, config.workspace, launch.local_world_size, device, config.model)
     if threads is not None:
         torch.set_num_threads(threads)
     join_process_group(launch, device, address, config.port if address is not None else None)

@@ -101,12 +101,16 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
 _SMALL_STATE = 2**16
 
 
-def choose_threads(batch: int, workspace: int, shards_here: int, device: torch.device) -> int | None:
+def choose_threads(
+    batch: int, workspace: int, shards_here: int, device: torch.device, model: str = "qrnn"
+) -> int | None:
     """Intra-op CPU threads for one process, or None to leave torch's setting: one thread for small states,
     else this machine's cores shared by the `shards_here` processes on it. An explicit OMP_NUM_THREADS is the
-    user's choice and wins."""
+    user's choice and wins. For a classical baseline (`model` rnn, lstm) --workspace counts hidden units, so its
+    state per step is batch x workspace numbers, not batch x 2^workspace amplitudes."""
     if device.type != "cpu" or "OMP_NUM_THREADS" in os.environ:
         return None
-    if batch * 2**workspace < _SMALL_STATE:
+    state = batch * 2**workspace if model == "qrnn" else batch * workspace
+    if state < _SMALL_STATE:
         return 1
     return max(1, (os.cpu_count() or 1) // shards_here)
