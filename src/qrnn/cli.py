@@ -11,13 +11,16 @@ import sys
 
 from qrnn.errors import QRNNError
 
-# Each module defines `register(subparsers)`, adding one or more subcommands whose parsers set `func`.
+# Each module defines `register(subparsers)`, adding one or more subcommands whose parsers set `func`, and may
+# define `register_global(parser)` for options accepted before the subcommand too (the original's global options).
 COMMAND_MODULES = [
     "qrnn.bench",
     "qrnn.datasets.commands",
     "qrnn.training.commands",
     "qrnn.presets.commands",
     "qrnn.sweep",
+    "qrnn.convert",
+    "qrnn.export.commands",
 ]
 
 
@@ -25,16 +28,28 @@ def build_parser() -> argparse.ArgumentParser:
     """The full argument parser with every registered subcommand."""
     from qrnn import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrorParser(
         prog="qrnn",
         description="Quantum recurrent neural networks: train, evaluate and benchmark QRNNs.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"qrnn {__version__}")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(subparsers)
+    modules = [importlib.import_module(name) for name in COMMAND_MODULES]
+    for module in modules:
+        if hasattr(module, "register_global"):
+            module.register_global(parser)
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineErrorParser)
+    for module in modules:
+        module.register(subparsers)
     return parser
+
+
+class OneLineErrorParser(argparse.ArgumentParser):
+    """An argument parser that reports a bad command line in one line on stderr (exit code 2)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        """Print `<prog>: error: <message>` and exit with code 2."""
+        self.exit(2, f"{self.prog}: error: {message}; see {self.prog} --help\n")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -111,6 +111,11 @@ def command_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def register_global(parser: argparse.ArgumentParser) -> None:
+    """The original's global options on the top-level parser, so `qrnn --epochs 5 train` works as `main.py`."""
+    add_global_options(parser)
+
+
 def register(subparsers: Any) -> None:
     """Add `train`, `resume` and `evaluate` to a command line's subcommands."""
     train = one_line_errors(
