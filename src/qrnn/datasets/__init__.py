@@ -29,6 +29,7 @@ DATASET_MODULES = (
     "qrnn.datasets.synthetic",
     "qrnn.datasets.text",
     "qrnn.datasets.shakespeare",
+    "qrnn.datasets.mnist",
 )
 
 __all__ = [
