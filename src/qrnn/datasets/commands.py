@@ -37,12 +37,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--only", action="append", metavar="NAME", help="build only this resource (repeatable; default: all)"
     )
     build.add_argument(
-        "--cache", type=Path, default=None, help="download cache for the raw sources (default: ~/.cache/qrnn)"
+        "--cache",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="download cache for the raw sources (default: ~/.cache/qrnn)",
     )
     build.add_argument(
         "--out",
         type=Path,
         default=None,
+        metavar="DIR",
         help="where to write the resources (default: the package's data folder, which the datasets read)",
     )
     build.add_argument(
