@@ -163,6 +163,11 @@ def test_help_lists_the_commands(capsys: pytest.CaptureFixture[str]) -> None:
         cli.main(["--help"])
     out = capsys.readouterr().out
     assert "datasets" in out and "data" in out
+    with pytest.raises(SystemExit):
+        cli.main(["data", "build", "--help"])
+    # The help states the default cache without importing the pipeline; keep the two in step.
+    assert "(default: ~/.cache/qrnn)" in capsys.readouterr().out
+    assert pipeline.DEFAULT_CACHE == Path("~/.cache/qrnn").expanduser()
 
 
 def test_build_rejects_unknown_names_and_small_without_out(capsys: pytest.CaptureFixture[str]) -> None:
