@@ -158,7 +158,8 @@ def test_listing_shows_every_dataset_without_loading_big_resources(
     assert "train 4,552,368 / validate 252,910 / test 252,909 chars" in rows["shakespeare"]
 
 
-def test_help_lists_the_commands(capsys: pytest.CaptureFixture[str]) -> None:
+def test_help_lists_the_commands(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "200")  # no line wrapping inside the phrases checked below
     with pytest.raises(SystemExit):
         cli.main(["--help"])
     out = capsys.readouterr().out
