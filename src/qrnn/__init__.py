@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from typing import TYPE_CHECKING
 
-from qrnn.model import QRNN  # noqa: E402
+__version__ = "0.1.0"
 
 __all__ = ["QRNN", "__version__", "load_checkpoint", "train"]
 
-# The training API loads on first use (it pulls in the datasets and TensorBoard).
-_TRAINING_EXPORTS = ("train", "load_checkpoint")
+if TYPE_CHECKING:
+    from qrnn.model import QRNN
+    from qrnn.training import load_checkpoint, train
+
+# Everything loads on first use, so that `qrnn --help` does not import torch: `qrnn.QRNN` from the model,
+# `qrnn.train(**options)` and `qrnn.load_checkpoint(path)` from the training program.
+_LAZY_EXPORTS = {"QRNN": "qrnn.model", "train": "qrnn.training", "load_checkpoint": "qrnn.training"}
 
 
 def __getattr__(name: str) -> object:
-    """`qrnn.train(**options)` and `qrnn.load_checkpoint(path)`, from `qrnn.training`."""
-    if name in _TRAINING_EXPORTS:
-        from qrnn import training
+    """Load the public names on first use."""
+    if name in _LAZY_EXPORTS:
+        import importlib
 
-        return getattr(training, name)
+        return getattr(importlib.import_module(_LAZY_EXPORTS[name]), name)
     raise AttributeError(f"module 'qrnn' has no attribute {name!r}")
