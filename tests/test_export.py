@@ -63,9 +63,9 @@ def model_distribution(model: QRNN, word: str, workspace_states: torch.Tensor | 
 # ---- the circuit as data against the model ----
 
 
-@pytest.mark.parametrize("decomposed", [False, True])
-def test_step_circuit_matches_the_model_on_words_and_workspace_states(decomposed: bool) -> None:
-    model = random_model()
+@pytest.mark.parametrize(("decomposed", "order"), [(False, 1), (False, 2), (False, 3), (True, 1), (True, 2)])
+def test_step_circuit_matches_the_model_on_words_and_workspace_states(decomposed: bool, order: int) -> None:
+    model = random_model(order=order)
     states = random_workspace_states(3, 2, seed=5)
     for fixed in (False, True):
         for word in WORDS:
