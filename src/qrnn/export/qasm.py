@@ -83,7 +83,7 @@ def _header(circuit: StepCircuit, mode: str) -> list[str]:
         f"// One step of a QRNN cell, exported by qrnn {__version__} ({config}).",
         f"// Qubits: {span(io)} I/O (q[0] the most significant bit of a word), {span(work)} workspace, "
         f"{span(ancillas)} the neurons' ancillas.",
-        "// Gates: " + ("cx and ry only (multi-controlled rotations decomposed exactly)." if circuit.decomposed
+        "// Gates: " + ("cx and ry (rotations decomposed exactly), x for classical words." if circuit.decomposed
                         else "multi-controlled ry; each neuron's controlled -iY is ctrl @ ry(pi)."),
     ]
     if circuit.input_word is not None:
