@@ -11,9 +11,12 @@
 
 from __future__ import annotations
 
-from qrnn.export.circuit import ClassicalFlip, Measure, Section, StepCircuit, simulate_step, step_circuit
-from qrnn.export.decompose import decompose_circuit, to_basis
-from qrnn.export.qasm import to_qasm3
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from qrnn.export.circuit import ClassicalFlip, Measure, Section, StepCircuit, simulate_step, step_circuit
+    from qrnn.export.decompose import decompose_circuit, to_basis
+    from qrnn.export.qasm import to_qasm3
 
 __all__ = [
     "ClassicalFlip",
@@ -26,3 +29,21 @@ __all__ = [
     "to_basis",
     "to_qasm3",
 ]
+
+# Loaded on first use, so that building the command line (`qrnn --help`) does not import torch.
+_HOMES = {
+    **dict.fromkeys(["ClassicalFlip", "Measure", "Section", "StepCircuit", "simulate_step", "step_circuit"],
+                    "qrnn.export.circuit"),
+    "decompose_circuit": "qrnn.export.decompose",
+    "to_basis": "qrnn.export.decompose",
+    "to_qasm3": "qrnn.export.qasm",
+}
+
+
+def __getattr__(name: str) -> object:
+    """The public names, imported from their modules on first use."""
+    if name in _HOMES:
+        import importlib
+
+        return getattr(importlib.import_module(_HOMES[name]), name)
+    raise AttributeError(f"module 'qrnn.export' has no attribute {name!r}")
