@@ -113,4 +113,6 @@ def choose_threads(
     state = batch * 2**workspace if model == "qrnn" else batch * workspace
     if state < _SMALL_STATE:
         return 1
-    return max(1, (os.cpu_count() or 1) // shards_here)
+    # The cores this process may run on (a cluster job's allocation), not all of the machine's.
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // shards_here)
