@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "qrnn.presets.commands",
     "qrnn.sweep",
     "qrnn.convert",
+    "qrnn.plot",
     "qrnn.export.commands",
 ]
 

@@ -1,0 +1,549 @@
+"""`qrnn plot`: PNG figures of a training run and of its model.
+
+- `curves.png`: training and validation loss, character error rate and minimum postselection probability over
+  the epochs, read from the run's TensorBoard event files;
+- MNIST pixel datasets: `test-predictions.png`, a grid of test images with the labels the model gives them
+  (sampled on the label steps, the other steps postselected, as `qrnn evaluate` does);
+- MNIST PCA and UMAP datasets: `test-predictions.png`, the test points by their first two code coordinates,
+  coloured by true class, the model's mistakes marked; for 2-d UMAP codes the background shows the class the
+  model finds most probable (exactly, by teacher forcing every label) in every cell of the code grid;
+- `mnist01-gen`: `generated-digits.png`, digits sampled pixel by pixel from the model after each label word.
+
+A target is a run's log directory (`<out>/runs/<run name>`; its newest "best" checkpoint, else its newest
+checkpoint, in `<out>/checkpoints` gives the model) or a checkpoint (its run's log directory gives the curves
+when it is still there).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from qrnn.errors import QRNNError
+
+# Scalars of `qrnn.training.run_log`, grouped into the panels of curves.png: (tag, label, style).
+CURVE_PANELS: tuple[tuple[str, bool, tuple[tuple[str, str, str], ...]], ...] = (
+    (
+        "loss",
+        True,
+        (
+            ("loss/train", "training", "-"),
+            ("loss/validate", "validation", "-"),
+            ("loss/validate_best", "best validation", "--"),
+        ),
+    ),
+    (
+        "character error rate",
+        False,
+        (
+            ("accuracy/character_error_rate_current", "validation", "-"),
+            ("accuracy/character_error_rate_best", "best", "--"),
+        ),
+    ),
+    (
+        "min. postselection probability",
+        True,
+        (("min_postsel_prob/train", "training", "-"), ("min_postsel_prob/validate", "validation", "-")),
+    ),
+)
+_TIMESTAMP_LENGTH = len("2020-05-28--09-47-01")
+MAX_GRID_IMAGES = 48
+GENERATED_PER_LABEL = 8
+
+
+@dataclass
+class PlotSource:
+    """What a plot target resolves to: the run's name, its log directory and checkpoint (either may be
+    None)."""
+
+    name: str
+    log_dir: Path | None
+    checkpoint: Path | None
+
+
+def _checkpoint_for_run(log_dir: Path) -> Path | None:
+    """The newest "best" checkpoint of the run logged in `log_dir`, else its newest checkpoint of any kind."""
+    name = log_dir.name
+    checkpoints = log_dir.parent.parent / "checkpoints"
+    if len(name) <= _TIMESTAMP_LENGTH + 1 or not checkpoints.is_dir():
+        return None
+    # Run `<tag>-<dataset>--<id>-<timestamp>` writes
+    # `checkpoint-<tag>-<dataset>--<id>-<kind>-<timestamp>.tar`.
+    stem = "checkpoint-" + name[: -_TIMESTAMP_LENGTH - 1] + "-"
+    candidates = sorted(checkpoints.glob(stem + "*.tar"), key=lambda path: path.stat().st_mtime)
+    best = [path for path in candidates if path.name[len(stem) :].startswith("best-")]
+    return (best or candidates or [None])[-1]
+
+
+def resolve_target(target: str | os.PathLike[str]) -> PlotSource:
+    """A run's log directory or a checkpoint file, resolved to both where they exist. One-line errors."""
+    from qrnn.training.checkpoint import out_directory_of, read_checkpoint
+
+    path = Path(target)
+    if path.is_dir():
+        if not any(path.glob("events.out.tfevents.*")):
+            raise QRNNError(
+                f"{path} holds no TensorBoard event files; give a run directory (<out>/runs/<run name>) "
+                "or a checkpoint file"
+            )
+        return PlotSource(name=path.name, log_dir=path, checkpoint=_checkpoint_for_run(path))
+    if not path.exists():
+        raise QRNNError(
+            f"{path} does not exist; give a run directory (<out>/runs/<run name>) or a checkpoint"
+        )
+    payload = read_checkpoint(path)
+    run_name = payload["run"]["name"]
+    log_dir = out_directory_of(path, payload["config"]["out"]) / "runs" / run_name
+    return PlotSource(name=run_name, log_dir=log_dir if log_dir.is_dir() else None, checkpoint=path)
+
+
+def read_scalars(log_dir: Path) -> dict[str, tuple[list[int], list[float]]]:
+    """Every scalar series of a run's event files: tag -> (epochs, values), one value per epoch (the last
+    written, so a resumed run's rewritten epochs count once)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    accumulator = EventAccumulator(str(log_dir), size_guidance={"scalars": 0})
+    accumulator.Reload()
+    series: dict[str, tuple[list[int], list[float]]] = {}
+    for tag in accumulator.Tags().get("scalars", []):
+        by_step = {event.step: event.value for event in accumulator.Scalars(tag)}
+        steps = sorted(by_step)
+        series[tag] = (steps, [by_step[step] for step in steps])
+    return series
+
+
+def _pyplot() -> Any:
+    try:
+        import matplotlib
+    except ImportError:
+        raise QRNNError(
+            "plotting needs matplotlib: pip install 'qrnn[plot]' (or pip install matplotlib)"
+        ) from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _smoothed(values: list[float], window: int) -> list[float]:
+    """A trailing moving average (the per-epoch training values are noisy: one batch each)."""
+    result, total = [], 0.0
+    for index, value in enumerate(values):
+        total += value
+        if index >= window:
+            total -= values[index - window]
+        result.append(total / min(index + 1, window))
+    return result
+
+
+def _decades(axis: Any) -> float:
+    low, high = axis.get_ylim()
+    return math.log10(high / low) if low > 0 and high > 0 else 0.0
+
+
+def _title(text: str, width: int = 80) -> str:
+    """A figure title wrapped to lines of at most `width` characters (long checkpoint names)."""
+    return "\n".join(textwrap.fill(line, width) for line in text.split("\n"))
+
+
+def plot_curves(series: dict[str, tuple[list[int], list[float]]], title: str, path: Path) -> Path:
+    """Loss, character error rate and minimum postselection probability over the epochs, one panel each."""
+    plt = _pyplot()
+    from matplotlib import ticker
+
+    figure, axes = plt.subplots(1, len(CURVE_PANELS), figsize=(5.2 * len(CURVE_PANELS), 4.2), squeeze=False)
+    for axis, (panel, logarithmic, lines) in zip(axes[0], CURVE_PANELS, strict=True):
+        drawn = False
+        for tag, label, style in lines:
+            if tag not in series or not series[tag][0]:
+                continue
+            steps, values = series[tag]
+            if logarithmic:
+                # A loss can reach 0 (or just below, in float32): clip so the log axis can show it.
+                values = [max(value, 1e-8) for value in values]
+            if tag.endswith("/train") and len(values) > 50:
+                window = max(5, len(values) // 50)
+                axis.plot(steps, values, style, color="0.8", linewidth=0.6)
+                axis.plot(
+                    steps,
+                    _smoothed(values, window),
+                    style,
+                    linewidth=1.4,
+                    label=f"{label} (mean of {window})",
+                )
+            else:
+                axis.plot(
+                    steps, values, style, linewidth=1.4, marker="." if len(values) < 40 else None, label=label
+                )
+            drawn = True
+        axis.set_title(panel)
+        axis.set_xlabel("epoch")
+        axis.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
+        axis.grid(True, alpha=0.3)
+        if logarithmic and drawn:
+            axis.set_yscale("log")
+            # Plain numbers (0.05, not 5 x 10^-2) also on the minor ticks of a narrow range.
+            plain = ticker.FuncFormatter(lambda value, _: f"{value:.3g}")
+            axis.yaxis.set_major_formatter(plain)
+            axis.yaxis.set_minor_formatter(plain if _decades(axis) < 1.5 else ticker.NullFormatter())
+            axis.tick_params(axis="y", which="minor", labelsize=7)
+        if not logarithmic:
+            axis.set_ylim(-0.02, 1.02)
+        if drawn:
+            axis.legend(fontsize=8)
+        else:
+            axis.text(0.5, 0.5, "not logged", ha="center", va="center", transform=axis.transAxes, color="0.5")
+    figure.suptitle(_title(title, 160), fontsize=10)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+# ---- the model on test data ----
+
+
+@dataclass
+class _Predictions:
+    inputs: Any
+    truth: Any
+    predicted: Any
+
+
+def _predict(model: Any, dataset: Any, seed: int) -> _Predictions:
+    """One test batch with the labels sampled as `qrnn evaluate` samples them."""
+    import torch
+
+    from qrnn.training.loop import postselect_unscored, sampling_seed
+
+    batch = dataset.batch("test")
+    with torch.no_grad():
+        _, measured, _ = model(
+            batch.inputs,
+            batch.targets,
+            postselect=postselect_unscored(batch.scored),
+            generator=torch.Generator().manual_seed(sampling_seed(seed, 0)),
+        )
+    return _Predictions(
+        batch.inputs, dataset.decode_labels(batch.targets[:, 1:]), dataset.decode_labels(measured)
+    )
+
+
+def _class_name(dataset: Any, index: int) -> str:
+    return dataset.classes[index] if index >= 0 else "invalid"
+
+
+def plot_test_images(model: Any, dataset: Any, seed: int, title: str, path: Path) -> Path:
+    """A grid of test images, each titled with the model's (sampled) label; wrong ones in red."""
+    plt = _pyplot()
+    result = _predict(model, dataset, seed)
+    side, steps = dataset.side, dataset.content_steps()
+    count = min(len(result.inputs), MAX_GRID_IMAGES)
+    columns = min(count, 12)
+    rows = math.ceil(count / columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(1.25 * columns, 1.45 * rows + 0.6), squeeze=False)
+    wrong = 0
+    for index, axis in enumerate(axes.flat):
+        axis.axis("off")
+        if index >= count:
+            continue
+        # Lane 0 is the image row by row, 1 = background: show ink dark.
+        image = 1 - result.inputs[index, :steps, 0].reshape(side, side).numpy()
+        axis.imshow(image, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
+        truth, predicted = int(result.truth[index]), int(result.predicted[index])
+        is_right = truth == predicted
+        wrong += not is_right
+        label = f"→ {_class_name(dataset, predicted)}" + (
+            "" if is_right else f" (is {_class_name(dataset, truth)})"
+        )
+        axis.set_title(label, fontsize=9, color="black" if is_right else "red")
+    figure.suptitle(
+        _title(f"{title}\n{count - wrong} of {count} test images labelled right (sampled labels)", 100),
+        fontsize=9,
+    )
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def _code_levels(dataset: Any, inputs: Any) -> Any:
+    """The content of code datasets as levels per coordinate (B x coordinates)."""
+    from qrnn.bits import bits_to_int
+    from qrnn.datasets.mnist import MnistPca
+
+    steps = dataset.content_steps()
+    if isinstance(dataset, MnistPca):
+        return bits_to_int(inputs[:, :steps])  # one component per step
+    return bits_to_int(inputs[:, :steps].transpose(1, 2))  # UMAP: bit planes per step, most significant first
+
+
+def _decision_map(model: Any, dataset: Any) -> Any:
+    """For a 2-d code dataset: the most probable class of every cell of the code grid, exactly (teacher
+    forcing each class's label words; a label's probability is the product over its words)."""
+    import torch
+
+    from qrnn.bits import int_to_bits
+
+    steps, width = dataset.content_steps(), dataset.input_size
+    levels = 2**steps
+    grid = torch.cartesian_prod(torch.arange(levels), torch.arange(levels))  # (x, y) per cell
+    planes = int_to_bits(grid, steps)  # cells x 2 x steps
+    content = planes.transpose(1, 2)  # cells x steps x 2
+    classes = dataset.num_classes()
+    labels = dataset.label_words(torch.arange(classes))  # classes x K x I
+    cells = len(grid)
+    length = dataset.sequence_length
+    inputs = torch.zeros(classes * cells, length, width, dtype=torch.long)
+    inputs[:, :steps] = content.repeat(classes, 1, 1)
+    targets = torch.zeros_like(inputs)
+    targets[:, steps:] = labels.repeat_interleave(cells, dim=0)
+    with torch.no_grad():
+        probs, _, _ = model(inputs, targets, postselect=True)
+    label_steps = range(steps - 1, length - 1)
+    words = torch.stack(
+        [targets[:, t + 1].mul(2 ** torch.arange(width - 1, -1, -1)).sum(1) for t in label_steps], 1
+    )
+    chosen = torch.stack(
+        [probs[:, :, t].gather(1, words[:, i : i + 1])[:, 0] for i, t in enumerate(label_steps)], 1
+    )
+    likelihood = chosen.prod(1).reshape(classes, levels, levels)
+    return likelihood.argmax(0).T.numpy()  # rows: y level, columns: x level
+
+
+def plot_test_codes(model: Any, dataset: Any, seed: int, title: str, path: Path) -> Path:
+    """Test points by their first two code coordinates (jittered inside their cell), coloured by true class;
+    the model's mistakes (sampled labels) circled in red; for 2-d UMAP codes the model's decision map
+    behind."""
+    import numpy as np
+
+    from qrnn.datasets.mnist import MnistUmap
+
+    plt = _pyplot()
+    result = _predict(model, dataset, seed)
+    levels = _code_levels(dataset, result.inputs).numpy()
+    if levels.shape[1] < 2:
+        levels = np.concatenate([levels, np.zeros_like(levels)], axis=1)
+    classes = dataset.num_classes()
+    colours = plt.get_cmap("tab10" if classes <= 10 else "tab20")
+    figure, axis = plt.subplots(figsize=(6.4, 5.6))
+    if isinstance(dataset, MnistUmap) and dataset.input_size == 2:
+        decision = _decision_map(model, dataset)
+        top = 2 ** dataset.content_steps()
+        axis.imshow(
+            decision,
+            origin="lower",
+            extent=(-0.5, top - 0.5, -0.5, top - 0.5),
+            cmap=colours,
+            vmin=-0.5,
+            vmax=colours.N - 0.5,
+            alpha=0.35,
+            interpolation="nearest",
+        )
+    jitter = np.random.default_rng(seed).uniform(-0.3, 0.3, size=levels[:, :2].shape)
+    points = levels[:, :2] + jitter
+    truth, predicted = result.truth.numpy(), result.predicted.numpy()
+    for index in range(classes):
+        chosen = truth == index
+        axis.scatter(
+            points[chosen, 0],
+            points[chosen, 1],
+            s=14,
+            color=colours(index),
+            label=_class_name(dataset, index),
+        )
+    wrong = truth != predicted
+    axis.scatter(
+        points[wrong, 0],
+        points[wrong, 1],
+        s=60,
+        facecolors="none",
+        edgecolors="red",
+        linewidths=1.2,
+        label="labelled wrong",
+    )
+    from matplotlib import ticker
+
+    axis.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
+    axis.yaxis.set_major_locator(ticker.MaxNLocator(integer=True))
+    axis.set_xlabel("code coordinate 1 (level)")
+    axis.set_ylabel("code coordinate 2 (level)")
+    axis.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    right = int((~wrong).sum())
+    axis.set_title(
+        _title(f"{title}\n{right} of {len(truth)} test points labelled right (sampled labels)", 64),
+        fontsize=9,
+    )
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def generate_digits(model: Any, dataset: Any, per_label: int, seed: int) -> Any:
+    """Images (labels x per_label x side x side bits, 1 = background) sampled pixel by pixel from the model
+    after each label word: each next word is drawn from the model's distribution given the words so far
+    (postselecting the prefix on the words drawn is conditioning on them), then fed as the next input."""
+    import torch
+
+    from qrnn.bits import int_to_bits
+
+    labels = len(dataset.label_names)
+    width, length = dataset.input_size, dataset.sequence_length
+    generator = torch.Generator().manual_seed(seed)
+    words = torch.zeros(labels * per_label, length, width, dtype=torch.long)
+    words[:, 0] = int_to_bits(torch.arange(labels).repeat_interleave(per_label), width)
+    with torch.no_grad():
+        for step in range(length - 1):
+            prefix = words[:, : step + 2]
+            probs, _, _ = model(prefix, prefix, postselect=True)
+            drawn = torch.multinomial(probs[:, :, step].double().clamp_min(0), 1, generator=generator)[:, 0]
+            words[:, step + 1] = int_to_bits(drawn, width)
+    side = dataset.side
+    images = words[:, :, 0].reshape(labels, per_label, side, side)
+    images[:, :, 0, 0] = 1  # the first word is the label, not a pixel: show it as background
+    return images
+
+
+def plot_generated_digits(model: Any, dataset: Any, seed: int, title: str, path: Path) -> Path:
+    """A row of generated digits for each label word."""
+    plt = _pyplot()
+    images = generate_digits(model, dataset, GENERATED_PER_LABEL, seed)
+    labels, per_label = images.shape[:2]
+    figure, axes = plt.subplots(
+        labels, per_label, figsize=(1.2 * per_label, 1.5 * labels + 0.6), squeeze=False
+    )
+    for row in range(labels):
+        for column in range(per_label):
+            axis = axes[row, column]
+            axis.imshow(
+                1 - images[row, column].numpy(), cmap="gray_r", vmin=0, vmax=1, interpolation="nearest"
+            )
+            axis.axis("off")
+        axes[row, 0].set_title(f"label {dataset.label_names[row]}", fontsize=9, loc="left")
+    figure.suptitle(_title(f"{title}\ndigits sampled pixel by pixel after each label word", 100), fontsize=9)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def plot_model(checkpoint: Path, out: Path, samples: int, seed: int | None) -> list[Path]:
+    """The figures of the checkpoint's model on its dataset (MNIST datasets only); [] for other datasets."""
+    import torch
+
+    from qrnn.datasets import lookup
+    from qrnn.datasets.mnist import MnistDataset, MnistGenerative, MnistPixels
+    from qrnn.training.checkpoint import load_checkpoint
+
+    model, config = load_checkpoint(checkpoint)
+    seed = config["seed"] if seed is None else seed
+    entry = lookup(config["dataset"])
+    if not issubclass(entry.cls, MnistDataset):
+        return []
+    # MNIST batches hold `batch_size` images of each digit of the dataset.
+    per_digit = max(1, math.ceil(samples / len(entry.cls.digits)))
+    dataset = entry.create(
+        sentence_length=config["sentence_length"], batch_size=per_digit, shard=0, num_shards=1, seed=seed
+    )
+    title = f"{checkpoint.name} (epoch {config['epoch']}, {config['dataset']})"
+    threads = torch.get_num_threads()
+    try:
+        if isinstance(dataset, MnistGenerative):
+            return [plot_generated_digits(model, dataset, seed, title, out / "generated-digits.png")]
+        if isinstance(dataset, MnistPixels):
+            return [plot_test_images(model, dataset, seed, title, out / "test-predictions.png")]
+        return [plot_test_codes(model, dataset, seed, title, out / "test-predictions.png")]
+    finally:
+        torch.set_num_threads(threads)
+
+
+def make_plots(
+    target: str | os.PathLike[str],
+    out: str | os.PathLike[str] | None = None,
+    samples: int = 36,
+    seed: int | None = None,
+) -> list[Path]:
+    """Write the figures of a run or checkpoint (see the module docstring) into `out` (default:
+    `plots/<run name>` beside the run's `runs/` and `checkpoints/`, or beside a lone checkpoint); returns
+    the paths."""
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+        raise QRNNError(f"--samples must be an integer >= 1, got {samples!r}")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+        raise QRNNError(f"--seed must be an integer >= 0, got {seed!r}")
+    _pyplot()
+    source = resolve_target(target)
+    if out is None:
+        if source.log_dir is not None:
+            out = source.log_dir.parent.parent / "plots" / source.name
+        else:
+            assert source.checkpoint is not None
+            out = source.checkpoint.parent / f"plots-{source.checkpoint.stem}"
+    out_dir = Path(out)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise QRNNError(f"cannot create --out {out_dir}: {error.strerror}") from None
+    written: list[Path] = []
+    if source.log_dir is not None:
+        series = read_scalars(source.log_dir)
+        if series:
+            written.append(plot_curves(series, source.name, out_dir / "curves.png"))
+    if source.checkpoint is not None:
+        written.extend(plot_model(source.checkpoint, out_dir, samples, seed))
+    if not written:
+        raise QRNNError(
+            f"nothing to plot for {target}: its run logged no scalars yet and its dataset has no "
+            "model figures"
+        )
+    return written
+
+
+def command_plot(args: argparse.Namespace) -> int:
+    """`plot RUN_OR_CHECKPOINT`: write the figures and print their paths."""
+    for path in make_plots(args.target, args.out, samples=args.samples, seed=args.seed):
+        print(path)
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    """Add `plot` to a command line's subcommands."""
+    from qrnn.training.commands import HELP_FORMATTER, one_line_errors
+
+    parser = one_line_errors(
+        subparsers.add_parser(
+            "plot",
+            help="plot a run's training curves and its model's test predictions (PNG)",
+            description="Write PNG figures of a run: loss, character error rate and minimum postselection "
+            "probability over the epochs (from its TensorBoard logs); for MNIST datasets the model's labels "
+            "for "
+            "test images (pixel datasets), for test codes (PCA/UMAP) or generated digits (mnist01-gen). Give "
+            "a run directory (<out>/runs/<run name>) or a checkpoint. Prints the paths written.",
+            formatter_class=HELP_FORMATTER,
+        )
+    )
+    parser.add_argument(
+        "target", metavar="RUN_OR_CHECKPOINT", help="a run's log directory or a checkpoint file"
+    )
+    parser.add_argument(
+        "--out",
+        metavar="DIR",
+        default=None,
+        help="folder for the PNGs (None: <out>/plots/<run name>, or plots-<name> beside a lone checkpoint)",
+    )
+    parser.add_argument(
+        "--samples", type=int, default=36, metavar="N", help="test sequences to show (spread over the digits)"
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        metavar="SEED",
+        help="seed of the test data and of the sampling (None: the run's seed)",
+    )
+    parser.set_defaults(func=command_plot)
