@@ -284,3 +284,17 @@ def test_small_build_writes_every_resource_with_umap(small_splits, tmp_path: Pat
             # Equally populated levels: each half of a coordinate's range holds half of the training images.
             assert (np.bincount(codes[:, 0] >> 7) == 125).all()
             assert umap_file[f"test_d{dimensions}"].shape == (100, dimensions)
+
+
+def test_sampler_state_round_trips_for_exact_resume() -> None:
+    from qrnn.datasets import get_dataset
+
+    first = get_dataset("mnist01", sentence_length=0, batch_size=3, shard=0, num_shards=1, seed=5)
+    for _ in range(3):
+        first.batch("train")
+    state, generator_state = first.state_dict(), first.generator("train").get_state()
+    second = get_dataset("mnist01", sentence_length=0, batch_size=3, shard=0, num_shards=1, seed=5)
+    second.load_state_dict(state)
+    second.generator("train").set_state(generator_state)
+    for _ in range(4):
+        assert torch.equal(first.batch("train").inputs, second.batch("train").inputs)

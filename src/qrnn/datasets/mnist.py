@@ -190,6 +190,22 @@ class MnistDataset(Dataset):
             self._samplers[key] = _ShuffledEpochs(mine)
         return self._samplers[key]
 
+    def state_dict(self) -> dict[str, dict[str, torch.Tensor | int]]:
+        """Where each sampler stands in its shuffled epoch (plain tensors and ints, keys like "train/3"), so that
+        a resumed training draws exactly the images an uninterrupted one would."""
+        return {
+            f"{stage}/{digit}": {"order": torch.from_numpy(sampler.order.astype(np.int64)), "position": sampler.position}
+            for (stage, digit), sampler in self._samplers.items()
+        }
+
+    def load_state_dict(self, state: dict[str, dict[str, torch.Tensor | int]]) -> None:
+        """Restore the samplers saved by `state_dict`."""
+        for key, saved in state.items():
+            stage, digit = key.split("/")
+            sampler = self._sampler(stage, int(digit))
+            sampler.order = saved["order"].numpy().astype(sampler.pool.dtype)  # type: ignore[union-attr]
+            sampler.position = int(saved["position"])
+
     def draw(self, stage: str) -> tuple[np.ndarray, torch.Tensor]:
         """Image indices (into `stage`'s split) and class indices of the next batch: `batch_size` images of
         each digit, digit after digit."""
