@@ -194,7 +194,10 @@ class MnistDataset(Dataset):
         """Where each sampler stands in its shuffled epoch (plain tensors and ints, keys like "train/3"), so that
         a resumed training draws exactly the images an uninterrupted one would."""
         return {
-            f"{stage}/{digit}": {"order": torch.from_numpy(sampler.order.astype(np.int64)), "position": sampler.position}
+            f"{stage}/{digit}": {
+                "order": torch.from_numpy(sampler.order.astype(np.int64)),
+                "position": sampler.position,
+            }
             for (stage, digit), sampler in self._samplers.items()
         }
 
