@@ -22,7 +22,7 @@ from torch import nn
 
 from qrnn.bits import bits_to_int, int_to_bits
 from qrnn.errors import QRNNError
-from qrnn.model import QRNN, Postselect
+from qrnn.sequences import Postselect, check_sequences, postselection_mask, sample_outcomes, sampling_uniforms
 
 BASELINE_KINDS = ("rnn", "lstm")
 # LSTM forget gates start biased open, so that memory is kept by default (Jozefowicz et al., 2015).
@@ -106,27 +106,6 @@ class ClassicalBaseline(nn.Module):
         uniform(self.readout.weight)
         self.readout.bias.zero_()
 
-    def _check_inputs(self, inputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        width = self.input_size
-        for name, bits in (("inputs", inputs), ("targets", targets)):
-            if not isinstance(bits, torch.Tensor):
-                raise QRNNError(f"{name} must be a tensor of bits, got {type(bits).__name__}")
-            if bits.dim() not in (2, 3) or bits.shape[-1] != width:
-                raise QRNNError(f"{name} must have shape B x L x {width} (or L x {width}), got {tuple(bits.shape)}")
-            if bits.is_floating_point() or bits.is_complex():
-                raise QRNNError(f"{name} must be an integer or bool tensor of 0/1 bits, got {bits.dtype}")
-            if bits.numel() and not bool(((bits == 0) | (bits == 1)).all()):
-                raise QRNNError(f"{name} must hold only 0 and 1 bits")
-        if inputs.shape != targets.shape:
-            raise QRNNError(
-                f"inputs and targets must have the same shape, got {tuple(inputs.shape)} and {tuple(targets.shape)}"
-            )
-        if inputs.dim() == 2:
-            inputs, targets = inputs.unsqueeze(0), targets.unsqueeze(0)
-        if inputs.shape[0] < 1 or inputs.shape[1] < 2:
-            raise QRNNError(f"need at least one sequence of length >= 2, got shape {tuple(inputs.shape)}")
-        return inputs.long(), targets.long()
-
     def forward(
         self,
         inputs: torch.Tensor,
@@ -141,7 +120,7 @@ class ClassicalBaseline(nn.Module):
         where postselected, else a word sampled from `probs` with `generator`) and the smallest probability of a
         postselected target word (1.0 if none was postselected)."""
         unbatched = inputs.dim() == 2
-        inputs, targets = self._check_inputs(inputs, targets)
+        inputs, targets = check_sequences(inputs, targets, self.input_size)
         batch, length, _ = inputs.shape
         weight = self.readout.weight
         device, dtype = weight.device, weight.dtype
@@ -152,14 +131,13 @@ class ClassicalBaseline(nn.Module):
         probs = torch.softmax(self.readout(hidden_states), dim=-1)  # B x (L-1) x 2^I
         # The same postselection rule and sampling as the QRNN: one uniform per step and sample, drawn in float64
         # on the CPU (step-major), compared with the cumulative distribution.
-        postselected = QRNN._postselection_mask(postselect, targets, device).T  # B x (L-1)
+        postselected = postselection_mask(postselect, targets, device).T  # B x (L-1)
         detached = probs.detach()
         if bool(postselected.all()):
             measured = target_words
         else:
-            uniforms = torch.rand(length - 1, batch, generator=generator, dtype=torch.float64)
-            uniforms = uniforms.T.to(device=device, dtype=dtype)
-            sampled = (detached.cumsum(-1) < uniforms.unsqueeze(-1)).sum(-1).clamp_(max=2**self.input_size - 1)
+            uniforms = sampling_uniforms(length - 1, batch, generator, device, dtype).T
+            sampled = sample_outcomes(detached, uniforms)
             measured = torch.where(postselected, target_words, sampled)
         chosen = detached.gather(-1, target_words.unsqueeze(-1)).squeeze(-1)[postselected]
         minimum = float(chosen.min()) if chosen.numel() else 1.0

@@ -11,8 +11,7 @@ sequence costs megabytes, and the per-step work is a handful of tensor operation
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from typing import Any, Union
+from typing import Any
 
 import torch
 from torch import nn
@@ -20,9 +19,7 @@ from torch import nn
 from qrnn.bits import bits_to_int, int_to_bits
 from qrnn.cell import QRNNCell
 from qrnn.errors import QRNNError
-
-Postselect = Union[bool, Callable[[int, torch.Tensor], torch.Tensor]]  # noqa: UP007 (a runtime alias)
-
+from qrnn.sequences import Postselect, check_sequences, postselection_mask, sample_outcomes, sampling_uniforms
 
 # The per-step products psi[b] @ kernels[x_b]^T run either as one product with all kernels followed by a gather
 # (few words, small kernels: fewer operations) or one product per group of samples sharing a word (the batch
@@ -138,7 +135,7 @@ class _SequenceFunction(torch.autograd.Function):
             u = torch.mm(z * z, squared_readout_t, out=weights[t])
             if sampling:
                 p = u / u.sum(1, keepdim=True)
-                sampled = (p.cumsum(1) < uniforms[t].unsqueeze(1)).sum(1).clamp_(max=outcomes - 1)
+                sampled = sample_outcomes(p, uniforms[t])
                 y = torch.where(postselected[t], targets[t], sampled)
                 measured[t] = y
                 step_readout = readout[y]
@@ -372,19 +369,18 @@ class QRNN(nn.Module):
         sampled) and the smallest probability of a postselected word (1.0 if none was postselected).
         """
         unbatched = inputs.dim() == 2
-        inputs, targets = self._check_inputs(inputs, targets)
+        inputs, targets = check_sequences(inputs, targets, self.cell.input_size)
         batch, length, _ = inputs.shape
         device = self.cell.monomials.device
         self._check_memory(batch, length, device)
         words = bits_to_int(inputs[:, :-1]).T.contiguous().to(device)
         target_words = bits_to_int(targets[:, 1:]).T.contiguous().to(device)
-        postselected = self._postselection_mask(postselect, targets, device)
+        postselected = postselection_mask(postselect, targets, device)
         dtype = self.cell.output_stage[0].weights.dtype
         if bool(postselected.all()):
             uniforms = torch.empty(0, dtype=dtype, device=device)
         else:
-            uniforms = torch.rand(length - 1, batch, generator=generator, dtype=torch.float64)
-            uniforms = uniforms.to(device=device, dtype=dtype)
+            uniforms = sampling_uniforms(length - 1, batch, generator, device, dtype)
         kernels, readout = self.cell.transfer_tables()
         probs, measured, minimum = _SequenceFunction.apply(
             kernels, readout, words, target_words, postselected, uniforms
@@ -393,40 +389,6 @@ class QRNN(nn.Module):
         if unbatched:
             return probs[0], measured_bits[0], float(minimum)
         return probs, measured_bits, float(minimum)
-
-    def _check_inputs(self, inputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        width = self.cell.input_size
-        for name, bits in (("inputs", inputs), ("targets", targets)):
-            if not isinstance(bits, torch.Tensor):
-                raise QRNNError(f"{name} must be a tensor of bits, got {type(bits).__name__}")
-            if bits.dim() not in (2, 3) or bits.shape[-1] != width:
-                raise QRNNError(f"{name} must have shape B x L x {width} (or L x {width}), got {tuple(bits.shape)}")
-            if bits.is_floating_point() or bits.is_complex():
-                raise QRNNError(f"{name} must be an integer or bool tensor of 0/1 bits, got {bits.dtype}")
-            if bits.numel() and not bool(((bits == 0) | (bits == 1)).all()):
-                raise QRNNError(f"{name} must hold only 0 and 1 bits")
-        if inputs.shape != targets.shape:
-            raise QRNNError(
-                f"inputs and targets must have the same shape, got {tuple(inputs.shape)} and {tuple(targets.shape)}"
-            )
-        if inputs.dim() == 2:
-            inputs, targets = inputs.unsqueeze(0), targets.unsqueeze(0)
-        if inputs.shape[0] < 1 or inputs.shape[1] < 2:
-            raise QRNNError(f"need at least one sequence of length >= 2, got shape {tuple(inputs.shape)}")
-        return inputs.long(), targets.long()
-
-    @staticmethod
-    def _postselection_mask(postselect: Postselect, targets: torch.Tensor, device: torch.device) -> torch.Tensor:
-        batch, length, _ = targets.shape
-        if postselect is True or postselect is False:
-            return torch.full((length - 1, batch), bool(postselect), dtype=torch.bool, device=device)
-        if not callable(postselect):
-            raise QRNNError(f"postselect must be True, False or a callable, got {postselect!r}")
-        rows = []
-        for t in range(length - 1):
-            chosen = torch.as_tensor(postselect(t, targets[:, t + 1]), dtype=torch.bool).to(device)
-            rows.append(chosen.expand(batch))
-        return torch.stack(rows)
 
 
 def _available_memory(device: torch.device) -> int | None:
