@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 import qrnn
+from qrnn.cli import main as cli_main
 from qrnn.cli import main as qrnn_main
 from qrnn.errors import QRNNError
 from qrnn.presets import check_points, list_presets, load_preset, preset_names
 from qrnn.training import read_checkpoint
-from qrnn.training.commands import main as main_py
 
 EXPERIMENTS = {
     "simple-seq-optimizers", "simple-seq-topology", "elman-xor-init", "elman-xor-optimizers",
@@ -129,7 +129,7 @@ def test_override_order_preset_then_flags(tmp_path: Path, capsys: pytest.Capture
     assert (config["optimizer"], config["seed"]) == ("adam", 82727)  # defaults (sweep seeds are not used)
     # ./main.py: a global option before the subcommand overrides the preset too.
     out = tmp_path / "main"
-    assert main_py(["--epochs", "1", "train", "--preset", str(preset), "--out", str(out)]) == 0
+    assert cli_main(["--epochs", "1", "train", "--preset", str(preset), "--out", str(out)], prog="main.py") == 0
     config = read_checkpoint(next((out / "checkpoints").glob("*-final-*.tar")))["config"]
     assert (config["epochs"], config["workspace"]) == (1, 4)
     # The Python API.

@@ -25,12 +25,12 @@ COMMAND_MODULES = [
 ]
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = "qrnn") -> argparse.ArgumentParser:
     """The full argument parser with every registered subcommand."""
     from qrnn import __version__
 
     parser = OneLineErrorParser(
-        prog="qrnn",
+        prog=prog,
         description="Quantum recurrent neural networks: train, evaluate and benchmark QRNNs.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
@@ -53,9 +53,9 @@ class OneLineErrorParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}; see {self.prog} --help\n")
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `qrnn` console script."""
-    parser = build_parser()
+def main(argv: list[str] | None = None, prog: str = "qrnn") -> int:
+    """Entry point of the `qrnn` console script (and of `./main.py`, the original's name for it)."""
+    parser = build_parser(prog)
     args = parser.parse_args(argv)
     if getattr(args, "func", None) is None:
         parser.print_help()
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except QRNNError as error:
-        print(f"qrnn: error: {error}", file=sys.stderr)
+        print(f"{prog}: error: {error}", file=sys.stderr)
         return 2
 
 

@@ -773,19 +773,17 @@ def command_convert_reference(args: argparse.Namespace) -> int:
 
 def register(subparsers: Any) -> None:
     """Add `convert-reference` to a command line's subcommands."""
-    from qrnn.training.commands import HELP_FORMATTER, one_line_errors
+    from qrnn.training.commands import HELP_FORMATTER
 
-    parser = one_line_errors(
-        subparsers.add_parser(
-            "convert-reference",
-            help="convert a checkpoint of the original implementation (e.g. the paper's) to qrnn's format",
-            description="Read a torch.save checkpoint of the original implementation without executing "
-            "anything from it (a restricted unpickler: tensors, OrderedDict and argparse.Namespace only; the "
-            "script's `func` is kept as a name) and write it as a qrnn checkpoint that `qrnn evaluate`, "
-            "`qrnn resume` and `qrnn.load_checkpoint` accept. The Adam/SGD/RMSprop state is converted, "
-            "L-BFGS state dropped.",
-            formatter_class=HELP_FORMATTER,
-        )
+    parser = subparsers.add_parser(
+        "convert-reference",
+        help="convert a checkpoint of the original implementation (e.g. the paper's) to qrnn's format",
+        description="Read a torch.save checkpoint of the original implementation without executing "
+        "anything from it (a restricted unpickler: tensors, OrderedDict and argparse.Namespace only; the "
+        "script's `func` is kept as a name) and write it as a qrnn checkpoint that `qrnn evaluate`, "
+        "`qrnn resume` and `qrnn.load_checkpoint` accept. The Adam/SGD/RMSprop state is converted, "
+        "L-BFGS state dropped.",
+        formatter_class=HELP_FORMATTER,
     )
     parser.add_argument("old", metavar="OLD", help="the original implementation's checkpoint file")
     parser.add_argument("new", metavar="NEW", help="the qrnn checkpoint to write")

@@ -513,19 +513,17 @@ def command_plot(args: argparse.Namespace) -> int:
 
 def register(subparsers: Any) -> None:
     """Add `plot` to a command line's subcommands."""
-    from qrnn.training.commands import HELP_FORMATTER, one_line_errors
+    from qrnn.training.commands import HELP_FORMATTER
 
-    parser = one_line_errors(
-        subparsers.add_parser(
-            "plot",
-            help="plot a run's training curves and its model's test predictions (PNG)",
-            description="Write PNG figures of a run: loss, character error rate and minimum postselection "
-            "probability over the epochs (from its TensorBoard logs); for MNIST datasets the model's labels "
-            "for "
-            "test images (pixel datasets), for test codes (PCA/UMAP) or generated digits (mnist01-gen). Give "
-            "a run directory (<out>/runs/<run name>) or a checkpoint. Prints the paths written.",
-            formatter_class=HELP_FORMATTER,
-        )
+    parser = subparsers.add_parser(
+        "plot",
+        help="plot a run's training curves and its model's test predictions (PNG)",
+        description="Write PNG figures of a run: loss, character error rate and minimum postselection "
+        "probability over the epochs (from its TensorBoard logs); for MNIST datasets the model's labels "
+        "for "
+        "test images (pixel datasets), for test codes (PCA/UMAP) or generated digits (mnist01-gen). Give "
+        "a run directory (<out>/runs/<run name>) or a checkpoint. Prints the paths written.",
+        formatter_class=HELP_FORMATTER,
     )
     parser.add_argument(
         "target", metavar="RUN_OR_CHECKPOINT", help="a run's log directory or a checkpoint file"

@@ -121,20 +121,17 @@ def command_resources(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `qrnn export` and `qrnn resources`."""
-    from qrnn.training.commands import one_line_errors
 
-    export = one_line_errors(
-        subparsers.add_parser(
-            "export",
-            help="write one step of a trained QRNN as a quantum circuit (OpenQASM 3 or Qiskit)",
-            description=(
-                "Write one step of a checkpoint's QRNN as an explicit circuit: the input word's flips, every "
-                "neuron as its repeat-until-success circuit (ancilla measurements that must read 0), the rY layers "
-                "and the measurement of the I/O word. Qubits: I/O lanes first (q[0] the most significant bit), "
-                "then the workspace, then the neurons' ancillas."
-            ),
-            formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-        )
+    export = subparsers.add_parser(
+        "export",
+        help="write one step of a trained QRNN as a quantum circuit (OpenQASM 3 or Qiskit)",
+        description=(
+            "Write one step of a checkpoint's QRNN as an explicit circuit: the input word's flips, every "
+            "neuron as its repeat-until-success circuit (ancilla measurements that must read 0), the rY layers "
+            "and the measurement of the I/O word. Qubits: I/O lanes first (q[0] the most significant bit), "
+            "then the workspace, then the neurons' ancillas."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     export.add_argument("checkpoint", help="a training checkpoint of a QRNN")
     export.add_argument("--format", required=True, metavar="FORMAT",
@@ -151,17 +148,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     export.add_argument("--out", default=None, metavar="FILE", help="write here instead of standard output")
     export.set_defaults(func=command_export)
 
-    resources = one_line_errors(
-        subparsers.add_parser(
-            "resources",
-            help="qubits, gates, depth and postselection repetitions of one QRNN step",
-            description=(
-                "The cost of one QRNN step on a quantum computer: qubits, gate counts by number of controls and "
-                "depth, native and in CX and rY. With a checkpoint, also the expected repetitions that the output "
-                "and neuron postselections cost on validation data of its dataset."
-            ),
-            formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-        )
+    resources = subparsers.add_parser(
+        "resources",
+        help="qubits, gates, depth and postselection repetitions of one QRNN step",
+        description=(
+            "The cost of one QRNN step on a quantum computer: qubits, gate counts by number of controls and "
+            "depth, native and in CX and rY. With a checkpoint, also the expected repetitions that the output "
+            "and neuron postselections cost on validation data of its dataset."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     resources.add_argument("checkpoint", nargs="?", default=None, help="a training checkpoint of a QRNN")
     resources.add_argument("--input-size", type=int, default=None, metavar="I",

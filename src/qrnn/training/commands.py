@@ -19,16 +19,6 @@ from qrnn.training.config import GLOBAL, TRAIN, TrainConfig, flag
 HELP_FORMATTER = argparse.ArgumentDefaultsHelpFormatter
 
 
-def one_line_errors(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Make `parser` report a bad command line in one line on stderr (exit code 2) instead of its long usage."""
-
-    def error(message: str) -> None:
-        parser.exit(2, f"{parser.prog}: error: {message}; see {parser.prog} --help\n")
-
-    parser.error = error  # type: ignore[method-assign]
-    return parser
-
-
 def _config_field(name: str) -> dataclasses.Field[Any]:
     return next(f for f in dataclasses.fields(TrainConfig) if f.name == name)
 
@@ -118,28 +108,24 @@ def register_global(parser: argparse.ArgumentParser) -> None:
 
 def register(subparsers: Any) -> None:
     """Add `train`, `resume` and `evaluate` to a command line's subcommands."""
-    train = one_line_errors(
-        subparsers.add_parser(
-            "train",
-            help="train a QRNN (the original's training program)",
-            description="Train a QRNN on a dataset; checkpoints go to <out>/checkpoints, TensorBoard logs to "
-            "<out>/runs. Several shards: --num-shards N here, or run under torchrun.",
-            formatter_class=HELP_FORMATTER,
-        )
+    train = subparsers.add_parser(
+        "train",
+        help="train a QRNN (the original's training program)",
+        description="Train a QRNN on a dataset; checkpoints go to <out>/checkpoints, TensorBoard logs to "
+        "<out>/runs. Several shards: --num-shards N here, or run under torchrun.",
+        formatter_class=HELP_FORMATTER,
     )
     add_train_options(train)
     add_global_options(train)
     train.set_defaults(func=command_train)
 
-    resume = one_line_errors(
-        subparsers.add_parser(
-            "resume",
-            help="continue a training run from its checkpoint",
-            description="Continue a run exactly where its checkpoint stopped: model, optimizer, random states, "
-            "epoch counter, best values and log directory. Of the global options only --epochs, --timeout, "
-            "--stop-at-loss, --port and --num-validation-samples may change.",
-            formatter_class=HELP_FORMATTER,
-        )
+    resume = subparsers.add_parser(
+        "resume",
+        help="continue a training run from its checkpoint",
+        description="Continue a run exactly where its checkpoint stopped: model, optimizer, random states, "
+        "epoch counter, best values and log directory. Of the global options only --epochs, --timeout, "
+        "--stop-at-loss, --port and --num-validation-samples may change.",
+        formatter_class=HELP_FORMATTER,
     )
     resume.add_argument("checkpoint", metavar="CHECKPOINT", help="checkpoint file to resume from")
     resume.add_argument("--override-learning-rate", type=float, default=None, metavar="LR",
@@ -149,15 +135,13 @@ def register(subparsers: Any) -> None:
     add_global_options(resume)
     resume.set_defaults(func=command_resume)
 
-    evaluate = one_line_errors(
-        subparsers.add_parser(
-            "evaluate",
-            help="evaluate a checkpoint: character error rate, argmax accuracy, loss, confusion matrix",
-            description="Score a checkpoint's model: the character error rate of sampled outputs on the scored "
-            "steps (the paper's measure, with its standard error over batches), the exact argmax accuracy "
-            "with teacher forcing, the loss, and for classification datasets a confusion matrix.",
-            formatter_class=HELP_FORMATTER,
-        )
+    evaluate = subparsers.add_parser(
+        "evaluate",
+        help="evaluate a checkpoint: character error rate, argmax accuracy, loss, confusion matrix",
+        description="Score a checkpoint's model: the character error rate of sampled outputs on the scored "
+        "steps (the paper's measure, with its standard error over batches), the exact argmax accuracy "
+        "with teacher forcing, the loss, and for classification datasets a confusion matrix.",
+        formatter_class=HELP_FORMATTER,
     )
     evaluate.add_argument("checkpoint", metavar="CHECKPOINT", help="checkpoint file to evaluate")
     evaluate.add_argument("--stage", choices=("validate", "test"), default="test", help="data split")
@@ -169,43 +153,3 @@ def register(subparsers: Any) -> None:
     evaluate.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu", help="device")
     evaluate.add_argument("--json", action="store_true", help="print the report as JSON (for scripts)")
     evaluate.set_defaults(func=command_evaluate)
-
-
-class OneLineErrorParser(argparse.ArgumentParser):
-    """An argument parser that reports a bad command line in one line (exit code 2)."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        """Print `<prog>: error: <message>` and exit with code 2."""
-        self.exit(2, f"{self.prog}: error: {message}; see {self.prog} --help\n")
-
-
-def build_main_parser(prog: str = "main.py") -> argparse.ArgumentParser:
-    """The original's command line: `main.py [global options] {train,resume,evaluate} [options]`."""
-    from qrnn import __version__
-
-    parser = OneLineErrorParser(
-        prog=prog,
-        description="Train, resume and evaluate quantum recurrent neural networks (the original's main.py).",
-        formatter_class=HELP_FORMATTER,
-    )
-    parser.add_argument("--version", action="version", version=f"qrnn {__version__}")
-    add_global_options(parser)
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineErrorParser)
-    register(subparsers)
-    return parser
-
-
-def main(argv: list[str] | None = None, prog: str = "main.py") -> int:
-    """Entry point of `./main.py`: the same subcommands as `qrnn`, global options also before them."""
-    from qrnn.errors import QRNNError
-
-    parser = build_main_parser(prog)
-    args = parser.parse_args(argv)
-    if getattr(args, "func", None) is None:
-        parser.print_help()
-        return 0
-    try:
-        return int(args.func(args) or 0)
-    except QRNNError as error:
-        print(f"{prog}: error: {error}", file=sys.stderr)
-        return 2
