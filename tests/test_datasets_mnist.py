@@ -66,23 +66,24 @@ def test_batches_have_the_layout_of_the_module_docstring(name: str) -> None:
             assert torch.equal(batch.inputs[:, 0], int_to_bits(torch.tensor([0, 0, 0, 1, 1, 1]), 2))
             continue
         content, labels = dataset.content_steps(), dataset.label_steps()
-        assert content + labels == length
-        assert not batch.scored[:, : content - 1].any() and batch.scored[:, content - 1 :].all()
-        assert not batch.inputs[:, content:].any() and not batch.targets[:, :content].any()
+        # The original's layout: content, one zero word, the label words; the label steps alone are scored.
+        assert content + 1 + labels == length
+        assert not batch.scored[:, :content].any() and batch.scored[:, content:].all()
+        assert not batch.inputs[:, content:].any() and not batch.targets[:, : content + 1].any()
         expected = torch.tensor(dataset.class_of_digit).repeat_interleave(3)
         assert torch.equal(dataset.decode_labels(batch.targets[:, 1:]), expected)
 
 
 def test_sequence_lengths_and_widths_of_each_family() -> None:
-    # (input bits, length): pixels + one label word, PCA p + ceil(4 / r), UMAP r + ceil(4 / D).
-    assert (make("mnist01").input_size, make("mnist01").sequence_length) == (2, 101)
-    assert (make("mnist8-ds-lrg").input_size, make("mnist8-ds-lrg").sequence_length) == (3, 401)
-    assert (make("mnist-even-odd").input_size, make("mnist-even-odd").sequence_length) == (2, 101)
+    # (input bits, length): pixels + a zero word + one label word, PCA p + 1 + ceil(4 / r), UMAP r + 1 + ceil(4 / D).
+    assert (make("mnist01").input_size, make("mnist01").sequence_length) == (2, 102)
+    assert (make("mnist8-ds-lrg").input_size, make("mnist8-ds-lrg").sequence_length) == (3, 402)
+    assert (make("mnist-even-odd").input_size, make("mnist-even-odd").sequence_length) == (2, 102)
     assert (make("mnist01-gen").input_size, make("mnist01-gen").sequence_length) == (2, 100)
-    assert (make("mnist-pca-r3-p5").input_size, make("mnist-pca-r3-p5").sequence_length) == (3, 7)
-    assert (make("mnist-pca-r4-p8").input_size, make("mnist-pca-r4-p8").sequence_length) == (4, 9)
-    assert (make("mnist-umap-d2-r4").input_size, make("mnist-umap-d2-r4").sequence_length) == (2, 6)
-    assert (make("mnist-umap-d3-r8").input_size, make("mnist-umap-d3-r8").sequence_length) == (3, 10)
+    assert (make("mnist-pca-r3-p5").input_size, make("mnist-pca-r3-p5").sequence_length) == (3, 8)
+    assert (make("mnist-pca-r4-p8").input_size, make("mnist-pca-r4-p8").sequence_length) == (4, 10)
+    assert (make("mnist-umap-d2-r4").input_size, make("mnist-umap-d2-r4").sequence_length) == (2, 7)
+    assert (make("mnist-umap-d3-r8").input_size, make("mnist-umap-d3-r8").sequence_length) == (3, 11)
 
 
 def test_labels_round_trip_and_invalid_codes_decode_to_minus_one() -> None:
@@ -264,7 +265,7 @@ def test_small_build_of_pixels_and_pca_feeds_the_datasets(small_splits, data_dir
     assert np.allclose(pca["components"] @ pca["components"].T, np.eye(8), atol=1e-5)
     dataset = make("mnist8-ds-lrg", batch_size=2)
     batch = dataset.batch("validate")
-    assert batch.inputs.shape == (16, 401, 3)
+    assert batch.inputs.shape == (16, 402, 3)
     assert dataset.decode_labels(batch.targets[:, 1:]).tolist() == [d for d in range(8) for _ in range(2)]
     # The shipped 10x10 view of a training image equals the builder's view of it.
     first = make("mnist-even-odd").content("train", np.array([0]))[0, :, 0].reshape(10, 10).numpy()

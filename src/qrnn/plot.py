@@ -302,10 +302,11 @@ def _decision_map(model: Any, dataset: Any) -> Any:
     inputs = torch.zeros(classes * cells, length, width, dtype=torch.long)
     inputs[:, :steps] = content.repeat(classes, 1, 1)
     targets = torch.zeros_like(inputs)
-    targets[:, steps:] = labels.repeat_interleave(cells, dim=0)
+    label_start = length - labels.shape[1]  # the label words end the sequence (after the dataset's gap)
+    targets[:, label_start:] = labels.repeat_interleave(cells, dim=0)
     with torch.no_grad():
         probs, _, _ = model(inputs, targets, postselect=True)
-    label_steps = range(steps - 1, length - 1)
+    label_steps = range(label_start - 1, length - 1)
     words = torch.stack(
         [targets[:, t + 1].mul(2 ** torch.arange(width - 1, -1, -1)).sum(1) for t in label_steps], 1
     )
