@@ -288,7 +288,7 @@ def _decision_map(model: Any, dataset: Any) -> Any:
     forcing each class's label words; a label's probability is the product over its words)."""
     import torch
 
-    from qrnn.bits import int_to_bits
+    from qrnn.bits import bits_to_int, int_to_bits
 
     steps, width = dataset.content_steps(), dataset.input_size
     levels = 2**steps
@@ -307,9 +307,7 @@ def _decision_map(model: Any, dataset: Any) -> Any:
     with torch.no_grad():
         probs, _, _ = model(inputs, targets, postselect=True)
     label_steps = range(label_start - 1, length - 1)
-    words = torch.stack(
-        [targets[:, t + 1].mul(2 ** torch.arange(width - 1, -1, -1)).sum(1) for t in label_steps], 1
-    )
+    words = torch.stack([bits_to_int(targets[:, t + 1]) for t in label_steps], 1)
     chosen = torch.stack(
         [probs[:, :, t].gather(1, words[:, i : i + 1])[:, 0] for i, t in enumerate(label_steps)], 1
     )
