@@ -159,7 +159,7 @@ def test_conversion_round_trips_parameters_and_optimizer_and_evaluates(original_
     ours = [name for name, _ in model.named_parameters()]
     reference = qrnn.QRNN(3, WORKSPACE, STAGES, ORDER, DEGREE)
     original_names = list(parameters)
-    mapped = {our: old for old, our in reference._original_names().items()}
+    mapped = {our: old for old, our in reference.original_parameter_names().items()}
     ids = contents["optimizer_state_dict"]["param_groups"][0]["params"]
     for index, our_name in enumerate(ours):
         pid = ids[original_names.index(mapped[our_name])]

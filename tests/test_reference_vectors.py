@@ -38,7 +38,7 @@ def test_matches_reference(path, dtype: torch.dtype, tolerance: float) -> None:
     assert abs(loss.item() - reference["loss"]) <= tolerance * max(abs(reference["loss"]), 1.0)
     loss.backward()
     ours = dict(model.named_parameters())
-    for old_name, new_name in model._original_names().items():
+    for old_name, new_name in model.original_parameter_names().items():
         expected_grad = torch.tensor(reference["grads"][old_name], dtype=torch.float64)
         expected_grad = expected_grad.reshape(ours[new_name].shape)
         scale = max(float(torch.tensor(g, dtype=torch.float64).abs().max()) for g in reference["grads"].values())

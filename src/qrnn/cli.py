@@ -19,7 +19,7 @@ COMMAND_MODULES = [
     "qrnn.training.commands",
     "qrnn.presets.commands",
     "qrnn.sweep",
-    "qrnn.convert",
+    "qrnn.convert_command",
     "qrnn.plot",
     "qrnn.export.commands",
 ]

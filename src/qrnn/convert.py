@@ -559,7 +559,7 @@ def _convert_optimizer(
     if not isinstance(ids, list) or len(ids) != len(original_names):
         return dropped("its parameter list does not match the model's")
     our_index = {name: index for index, (name, _) in enumerate(ours)}
-    name_map = model._original_names()  # type: ignore[operator]  # original name -> our parameter name
+    name_map = model.original_parameter_names()  # type: ignore[operator]  # original name -> our parameter name
     state: dict[int, dict[str, Any]] = {}
     for parameter_id, old_name in zip(ids, original_names, strict=True):
         entry = original["state"].get(parameter_id)
@@ -762,30 +762,3 @@ def convert_original_checkpoint(
 
 
 # ---- command line ----
-
-
-def command_convert_reference(args: argparse.Namespace) -> int:
-    """`convert-reference OLD NEW`: convert a checkpoint of the original implementation."""
-    summary = convert_original_checkpoint(args.old, args.new, force=args.force)
-    print(summary.to_text())
-    return 0
-
-
-def register(subparsers: Any) -> None:
-    """Add `convert-reference` to a command line's subcommands."""
-    from qrnn.training.commands import HELP_FORMATTER
-
-    parser = subparsers.add_parser(
-        "convert-reference",
-        help="convert a checkpoint of the original implementation (e.g. the paper's) to qrnn's format",
-        description="Read a torch.save checkpoint of the original implementation without executing "
-        "anything from it (a restricted unpickler: tensors, OrderedDict and argparse.Namespace only; the "
-        "script's `func` is kept as a name) and write it as a qrnn checkpoint that `qrnn evaluate`, "
-        "`qrnn resume` and `qrnn.load_checkpoint` accept. The Adam/SGD/RMSprop state is converted, "
-        "L-BFGS state dropped.",
-        formatter_class=HELP_FORMATTER,
-    )
-    parser.add_argument("old", metavar="OLD", help="the original implementation's checkpoint file")
-    parser.add_argument("new", metavar="NEW", help="the qrnn checkpoint to write")
-    parser.add_argument("--force", action="store_true", help="overwrite NEW if it exists")
-    parser.set_defaults(func=command_convert_reference)

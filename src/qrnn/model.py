@@ -284,8 +284,8 @@ class QRNN(nn.Module):
 
     # ---- the original implementation's parameter names ----
 
-    def _original_names(self) -> dict[str, str]:
-        """original name -> our parameter name."""
+    def original_parameter_names(self) -> dict[str, str]:
+        """The original implementation's name of every parameter -> its name here (`named_parameters`)."""
         names: dict[str, str] = {}
         for j in range(self.cell.workspace_size):
             names[f"cell.input_layer.{j}.φ"] = f"cell.input_stage.{j}.weights"
@@ -303,13 +303,13 @@ class QRNN(nn.Module):
     def original_state_dict(self) -> dict[str, torch.Tensor]:
         """The parameters under the original implementation's names (detached copies)."""
         ours = dict(self.named_parameters())
-        return {old: ours[new].detach().clone() for old, new in self._original_names().items()}
+        return {old: ours[new].detach().clone() for old, new in self.original_parameter_names().items()}
 
     def load_original_state_dict(self, state_dict: dict[str, torch.Tensor]) -> None:
         """Load parameters named as in the original implementation, with or without a leading `module.` (as
         its DDP checkpoints have them). Errors name the first missing, unexpected or mis-shaped entry."""
         stripped = {(k[len("module.") :] if k.startswith("module.") else k): v for k, v in state_dict.items()}
-        names = self._original_names()
+        names = self.original_parameter_names()
         ours = dict(self.named_parameters())
         for old in names:
             if old not in stripped:
