@@ -83,6 +83,12 @@ def join_process_group(launch: Launch, device: torch.device, address: str | None
     dist.init_process_group(backend_for(device), rank=launch.rank, world_size=launch.world_size)
 
 
+def synchronise(launch: Launch) -> None:
+    """Wait until every shard reaches this point (nothing to wait for on a single shard)."""
+    if launch.distributed and dist.is_initialized():
+        dist.barrier()
+
+
 def leave_process_group(launch: Launch) -> None:
     """Tear the process group down (after the last collective)."""
     if launch.distributed and dist.is_initialized():

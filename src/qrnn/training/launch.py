@@ -24,6 +24,7 @@ from qrnn.training.distributed import (
     check_port_free,
     join_process_group,
     leave_process_group,
+    synchronise,
     torchrun_launch,
 )
 from qrnn.training.loop import Resumption, RunInfo, ShardTrainer, StopSignals, TrainResult
@@ -135,6 +136,9 @@ def run_shard(
                 )
             try:
                 result = trainer.run_epochs(stop, config.timeout, started)
+                # Every shard must be done with its last collective before any of them tears the group down:
+                # a shard leaving while another still talks to it aborts that one (gloo's threads terminate).
+                synchronise(launch)
             finally:
                 if trainer.display is not None:
                     trainer.display.close()

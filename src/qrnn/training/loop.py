@@ -119,6 +119,9 @@ class StopSignals:
         if threading.current_thread() is threading.main_thread():
             for signum in self.HANDLED:
                 self._previous[signum] = signal.signal(signum, self._handle)
+                # Restart interrupted system calls: a signal landing in a thread of torch.distributed's
+                # transport must not surface there as an error (gloo aborts the process on it).
+                signal.siginterrupt(signum, False)
         return self
 
     def __exit__(self, *_exc: object) -> None:
