@@ -24,16 +24,16 @@ import json
 import os
 import signal
 import socket
-import tempfile
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from qrnn.errors import QRNNError
+from qrnn.files import write_atomically
 from qrnn.presets import Preset, check_points, load_preset
 
 DEFAULT_ROOT = "runs/sweeps"
@@ -98,40 +98,21 @@ def expand(preset: Preset) -> list[SweepPoint]:
 # ---- files ----
 
 
+def _json_writer(payload: dict[str, Any]) -> Callable[[BinaryIO], None]:
+    def write(stream: BinaryIO) -> None:
+        stream.write((json.dumps(payload, indent=2, sort_keys=True) + "\n").encode())
+
+    return write
+
+
 def _write_json_atomically(path: Path, payload: dict[str, Any]) -> None:
     """Replace `path` with `payload` as JSON, so that readers see the old or the new file, never a part."""
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(descriptor, "w") as stream:
-            json.dump(payload, stream, indent=2, sort_keys=True)
-            stream.write("\n")
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    write_atomically(path, _json_writer(payload))
 
 
 def _publish_once(path: Path, payload: dict[str, Any]) -> bool:
-    """Create `path` with `payload` unless it exists (complete content or nothing: written aside, then hard
-    linked into place); False if it existed. Filesystems without hard links fall back to a plain replace."""
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(descriptor, "w") as stream:
-            json.dump(payload, stream, indent=2, sort_keys=True)
-            stream.write("\n")
-            stream.flush()
-            os.fsync(stream.fileno())
-        try:
-            os.link(temporary, path)
-        except FileExistsError:
-            return False
-        except OSError:
-            os.replace(temporary, path)
-        return True
-    finally:
-        Path(temporary).unlink(missing_ok=True)
+    """Create `path` with `payload` unless it exists (complete content or nothing); False if it existed."""
+    return write_atomically(path, _json_writer(payload), exclusive=True)
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:

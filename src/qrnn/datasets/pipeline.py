@@ -12,10 +12,12 @@ import sys
 import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
 from qrnn.errors import QRNNError
+from qrnn.files import write_atomically
 
 # name -> builder(cache_dir, out_dir, small) -> written files; `small` builds from a small subset (for tests).
 Builder = Callable[[Path, Path, bool], list[Path]]
@@ -58,15 +60,16 @@ def write_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> Path:
     the data: members in the given order, fixed timestamps, deflate level 9. Written to a temporary file first
     and renamed, so an interrupted build never leaves a truncated resource behind."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".part")
-    with zipfile.ZipFile(temporary, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
-        for key, array in arrays.items():
-            buffer = io.BytesIO()
-            np.lib.format.write_array(buffer, np.ascontiguousarray(array), allow_pickle=False)
-            member = zipfile.ZipInfo(f"{key}.npy", date_time=_FIXED_ZIP_TIME)
-            member.compress_type = zipfile.ZIP_DEFLATED
-            member.external_attr = 0o644 << 16
-            archive.writestr(member, buffer.getvalue(), compresslevel=9)
-    temporary.replace(path)
+
+    def write(stream: BinaryIO) -> None:
+        with zipfile.ZipFile(stream, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+            for key, array in arrays.items():
+                buffer = io.BytesIO()
+                np.lib.format.write_array(buffer, np.ascontiguousarray(array), allow_pickle=False)
+                member = zipfile.ZipInfo(f"{key}.npy", date_time=_FIXED_ZIP_TIME)
+                member.compress_type = zipfile.ZIP_DEFLATED
+                member.external_attr = 0o644 << 16
+                archive.writestr(member, buffer.getvalue(), compresslevel=9)
+
+    write_atomically(path, write)
     return path

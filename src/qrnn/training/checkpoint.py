@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import random
-import tempfile
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from torch import nn
 
 from qrnn.datasets.base import STAGES, Dataset
 from qrnn.errors import QRNNError
+from qrnn.files import write_atomically
 
 FORMAT = "qrnn-training-checkpoint"
 # Bump when the layout changes incompatibly; loading refuses files of a newer version with one line.
@@ -42,24 +42,8 @@ def checkpoint_name(tag: str, dataset: str, run_id: str, extra: str, when: datet
 
 
 def save_atomically(payload: dict[str, Any], path: Path) -> None:
-    """Write `payload` to `path` so that readers only ever see a complete file: a temporary file in the same
-    directory, flushed and fsynced, then renamed over `path` (and the directory entry fsynced)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(descriptor, "wb") as stream:
-            torch.save(payload, stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+    """Write `payload` to `path` so that readers only ever see a complete file (see `qrnn.files`)."""
+    write_atomically(path, lambda stream: torch.save(payload, stream))
 
 
 def read_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> dict[str, Any]:
