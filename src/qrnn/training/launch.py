@@ -168,6 +168,12 @@ def _spawned_shard(rank: int, config: TrainConfig, run: RunInfo, resumption: Res
         raise SystemExit(2) from None
     if rank == 0:
         results.put(("result", result))
+    # Leave without running the interpreter's teardown: destructors of torch.distributed's native threads at
+    # exit sometimes abort a finished shard ("terminate called without an active exception"), which the parent
+    # would report as a failed run. Everything the shard produced is written and handed over by now.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _spawn(config: TrainConfig, run: RunInfo, resumption: Resumption | None) -> TrainResult:
