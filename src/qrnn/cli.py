@@ -19,7 +19,7 @@ COMMAND_MODULES = [
     "qrnn.training.commands",
     "qrnn.presets.commands",
     "qrnn.sweep",
-    "qrnn.convert_command",
+    "qrnn.original.commands",
     "qrnn.plot",
     "qrnn.export.commands",
 ]
