@@ -17,8 +17,8 @@ import torch
 
 import qrnn
 from qrnn.cli import main as cli_main
-from qrnn.convert import ForeignReference, convert_original_checkpoint, read_original_checkpoint
 from qrnn.errors import QRNNError
+from qrnn.original.checkpoints import ForeignReference, convert_original_checkpoint, read_original_checkpoint
 from qrnn.training.checkpoint import read_checkpoint
 from qrnn.training.evaluate import evaluate_checkpoint
 
