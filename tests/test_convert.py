@@ -17,8 +17,9 @@ import torch
 
 import qrnn
 from qrnn.cli import main as cli_main
-from qrnn.convert import ForeignReference, convert_original_checkpoint, read_original_checkpoint
+from qrnn.datasets import lookup
 from qrnn.errors import QRNNError
+from qrnn.original.checkpoints import ForeignReference, convert_original_checkpoint, read_original_checkpoint
 from qrnn.training.checkpoint import read_checkpoint
 from qrnn.training.evaluate import evaluate_checkpoint
 
@@ -156,6 +157,9 @@ def test_conversion_round_trips_parameters_and_optimizer_and_evaluates(original_
 
     # Adam moments land on the same parameters, under our parameter order.
     payload = read_checkpoint(destination)
+    # The original's checkpoints carry the current layout of their dataset, and the original's data.
+    assert payload["data"] == {"kind": "original"}
+    assert payload["dataset_layout_version"] == lookup("dna").cls.layout_version
     ours = [name for name, _ in model.named_parameters()]
     reference = qrnn.QRNN(3, WORKSPACE, STAGES, ORDER, DEGREE)
     original_names = list(parameters)

@@ -46,7 +46,7 @@ def test_every_original_name_is_registered() -> None:
 
 
 @pytest.mark.parametrize("name", MNIST_NAMES)
-def test_batches_have_the_layout_of_the_module_docstring(name: str) -> None:
+def test_batches_have_the_original_layout(name: str) -> None:
     dataset = make(name, batch_size=3)
     info = type(dataset).info()
     assert (info.input_size, info.sequence_length) == (dataset.input_size, dataset.sequence_length)
@@ -55,35 +55,112 @@ def test_batches_have_the_layout_of_the_module_docstring(name: str) -> None:
     for stage in STAGES:
         batch = dataset.batch(stage)
         assert batch.inputs.shape == batch.targets.shape == (size, length, width)
-        assert batch.scored.shape == (size, length - 1) and batch.scored.dtype == torch.bool
+        assert batch.scored.shape == batch.postselected.shape == (size, length - 1)
+        assert batch.scored.dtype == batch.postselected.dtype == torch.bool
         assert batch.inputs.dtype == batch.targets.dtype == torch.long
-        assert set(batch.inputs.unique().tolist()) <= {0, 1} and set(batch.targets.unique().tolist()) <= {
-            0,
-            1,
-        }
-        if dataset.classes is None:  # mnist01-gen: next-pixel prediction, everything scored
+        assert set(batch.inputs.unique().tolist()) <= {0, 1} and set(batch.targets.unique().tolist()) <= {0, 1}
+        if dataset.classes is None:  # mnist01-gen: next-pixel prediction, all scored, nothing postselected
             assert torch.equal(batch.inputs, batch.targets) and bool(batch.scored.all())
+            assert not batch.postselected.any() and batch.labels is None
             assert torch.equal(batch.inputs[:, 0], int_to_bits(torch.tensor([0, 0, 0, 1, 1, 1]), 2))
             continue
         content, labels = dataset.content_steps(), dataset.label_steps()
-        # The original's layout: content, one zero word, the label words; the label steps alone are scored.
-        assert content + 1 + labels == length
-        assert not batch.scored[:, :content].any() and batch.scored[:, content:].all()
-        assert not batch.inputs[:, content:].any() and not batch.targets[:, : content + 1].any()
+        pixels = isinstance(dataset, mnist.MnistPixels)
+        # Pixels: L = P; codes: L = P + K - 1. The last K target words are the label, the last K steps scored.
+        assert length == (content if pixels else content + labels - 1)
+        assert not batch.scored[:, : length - 1 - labels].any() and batch.scored[:, length - 1 - labels :].all()
+        assert torch.equal(batch.postselected, ~batch.scored)
+        assert not batch.inputs[:, content:].any() and not batch.targets[:, : length - labels].any()
         expected = torch.tensor(dataset.class_of_digit).repeat_interleave(3)
+        assert torch.equal(batch.labels, expected)
+        assert torch.equal(batch.targets[:, length - labels :], dataset.label_words(expected))
         assert torch.equal(dataset.decode_labels(batch.targets[:, 1:]), expected)
 
 
-def test_sequence_lengths_and_widths_of_each_family() -> None:
-    # (input bits, length): pixels + a zero word + one label word, PCA p + 1 + ceil(4 / r), UMAP r + 1 + ceil(4 / D).
-    assert (make("mnist01").input_size, make("mnist01").sequence_length) == (2, 102)
-    assert (make("mnist8-ds-lrg").input_size, make("mnist8-ds-lrg").sequence_length) == (3, 402)
-    assert (make("mnist-even-odd").input_size, make("mnist-even-odd").sequence_length) == (2, 102)
-    assert (make("mnist01-gen").input_size, make("mnist01-gen").sequence_length) == (2, 100)
-    assert (make("mnist-pca-r3-p5").input_size, make("mnist-pca-r3-p5").sequence_length) == (3, 8)
-    assert (make("mnist-pca-r4-p8").input_size, make("mnist-pca-r4-p8").sequence_length) == (4, 10)
-    assert (make("mnist-umap-d2-r4").input_size, make("mnist-umap-d2-r4").sequence_length) == (2, 7)
-    assert (make("mnist-umap-d3-r8").input_size, make("mnist-umap-d3-r8").sequence_length) == (3, 11)
+# The original's facts (RVQE/datasets/mnist*.py at 400a5eb): word width, L, the scored steps, the digits.
+ORIGINAL_FACTS = {
+    "mnist01": (2, 100, [98], (0, 1)),
+    "mnist36-ds": (2, 100, [98], (3, 6)),
+    "mnist01-ds-lrg": (2, 400, [398], (0, 1)),
+    "mnist8": (3, 100, [97, 98], tuple(range(9))),
+    "mnist8-ds": (3, 100, [98], tuple(range(8))),
+    "mnist8-ds-lrg": (3, 400, [398], tuple(range(8))),
+    "mnist-even-odd": (2, 100, [98], tuple(range(10))),
+    "mnist01-gen": (2, 100, list(range(99)), (0, 1)),
+    "mnist-pca-r2-p8": (2, 9, [6, 7], tuple(range(10))),
+    "mnist-pca-r3-p5": (3, 6, [3, 4], tuple(range(10))),
+    "mnist-pca-r4-p2": (4, 2, [0], tuple(range(10))),
+    "mnist-umap-d2-r4": (2, 5, [2, 3], tuple(range(10))),
+    "mnist-umap-d3-r8": (3, 9, [6, 7], tuple(range(10))),
+    "mnist-umap-d4-r3": (4, 3, [1], tuple(range(10))),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ORIGINAL_FACTS))
+def test_width_length_scored_steps_and_digits_are_the_originals(name: str) -> None:
+    width, length, scored, digits = ORIGINAL_FACTS[name]
+    dataset = make(name, batch_size=1)
+    assert (dataset.input_size, dataset.sequence_length, dataset.digits) == (width, length, digits)
+    assert torch.nonzero(dataset.batch("validate").scored[0]).flatten().tolist() == scored
+
+
+def test_mnist8_label_words_row_by_row() -> None:
+    # 9 classes: 4 bits left-padded to two 3-bit words [0, 0, b3], [b2, b1, b0]; digit 8 is [0, 0, 1], [0, 0, 0].
+    batch = make("mnist8", batch_size=1).batch("test")
+    assert batch.targets.shape == (9, 100, 3) and not batch.targets[:, :98].any()
+    assert batch.targets[8, 98:].tolist() == [[0, 0, 1], [0, 0, 0]]
+    assert batch.targets[5, 98:].tolist() == [[0, 0, 0], [1, 0, 1]]
+
+
+def _top_bits(code: int, bits: int) -> list[int]:
+    """The top `bits` bits of an 8-bit code, most significant first."""
+    return [int(code) >> (7 - bit) & 1 for bit in range(bits)]
+
+
+def test_code_datasets_rows_in_the_original_layout() -> None:
+    umap_data = resources.load_resource(mnist_build.UMAP_RESOURCE)
+    dataset = make("mnist-umap-d2-r4")  # P = 4 bit planes, K = 2 words of 2 bits, L = 5
+    whole = next(iter(dataset.split_batches("test", 10_000)))
+    row = int(np.flatnonzero(umap_data["test_labels"] == 7)[0])
+    planes = np.array([_top_bits(code, 4) for code in umap_data["test_d2"][row]]).T.tolist()
+    assert whole.inputs[row].tolist() == [*planes, [0, 0]]
+    assert whole.targets[row].tolist() == [[0, 0], [0, 0], [0, 0], [0, 1], [1, 1]]  # 7 = 01 11
+    assert whole.labels[row] == 7 and whole.scored[row].tolist() == [False, False, True, True]
+    pca = make("mnist-pca-r3-p2")  # P = 2 codes, K = 2 words of 3 bits, L = 3
+    whole = next(iter(pca.split_batches("test", 5)))
+    codes = resources.load_resource(mnist_build.PCA_RESOURCE)["test_codes"][0]
+    assert whole.inputs[0].tolist() == [_top_bits(codes[0], 3), _top_bits(codes[1], 3), [0, 0, 0]]
+    assert whole.targets[0].tolist() == [[0, 0, 0]] * 3  # the first test row is a 0
+    assert whole.scored[0].tolist() == [True, True]
+
+
+def test_generative_batches_swap_halves_on_odd_shards() -> None:
+    even = make("mnist01-gen", batch_size=2, shard=0, num_shards=2).batch("train")
+    odd = make("mnist01-gen", batch_size=2, shard=1, num_shards=2).batch("train")
+    assert even.inputs[:, 0].tolist() == [[0, 0], [0, 0], [0, 1], [0, 1]]
+    assert odd.inputs[:, 0].tolist() == [[0, 1], [0, 1], [0, 0], [0, 0]]
+    assert make("mnist01-gen").resource == "mnist-px10-ds.npz"
+
+
+def test_split_batches_walk_the_whole_split_in_file_order() -> None:
+    dataset = make("mnist36", batch_size=1, shard=1, num_shards=3)
+    assert dataset.split_size("test") == 1010 + 958
+    batches = list(dataset.split_batches("test", 500))
+    assert [len(batch.labels) for batch in batches] == [500, 500, 500, 468]
+    assert torch.cat([batch.labels for batch in batches]).tolist() == [0] * 1010 + [1] * 958
+    data = resources.load_resource("mnist-px10.npz")
+    rows = np.flatnonzero(np.isin(data["test_labels"], (3, 6)))
+    assert torch.equal(batches[0].inputs[0], torch.from_numpy(mnist.pixel_lanes(data["test_words"][rows[0]], 2)))
+    again = list(make("mnist36", seed=9).split_batches("test", 500))
+    assert all(torch.equal(a.inputs, b.inputs) for a, b in zip(batches, again, strict=True))
+    with pytest.raises(QRNNError, match="no fixed"):
+        next(iter(lookup("simple-seq").create(sentence_length=5, batch_size=1).split_batches("test", 2)))
+
+
+def test_pixel_lanes_read_bit_2_as_lane_0() -> None:
+    words = np.array([4, 2, 1, 6, 7, 0], dtype=np.uint8)
+    assert mnist.pixel_lanes(words, 3).tolist() == [[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0], [1, 1, 1], [0, 0, 0]]
+    assert mnist.pixel_lanes(words, 2).tolist() == [[1, 0], [0, 1], [0, 0], [1, 1], [1, 1], [0, 0]]
 
 
 def test_labels_round_trip_and_invalid_codes_decode_to_minus_one() -> None:
@@ -139,8 +216,11 @@ def test_split_sizes_per_digit() -> None:
             assert counts[1, digit] == (500 if held else 0)
             assert counts[2, digit] == (TEST_PER_DIGIT[digit] if held else 0)
         for index, split in enumerate(STAGES):
-            assert data[f"{split}_bits"].shape == (counts[index].sum(), 2 * side * side // 8)
-            assert np.bincount(data[f"{split}_labels"], minlength=10).tolist() == counts[index].tolist()
+            assert data[f"{split}_words"].shape == (counts[index].sum(), side * side)
+            assert data[f"{split}_words"].dtype == np.uint8 and data[f"{split}_words"].max() <= 7
+            # Format 2: rows grouped by digit, ascending.
+            assert data[f"{split}_labels"].tolist() == np.repeat(np.arange(10), counts[index]).tolist()
+        assert data["format_version"].tolist() == [2] and data["centroids"].shape == (10, side * side)
     for filename in (mnist_build.PCA_RESOURCE, mnist_build.UMAP_RESOURCE):
         counts = resources.load_resource(filename)["counts"]
         assert counts.tolist() == [[n - 500 for n in TRAINING_PER_DIGIT], [500] * 10, list(TEST_PER_DIGIT)]
@@ -166,8 +246,8 @@ def test_first_test_image_is_the_seven_checked_by_hand() -> None:
     #   (3, 8): 0.99, 0.41, 0.81, 0.07 -> mean 0.57, ink, bit 0
     #   (4, 8): 0.32, 0, 0.17, 0       -> mean 0.12, background, bit 1
     #   (9, 4): 0.87, 0.99, 0.99, 0.99 -> mean 0.96, ink, bit 0
-    assert resources.load_resource("mnist-px10.npz")["test_labels"][0] == 7
-    words = mnist._pixel_words("mnist-px10.npz", "test", np.array([0]), 3)[0].reshape(10, 10, 3)
+    first_seven = np.flatnonzero(resources.load_resource("mnist-px10.npz")["test_labels"] == 7)[:1]
+    words = mnist._pixel_words("mnist-px10.npz", "test", first_seven, 3)[0].reshape(10, 10, 3)
     upright = words[:, :, 0]
     expected = {(0, 0): 1, (1, 1): 1, (2, 1): 0, (3, 8): 0, (4, 8): 1, (9, 4): 0}
     assert {position: int(upright[position]) for position in expected} == expected
@@ -215,17 +295,26 @@ def test_check_options_rejects_bad_batch_and_too_many_shards() -> None:
 def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """Point the resource loader at an empty temporary folder (caches cleared before and after)."""
     monkeypatch.setattr(resources, "DATA_DIR", tmp_path)
-    resources.load_resource.cache_clear()
-    resources.load_resource_array.cache_clear()
+    monkeypatch.delenv(resources.DATA_DIR_VARIABLE, raising=False)
+    resources.clear_cache()
     yield tmp_path
-    resources.load_resource.cache_clear()
-    resources.load_resource_array.cache_clear()
+    resources.clear_cache()
 
 
 def test_missing_resource_is_one_line_before_any_work(data_dir: Path) -> None:
     with pytest.raises(QRNNError, match=r"mnist-px20-ds.npz is missing; rebuild it with: .*qrnn data build"):
         lookup("mnist01-ds-lrg").check_options(sentence_length=0, batch_size=1, num_shards=1)
     assert "resource missing" in lookup("mnist-pca-r2-p2").cls.info().splits
+
+
+def test_a_resource_of_another_format_is_refused_in_one_line(data_dir: Path) -> None:
+    pipeline.write_npz(data_dir / "mnist-px10.npz", {"counts": np.ones((3, 10), dtype=np.int64)})
+    with pytest.raises(QRNNError, match=r"mnist-px10.npz has MNIST resource format 1 .*qrnn data import-original"):
+        lookup("mnist01").check_options(sentence_length=0, batch_size=1, num_shards=1)
+    pipeline.write_npz(data_dir / "mnist-pca.npz", {"format_version": np.array([3])})
+    with pytest.raises(QRNNError, match=r"format \[3\], but this qrnn reads format 2; rebuild"):
+        make("mnist-pca-r2-p2").batch("train")
+    assert "old format" in lookup("mnist01").cls.info().splits
 
 
 def test_the_unpickler_refuses_anything_but_arrays(tmp_path: Path) -> None:
@@ -249,27 +338,24 @@ def small_splits() -> mnist_build.MnistSplits:
     return mnist_build.load_splits(pipeline.DEFAULT_CACHE, small=True)
 
 
-def test_small_build_of_pixels_and_pca_feeds_the_datasets(small_splits, data_dir: Path) -> None:
+def test_small_build_of_pixels_and_pca(small_splits, data_dir: Path) -> None:
+    # The builder still writes MNIST resource format 1 until it is rebuilt for format 2 (issue 9), so this
+    # checks its arrays, not datasets fed from them.
     data = small_splits
     assert [len(data.labels[split]) for split in STAGES] == [250, 50, 100]
     assert np.bincount(data.labels["validate"]).tolist() == [5] * 10
     assert data.images["train"].shape[1:] == (28, 28) and data.images["train"].dtype == np.float32
-    for filename, (deskewed, side, digits) in mnist_build.PIXEL_RESOURCES.items():
+    for deskewed, side, digits in mnist_build.PIXEL_RESOURCES.values():
         arrays = mnist_build.pixel_arrays(data, deskewed=deskewed, side=side, digits=digits)
-        pipeline.write_npz(data_dir / filename, arrays)
+        assert arrays["counts"][:, list(digits)].sum() == sum(len(data.labels[split]) for split in STAGES) - (
+            0 if len(digits) == 10 else int(np.isin(np.concatenate(list(data.labels.values())), (8, 9)).sum())
+        )
     pipeline.write_npz(data_dir / mnist_build.PCA_RESOURCE, mnist_build.pca_arrays(data))
     pca = resources.load_resource(mnist_build.PCA_RESOURCE)
     # Quantile bins fitted on train: each of the 4 top-2-bit levels holds a quarter of the training images.
     assert sorted(np.bincount(pca["train_codes"][:, 0] >> 6, minlength=4).tolist()) == [62, 62, 63, 63]
     assert pca["components"].shape == (8, 784)
     assert np.allclose(pca["components"] @ pca["components"].T, np.eye(8), atol=1e-5)
-    dataset = make("mnist8-ds-lrg", batch_size=2)
-    batch = dataset.batch("validate")
-    assert batch.inputs.shape == (16, 402, 3)
-    assert dataset.decode_labels(batch.targets[:, 1:]).tolist() == [d for d in range(8) for _ in range(2)]
-    # The shipped 10x10 view of a training image equals the builder's view of it.
-    first = make("mnist-even-odd").content("train", np.array([0]))[0, :, 0].reshape(10, 10).numpy()
-    assert np.array_equal(first, mnist_build.binary_view(data.images["train"][:1], 10)[0])
 
 
 def test_small_build_writes_every_resource_with_umap(small_splits, tmp_path: Path) -> None:

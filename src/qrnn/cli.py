@@ -19,7 +19,7 @@ COMMAND_MODULES = [
     "qrnn.training.commands",
     "qrnn.presets.commands",
     "qrnn.sweep",
-    "qrnn.convert_command",
+    "qrnn.original.commands",
     "qrnn.plot",
     "qrnn.export.commands",
 ]
@@ -42,6 +42,9 @@ def build_parser(prog: str = "qrnn") -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineErrorParser)
     for module in modules:
         module.register(subparsers)
+    from qrnn.datasets.commands import add_to_data_commands
+
+    add_to_data_commands(subparsers)
     return parser
 
 

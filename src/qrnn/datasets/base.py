@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import abc
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -48,11 +49,16 @@ class DatasetInfo:
 
 @dataclass
 class Batch:
-    """One batch: `inputs`, `targets` (B x L x I, long 0/1) and `scored` (B x (L-1), bool)."""
+    """One batch: `inputs`, `targets` (B x L x I, long 0/1) and `scored` (B x (L-1), bool: the steps in the loss
+    and the error rate). `postselected` (B x (L-1), bool) are the steps postselected on their target in
+    validation and evaluation; None means `~scored`. `labels` (long B) is the class index of each sample, for
+    classification datasets."""
 
     inputs: torch.Tensor
     targets: torch.Tensor
     scored: torch.Tensor
+    postselected: torch.Tensor | None = None
+    labels: torch.Tensor | None = None
 
 
 class Dataset(abc.ABC):
@@ -65,6 +71,9 @@ class Dataset(abc.ABC):
 
     name: ClassVar[str]
     description: ClassVar[str]
+    # The version of the dataset's sequence layout (inputs, targets, scoring); a dataset whose layout changes
+    # bumps it, and checkpoints trained on an older layout are refused (`qrnn.training.checkpoint`).
+    layout_version: ClassVar[int] = 1
 
     def __init__(
         self, *, sentence_length: int, batch_size: int, shard: int = 0, num_shards: int = 1, seed: int = 0
@@ -110,6 +119,16 @@ class Dataset(abc.ABC):
             raise QRNNError(f"--sentence-length must be at least 2, got {sentence_length}")
         if batch_size < 1:
             raise QRNNError(f"--batch-size must be at least 1, got {batch_size}")
+
+    def split_size(self, stage: str) -> int | None:
+        """The number of sequences in `stage`'s fixed split, or None for generated data."""
+        return None
+
+    def split_batches(self, stage: str, batch_size: int) -> Iterator[Batch]:
+        """Every sequence of `stage`'s split exactly once, in the resource's fixed order, `batch_size` sequences
+        a batch (the last may be smaller), independent of the shard's generators. Only for datasets with a
+        fixed split (`split_size` not None)."""
+        raise QRNNError(f"dataset {self.name} has no fixed {stage} split: its data is generated")
 
     @abc.abstractmethod
     def batch(self, stage: str) -> Batch:

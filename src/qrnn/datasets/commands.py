@@ -1,4 +1,6 @@
-"""The `qrnn datasets` (list every dataset) and `qrnn data build` (rebuild the shipped resources) commands.
+"""The `qrnn datasets` (list every dataset), `qrnn data build` (rebuild the shipped resources) and `qrnn data
+import-original` (the original implementation's data files as resources) commands, and the global `--data-dir`
+option (read the resources from another folder).
 
 Registering the parsers imports nothing heavy; the handlers import the datasets (torch, numpy) when they run.
 """
@@ -6,11 +8,56 @@ Registering the parsers imports nothing heavy; the handlers import the datasets 
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
+from typing import Any
 
 from qrnn.errors import QRNNError
 
 DATA_EXTRA_INSTALL = "pip install -e '.[data]'"
+# The commands that read dataset resources and so accept `--data-dir` after their name too.
+DATA_DIR_COMMANDS = ("train", "resume", "evaluate", "sweep", "plot")
+# Mirrors `qrnn.datasets.resources.DATA_DIR_VARIABLE` (not imported: building the parser stays light).
+DATA_DIR_VARIABLE = "QRNN_DATA_DIR"
+
+
+class _SetDataDirectory(argparse.Action):
+    """Sets `QRNN_DATA_DIR` as soon as `--data-dir` is parsed, so that this process and every shard it spawns
+    read the resources from there."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        directory = Path(str(values)).expanduser()
+        if not directory.is_dir():
+            parser.error(f"--data-dir {values}: no such folder")
+        os.environ[DATA_DIR_VARIABLE] = str(directory.resolve())
+        setattr(namespace, self.dest, str(directory.resolve()))
+
+
+def add_data_dir_option(parser: argparse.ArgumentParser | Any) -> None:
+    """Add `--data-dir DIR` to `parser` (SUPPRESS default, so that giving it before or after the subcommand
+    both work)."""
+    parser.add_argument(
+        "--data-dir",
+        action=_SetDataDirectory,
+        default=argparse.SUPPRESS,
+        metavar="DIR",
+        help=f"read the dataset resources from DIR (files with the shipped names, e.g. written by qrnn data "
+        f"import-original) instead of the shipped ones; the same as setting ${DATA_DIR_VARIABLE}",
+    )
+
+
+def register_global(parser: argparse.ArgumentParser) -> None:
+    """`--data-dir` before any subcommand."""
+    add_data_dir_option(parser)
+
+
+def add_to_data_commands(subparsers: argparse._SubParsersAction) -> None:
+    """`--data-dir` after the name of each command that reads dataset resources (called once every command is
+    registered)."""
+    for name in DATA_DIR_COMMANDS:
+        if name in subparsers.choices:
+            add_data_dir_option(subparsers.choices[name])
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -56,6 +103,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="build from a small subset of each source, to try the pipeline quickly (needs --out)",
     )
     build.set_defaults(func=build_data)
+    importer = actions.add_parser(
+        "import-original",
+        help="write the original implementation's MNIST data files as qrnn resources",
+        description="Read the original implementation's preprocessed MNIST files (mnist-simple-*, "
+        "mnist-centroids*, mnist-pca-8bit-*, mnist-umap-* .csv.gz) and write them as qrnn resources with the "
+        "shipped names into DIR; then train or evaluate on them with --data-dir DIR. Every file is checked "
+        "before anything is written, and each is written atomically.",
+    )
+    importer.add_argument(
+        "path", type=Path, metavar="PATH", help="a checkout of the original (the folder holding RVQE/) or its "
+        "RVQE/datasets/res folder"
+    )
+    importer.add_argument("--out", type=Path, required=True, metavar="DIR", help="the data directory to write")
+    importer.set_defaults(func=import_original_data)
     # `qrnn data` alone prints its help rather than doing nothing.
     data.set_defaults(func=lambda args: _print_help(data))
 
@@ -135,4 +196,14 @@ def build_data(args: argparse.Namespace) -> int:
             ) from None
         for path in written:
             print(f"{name}: wrote {path} ({path.stat().st_size / 1e6:.2f} MB)", flush=True)
+    return 0
+
+
+def import_original_data(args: argparse.Namespace) -> int:
+    """Import the original's MNIST files and print every file written."""
+    from qrnn.original.data import import_original
+
+    for path in import_original(args.path, args.out):
+        print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)", flush=True)
+    print(f"use them with: qrnn --data-dir {args.out} ... (or {DATA_DIR_VARIABLE}={args.out})")
     return 0

@@ -1,34 +1,39 @@
 """The MNIST datasets of the original implementation: images pixel by pixel, PCA codes, UMAP codes.
 
-Every dataset reads its precomputed resource through `load_resource` (built by `mnist_build`, see there for
-the exact preprocessing) and draws images per digit: the batch holds `batch_size` images of each digit of the
-dataset, digit after digit (B = batch_size x #digits).
+Every dataset reads one precomputed resource in MNIST resource format 2 (`load_mnist_resource`; built by
+`mnist_build`, or imported from the original's files by `qrnn data import-original`): per split the digit of
+each row (rows grouped by digit 0..9, in file order within a digit) and the row's content: 3-bit pixel words
+(bit 2, value 4, is lane 0), 8 PCA codes, or D UMAP codes.
 
-Sampling: shuffled epochs. Each shard owns a disjoint slice of every digit's images in each split (image k of
-a digit belongs to shard k mod num_shards) and goes through its slice in a random order, drawing a fresh order
-when it is used up, so within a shard every image is seen once per epoch and shards never share images. The
-random orders come from the shard's per-stage generator (`Dataset.generator`, seeded with seed, shard, stage).
+Sequence layout, scoring and labels, as the original lays them out (its `RVQE/datasets/mnist*.py`). The label
+is the class index (the digit's position in the dataset's digit list; the parity for `mnist-even-odd`) in
+binary with ceil(log2 #classes) bits, left-padded with zeros to K x I bits, K = the fewest I-bit words that
+hold them, most significant bit first. P is the number of content words.
+- Pixel datasets: the sequence is the image itself, L = P (100 or 400 pixel words). The targets are P-K zero
+  words, then the K label words. The scored steps are the last K, P-1-K .. P-2: the first label word is
+  predicted from the step that feeds pixel P-K-1, and the last pixel is never fed.
+- PCA and UMAP datasets: the inputs are the P content words, then K-1 zero words, L = P+K-1. The targets are
+  P-1 zero words, then the K label words. The scored steps are again the last K, P-2 .. P+K-3: the first label
+  word is predicted from the step that feeds content word P-2 (counting from 0), so with K = 1 the last
+  content word is never fed (the original's quirk, kept).
+In both, only the scored steps count in the loss and the error rate, and every other step is postselected on
+its (zero) target in validation (`Batch.postselected` = ~`scored`). `decode_labels` reads the last K words
+back and returns -1 for a code outside the classes. `mnist01-gen` is generative (see `MnistGenerative`).
 
-Sequence and label alignment (classification datasets), as the original implementation lays it out: the P
-content words (the pixels, PCA components or UMAP bit planes), one zero word, then K label words, L = P + 1 + K:
-- inputs[:, 0:P] = the content, inputs[:, P:L] = 0;
-- targets[:, 0:P+1] = 0, targets[:, P+1:L] = the label words;
-- scored[:, t] is True exactly for t = P .. L-2, i.e. the steps predicting targets[:, P+1:L]. So the step that
-  feeds the last content word predicts a zero word (postselected), the step after it, fed a zero, predicts the
-  first label word, each further label word is predicted from a zero input, and the last input word (a zero)
-  is never fed. All other targets are 0 and postselected.
-  (The paper's published mnist01 model confirms this layout: with the label one step earlier it answers 0 for
-  every image, with it as here it scores about 98 % on our test images.)
-The label is the class index (the digit's position in the dataset's digit list; the parity for
-`mnist-even-odd`) in binary with ceil(log2 #classes) bits, left-padded with zeros to K x I bits, K = the
-fewest words that hold them, most significant bit first (word P+1, lane 0). `decode_labels` reads the last K
-words back and returns -1 for a code outside the classes.
+Sampling (a documented deviation: the original draws every image with replacement from the whole split on
+every shard): shuffled epochs. Each shard owns a disjoint slice of every digit's images in each split (image
+k of a digit belongs to shard k mod num_shards) and goes through its slice in a random order, drawing a fresh
+order when it is used up, so within a shard every image is seen once per epoch and shards never share
+images. The random orders come from the shard's per-stage generator (`Dataset.generator`). A batch holds
+`batch_size` images of each digit, digit after digit. `split_batches` instead walks a whole split once, in
+the resource's order, for evaluation.
 """
 
 from __future__ import annotations
 
 import abc
 import math
+from collections.abc import Iterator
 from typing import ClassVar
 
 import numpy as np
@@ -44,11 +49,43 @@ from qrnn.datasets.mnist_build import (
     UMAP_RESOURCE,
     build_mnist,
 )
-from qrnn.datasets.resources import load_resource, load_resource_array
+from qrnn.datasets.resources import load_resource, load_resource_array, resource_path
 from qrnn.errors import QRNNError
 
 INK, BACKGROUND = "█", "·"
 DIGIT_NAMES = tuple(str(digit) for digit in range(10))
+# The MNIST resource format the datasets read (see the module docstring and `qrnn/data/README.md`).
+RESOURCE_FORMAT = 2
+# Bits of a pixel word in a pixel resource: bit 2 (value 4) is lane 0, bit 1 lane 1, bit 0 lane 2.
+PIXEL_WORD_BITS = 3
+
+
+def _format_error(filename: str, found: object) -> QRNNError:
+    """The one-line error for a resource in another format than `RESOURCE_FORMAT`."""
+    return QRNNError(
+        f"dataset resource {resource_path(filename)} has MNIST resource format {found}, but this qrnn reads "
+        f"format {RESOURCE_FORMAT}; rebuild it with qrnn data build --only mnist, or re-import the original's "
+        "files with qrnn data import-original"
+    )
+
+
+def check_resource_format(filename: str) -> None:
+    """Raise a one-line `QRNNError` unless the resource `filename` is in MNIST resource format 2 (reads only its
+    small `format_version` member)."""
+    try:
+        version = load_resource_array(filename, "format_version")
+    except QRNNError as error:
+        if "corrupt (KeyError)" not in str(error):
+            raise
+        raise _format_error(filename, "1 (no format_version)") from None
+    if version.shape != (1,) or int(version[0]) != RESOURCE_FORMAT:
+        raise _format_error(filename, version.tolist())
+
+
+def load_mnist_resource(filename: str) -> dict[str, np.ndarray]:
+    """All arrays of the MNIST resource `filename`, after checking its format."""
+    check_resource_format(filename)
+    return load_resource(filename)
 
 
 def label_bits(num_classes: int) -> int:
@@ -85,16 +122,18 @@ class _ShuffledEpochs:
 
 
 class MnistDataset(Dataset):
-    """Common machinery of the MNIST datasets: per-digit shuffled-epoch sampling from a resource, the
-    content-then-label sequence layout (see the module docstring), label decoding and the label line of the
-    picture. Each registered name is a small subclass (see `_define`) fixing the class attributes below;
-    the family classes turn image indices into content words."""
+    """Common machinery of the MNIST datasets: per-digit shuffled-epoch sampling from a resource, whole splits
+    in file order, the content-then-label sequence layout (see the module docstring), label decoding and the
+    label line of the picture. Each registered name is a small subclass (see `_define`) fixing the class
+    attributes below; the family classes turn image indices into content words."""
 
     # The resource the dataset reads, its digits, and the class index of each digit (e.g. its parity).
     resource: ClassVar[str]
     digits: ClassVar[tuple[int, ...]]
     class_of_digit: ClassVar[tuple[int, ...]]
     classes: ClassVar[tuple[str, ...] | None]
+    # Version 2: the original's layouts (issue 9); checkpoints of version 1 used another one.
+    layout_version: ClassVar[int] = 2
 
     def __init__(
         self, *, sentence_length: int, batch_size: int, shard: int = 0, num_shards: int = 1, seed: int = 0
@@ -121,7 +160,7 @@ class MnistDataset(Dataset):
     @classmethod
     @abc.abstractmethod
     def content_steps(cls) -> int:
-        """P, the number of content words before the label."""
+        """P, the number of content words."""
 
     @abc.abstractmethod
     def content(self, stage: str, indices: np.ndarray) -> torch.Tensor:
@@ -136,25 +175,25 @@ class MnistDataset(Dataset):
         """K, the number of label words."""
         return count_label_words(cls.num_classes(), cls.word_bits())
 
-    # Zero words between the content and the label (see the module docstring).
-    LABEL_GAP: ClassVar[int] = 1
-
     @classmethod
     def length(cls) -> int:
-        """L = P content words + the gap + K label words."""
-        return cls.content_steps() + cls.LABEL_GAP + cls.label_steps()
+        """L: P+K-1 (the code datasets pad the content with K-1 zero words; pixels override it)."""
+        return cls.content_steps() + cls.label_steps() - 1
 
     @classmethod
     def info(cls, **fixed: object) -> DatasetInfo:
         """Bits per word, the fixed sequence length, the split sizes of the dataset's digits (read from the
         resource's small `counts` member only)."""
         try:
+            check_resource_format(cls.resource)
             counts = load_resource_array(cls.resource, "counts")[:, list(cls.digits)].sum(axis=1)
             splits = (
                 " / ".join(f"{stage} {int(n):,}" for stage, n in zip(STAGES, counts, strict=True)) + " images"
             )
-        except QRNNError:
-            splits = "resource missing (qrnn data build --only mnist)"
+        except QRNNError as error:
+            splits = "resource missing (qrnn data build --only mnist)" if "missing" in str(error) else (
+                "resource in an old format (qrnn data build --only mnist)"
+            )
         return DatasetInfo(input_size=cls.word_bits(), sequence_length=cls.length(), splits=splits)
 
     @property
@@ -175,19 +214,24 @@ class MnistDataset(Dataset):
         at least one image of each digit in every split; the sentence length is fixed by the dataset."""
         if batch_size < 1:
             raise QRNNError(f"--batch-size must be at least 1 (images per digit), got {batch_size}")
-        fewest = int(load_resource(cls.resource)["counts"][:, list(cls.digits)].min())
+        fewest = int(load_mnist_resource(cls.resource)["counts"][:, list(cls.digits)].min())
         if num_shards > fewest:
             raise QRNNError(
                 f"--num-shards must be at most {fewest} for {cls.name} (the fewest images of one of its "
                 f"digits in a split), got {num_shards}"
             )
 
+    def _labels(self, stage: str) -> np.ndarray:
+        """The digit of each row of `stage`'s split."""
+        if stage not in STAGES:
+            raise ValueError(f"unknown stage {stage!r}; valid stages: {', '.join(STAGES)}")
+        return load_mnist_resource(self.resource)[f"{stage}_labels"]
+
     def _sampler(self, stage: str, digit: int) -> _ShuffledEpochs:
         """This shard's sampler of `digit`'s images in `stage`'s split."""
         key = (stage, digit)
         if key not in self._samplers:
-            labels = load_resource(self.resource)[f"{stage}_labels"]
-            mine = np.flatnonzero(labels == digit)[self.shard :: self.num_shards]
+            mine = np.flatnonzero(self._labels(stage) == digit)[self.shard :: self.num_shards]
             if len(mine) == 0:
                 raise QRNNError(
                     f"{self.name}: shard {self.shard} of {self.num_shards} owns no image of digit {digit} in "
@@ -215,33 +259,63 @@ class MnistDataset(Dataset):
             sampler.order = saved["order"].numpy().astype(sampler.pool.dtype)  # type: ignore[union-attr]
             sampler.position = int(saved["position"])
 
+    def _drawing_order(self) -> tuple[int, ...]:
+        """The digits in the order their images fill a batch."""
+        return self.digits
+
     def draw(self, stage: str) -> tuple[np.ndarray, torch.Tensor]:
         """Image indices (into `stage`'s split) and class indices of the next batch: `batch_size` images of
         each digit, digit after digit."""
         if stage not in STAGES:
             raise ValueError(f"unknown stage {stage!r}; valid stages: {', '.join(STAGES)}")
         generator = self.generator(stage)
-        indices = [self._sampler(stage, digit).draw(self.batch_size, generator) for digit in self.digits]
-        classes = torch.tensor(self.class_of_digit, dtype=torch.long).repeat_interleave(self.batch_size)
-        return np.concatenate(indices), classes
+        order = self._drawing_order()
+        indices = [self._sampler(stage, digit).draw(self.batch_size, generator) for digit in order]
+        class_of = dict(zip(self.digits, self.class_of_digit, strict=True))
+        classes = torch.tensor([class_of[digit] for digit in order], dtype=torch.long)
+        return np.concatenate(indices), classes.repeat_interleave(self.batch_size)
+
+    def split_size(self, stage: str) -> int:
+        """The number of images of the dataset's digits in `stage`'s split."""
+        return int(np.isin(self._labels(stage), self.digits).sum())
+
+    def split_batches(self, stage: str, batch_size: int) -> Iterator[Batch]:
+        """Every image of the dataset's digits in `stage`'s split once, in the resource's order (digit by digit,
+        file order within a digit), `batch_size` sequences a batch (the last one may be smaller); independent
+        of the shard and its generators."""
+        if batch_size < 1:
+            raise QRNNError(f"the batch size must be at least 1, got {batch_size}")
+        labels = self._labels(stage)
+        rows = np.flatnonzero(np.isin(labels, self.digits))
+        class_of = np.zeros(10, dtype=np.int64)
+        class_of[list(self.digits)] = self.class_of_digit
+        for start in range(0, len(rows), batch_size):
+            chunk = rows[start : start + batch_size]
+            yield self.make_batch(stage, chunk, torch.from_numpy(class_of[labels[chunk]]))
 
     def label_words(self, classes: torch.Tensor) -> torch.Tensor:
         """Class indices (B) as K label words (B x K x I), left-padded, most significant bit first."""
         width = self.label_steps() * self.input_size
         return int_to_bits(classes, width).reshape(len(classes), self.label_steps(), self.input_size)
 
-    def batch(self, stage: str) -> Batch:
-        """The next batch of `stage`: content words then label words (see the module docstring)."""
-        indices, classes = self.draw(stage)
+    def make_batch(self, stage: str, indices: np.ndarray, classes: torch.Tensor) -> Batch:
+        """The batch of the images at `indices` of `stage`'s split with class indices `classes`: content (padded
+        with zero words to L), targets zero but for the last K label words, the last K steps scored and the
+        others postselected (see the module docstring)."""
         content = self.content(stage, indices)
-        size = content.shape[0]
-        after = self.LABEL_GAP + self.label_steps()
-        inputs = torch.cat([content, content.new_zeros(size, after, self.input_size)], dim=1)
-        gap = content.new_zeros(size, self.LABEL_GAP, self.input_size)
-        targets = torch.cat([torch.zeros_like(content), gap, self.label_words(classes)], dim=1)
-        scored = torch.zeros(size, self.sequence_length - 1, dtype=torch.bool)
-        scored[:, self.content_steps() - 1 + self.LABEL_GAP :] = True
-        return Batch(inputs=inputs, targets=targets, scored=scored)
+        size, length, labels = content.shape[0], self.sequence_length, self.label_steps()
+        inputs = content.new_zeros(size, length, self.input_size)
+        inputs[:, : self.content_steps()] = content
+        targets = torch.zeros_like(inputs)
+        targets[:, length - labels :] = self.label_words(classes)
+        scored = torch.zeros(size, length - 1, dtype=torch.bool)
+        scored[:, length - 1 - labels :] = True
+        return Batch(inputs=inputs, targets=targets, scored=scored, postselected=~scored, labels=classes)
+
+    def batch(self, stage: str) -> Batch:
+        """The next batch of `stage`: `batch_size` images of each digit."""
+        indices, classes = self.draw(stage)
+        return self.make_batch(stage, indices, classes)
 
     def decode_labels(self, words: torch.Tensor) -> torch.Tensor:
         """Class indices (B) from the last K of B x (L-1) x I words; -1 for a code that is no class."""
@@ -273,17 +347,17 @@ def _block_picture(bits: torch.Tensor, side: int) -> list[str]:
     return ["".join(BACKGROUND if bit else INK for bit in row) for row in grid]
 
 
+def pixel_lanes(words: np.ndarray, scanlines: int) -> np.ndarray:
+    """3-bit pixel words (any shape, values 0..7) as their first `scanlines` lanes (shape + (scanlines,)):
+    lane 0 is bit 2 (value 4), lane 1 bit 1, lane 2 bit 0, as the original reads its files."""
+    shifts = np.arange(PIXEL_WORD_BITS - 1, PIXEL_WORD_BITS - 1 - scanlines, -1)
+    return (words[..., None] >> shifts) & 1
+
+
 def _pixel_words(resource: str, stage: str, indices: np.ndarray, scanlines: int) -> torch.Tensor:
-    """Pixel words (B x side^2 x scanlines) of the images at `indices`: lane 0 the image row by row, lane 1
-    its transpose, lane 2 its 135-degree rotation; a bit is 1 on the background."""
-    data = load_resource(resource)
-    side = int(data["side"][0])
-    packed = data[f"{stage}_bits"][indices]
-    views = np.unpackbits(packed, axis=1, count=2 * side * side).reshape(len(indices), 2, side, side)
-    upright, rotated = views[:, 0], views[:, 1]
-    lanes = [upright, upright.transpose(0, 2, 1), rotated][:scanlines]
-    words = np.stack(lanes, axis=-1).reshape(len(indices), side * side, scanlines)
-    return torch.from_numpy(words.astype(np.int64))
+    """Pixel words (B x side^2 x scanlines) of the images at `indices` of `stage`'s split."""
+    words = load_mnist_resource(resource)[f"{stage}_words"][indices]
+    return torch.from_numpy(pixel_lanes(words, scanlines).astype(np.int64))
 
 
 def _pixel_resource(deskewed: bool, side: int) -> str:
@@ -295,10 +369,10 @@ def _pixel_resource(deskewed: bool, side: int) -> str:
 
 
 class MnistPixels(MnistDataset):
-    """MNIST pixel by pixel (the original's `mnist*` datasets): the central 20x20 of the image, downscaled to
-    10x10 by 2x2 averaging unless large (`-lrg`), optionally deskewed (`-ds`), binarised (1 = background,
-    0 = ink); each pixel a word of `scanlines` bits, one per view: the image row by row, its transpose, its
-    135-degree rotation. The label words follow the 100 (or 400) pixel words; only they are scored."""
+    """MNIST pixel by pixel (the original's `mnist*` datasets): 10x10 images (20x20 for `-lrg`), deskewed for
+    `-ds`, binary; each pixel a word of `scanlines` bits, one per view (lane 0 the image row by row; in the
+    shipped files lane 1 its transpose, lane 2 its 135-degree view). The sequence is the image; its last K
+    pixel targets are the label words, and only they are scored."""
 
     scanlines: ClassVar[int]
     side: ClassVar[int]
@@ -313,6 +387,11 @@ class MnistPixels(MnistDataset):
         """One step per pixel."""
         return cls.side * cls.side
 
+    @classmethod
+    def length(cls) -> int:
+        """L = P: the label words are the targets of the last K pixels."""
+        return cls.content_steps()
+
     def content(self, stage: str, indices: np.ndarray) -> torch.Tensor:
         """The pixel words."""
         return _pixel_words(self.resource, stage, indices, self.scanlines)
@@ -323,26 +402,25 @@ class MnistPixels(MnistDataset):
 
 
 class MnistGenerative(MnistPixels):
-    """`mnist01-gen`: generate 0s and 1s pixel by pixel. The 10x10 pixel words (2 scanlines, as `mnist01`)
-    with the first pixel word replaced by the label word [0, 0] (a zero) or [0, 1] (a one); targets = inputs;
-    every step is scored, so the model learns to continue an image of the digit its first word names. Half of
-    each batch is each digit. It predicts no labels (the label is given, not asked for), so `classes` is None
-    and the names of the digits that label words stand for are `label_names`."""
+    """`mnist01-gen`: generate 0s and 1s pixel by pixel, on the deskewed 10x10 images (2 scanlines). The first
+    pixel word is replaced by the label word [0, 0] (a zero) or [0, 1] (a one); targets = inputs; every step
+    is scored and none is postselected, so the model learns to continue an image of the digit its first word
+    names. Half of each batch is each digit: zeros first on even shards, ones first on odd shards (the
+    original's swap). It predicts no labels (the label is given, not asked for), so `classes` is None, the
+    batches carry no `labels`, and the names of the digits that label words stand for are `label_names`."""
 
     label_names: ClassVar[tuple[str, ...]]
 
-    @classmethod
-    def length(cls) -> int:
-        """The pixel words only (the first one being the label word)."""
-        return cls.content_steps()
+    def _drawing_order(self) -> tuple[int, ...]:
+        """Odd shards draw the second digit first."""
+        return self.digits[::-1] if self.shard % 2 == 1 else self.digits
 
-    def batch(self, stage: str) -> Batch:
-        """Pixel words with the label word first; targets = inputs; all steps scored."""
-        indices, classes = self.draw(stage)
+    def make_batch(self, stage: str, indices: np.ndarray, classes: torch.Tensor) -> Batch:
+        """Pixel words with the label word first; targets = inputs; all steps scored, none postselected."""
         words = self.content(stage, indices)
         words[:, 0] = int_to_bits(classes, self.scanlines)
         scored = torch.ones(words.shape[0], self.sequence_length - 1, dtype=torch.bool)
-        return Batch(inputs=words, targets=words.clone(), scored=scored)
+        return Batch(inputs=words, targets=words.clone(), scored=scored, postselected=~scored)
 
     def decode_labels(self, words: torch.Tensor) -> torch.Tensor:
         """Not a classification dataset (see the class docstring)."""
@@ -362,9 +440,8 @@ class MnistGenerative(MnistPixels):
 
 
 class MnistPca(MnistDataset):
-    """`mnist-pca-r{r}-p{p}`: the first p of MNIST's 8 principal components (fitted on train), each quantised
-    to 8 bits with equally populated levels and given as its top r bits, one component per step; then the
-    digit (0-9) in r-bit label words."""
+    """`mnist-pca-r{r}-p{p}`: the first p of MNIST's 8 principal components, each an 8-bit code given as its
+    top r bits, one component per step, then K-1 zero words; the digit (0-9) in K r-bit label words."""
 
     resource = PCA_RESOURCE
     bits: ClassVar[int]
@@ -382,8 +459,8 @@ class MnistPca(MnistDataset):
 
     def content(self, stage: str, indices: np.ndarray) -> torch.Tensor:
         """Each component's top r bits."""
-        codes = torch.from_numpy(load_resource(self.resource)[f"{stage}_codes"][indices, : self.components])
-        return int_to_bits(codes.long() >> (CODE_BITS - self.bits), self.bits)
+        codes = load_mnist_resource(self.resource)[f"{stage}_codes"][indices, : self.components]
+        return int_to_bits(torch.from_numpy(codes).long() >> (CODE_BITS - self.bits), self.bits)
 
     def picture(self, inputs: torch.Tensor) -> list[str]:
         """The components' levels (top r bits, 0..2^r-1)."""
@@ -392,9 +469,9 @@ class MnistPca(MnistDataset):
 
 
 class MnistUmap(MnistDataset):
-    """`mnist-umap-d{D}-r{r}`: a D-dimensional UMAP embedding of MNIST (fitted on train), each coordinate
-    quantised to 8 bits with equally populated levels; step t holds bit t (most significant first) of each of
-    the D coordinates, for r steps; then the digit (0-9) in D-bit label words."""
+    """`mnist-umap-d{D}-r{r}`: a D-dimensional UMAP embedding of MNIST, each coordinate an 8-bit code; step t
+    holds bit t (most significant first) of each of the D coordinates, for r steps, then K-1 zero words; the
+    digit (0-9) in K D-bit label words."""
 
     resource = UMAP_RESOURCE
     dimensions: ClassVar[int]
@@ -412,7 +489,7 @@ class MnistUmap(MnistDataset):
 
     def content(self, stage: str, indices: np.ndarray) -> torch.Tensor:
         """Bit plane t of the coordinates at step t."""
-        codes = torch.from_numpy(load_resource(self.resource)[f"{stage}_d{self.dimensions}"][indices])
+        codes = torch.from_numpy(load_mnist_resource(self.resource)[f"{stage}_d{self.dimensions}"][indices])
         planes = int_to_bits(codes.long(), CODE_BITS)[:, :, : self.steps]  # B x D x r
         return planes.transpose(1, 2).contiguous()
 
@@ -436,10 +513,11 @@ def _define(family: type[MnistDataset], name: str, description: str, **attribute
 
 def _register_all() -> None:
     """Register every MNIST dataset name of the original."""
-    pixel_sets = {"mnist01": ((0, 1), 2), "mnist36": ((3, 6), 2), "mnist8": (tuple(range(8)), 3)}
+    # mnist8 is digits 0-8 (9 classes, two label words) on the plain images, 0-7 on the deskewed ones.
     variants = {"": (False, 10), "-ds": (True, 10), "-ds-lrg": (True, 20)}
-    for stem, (digits, scanlines) in pixel_sets.items():
+    for stem, scanlines in (("mnist01", 2), ("mnist36", 2), ("mnist8", 3)):
         for suffix, (deskewed, side) in variants.items():
+            digits = {"mnist01": (0, 1), "mnist36": (3, 6)}.get(stem, tuple(range(8 if deskewed else 9)))
             what = f"{'deskewed ' if deskewed else ''}{side}x{side}"
             named = f"{digits[0]}-{digits[-1]}" if len(digits) > 2 else ",".join(map(str, digits))
             _define(
@@ -467,8 +545,9 @@ def _register_all() -> None:
     _define(
         MnistGenerative,
         "mnist01-gen",
-        "generate MNIST 0s and 1s pixel by pixel (10x10, 2 scanlines) after a label word; all steps scored",
-        resource=_pixel_resource(False, 10),
+        "generate MNIST 0s and 1s pixel by pixel (deskewed 10x10, 2 scanlines) after a label word; all steps "
+        "scored",
+        resource=_pixel_resource(True, 10),
         digits=(0, 1),
         classes=None,
         label_names=("0", "1"),

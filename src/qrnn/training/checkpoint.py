@@ -148,6 +148,47 @@ def restore_random_state(
         dataset.load_state_dict(state["dataset_state"])  # type: ignore[attr-defined]
 
 
+# ---- the data a checkpoint was trained on ----
+
+
+def data_record(dataset: type[Dataset] | Dataset, source: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What a checkpoint records about its data: the dataset's layout version and where its resources came
+    from (`qrnn.datasets.resources.data_source`, by default the files read so far in this process)."""
+    from qrnn.datasets.resources import data_source
+
+    return {"dataset_layout_version": int(dataset.layout_version), "data": source or data_source()}
+
+
+def check_data(payload: dict[str, Any], path: str | os.PathLike[str]) -> str | None:
+    """Refuse (one-line `QRNNError`) a checkpoint trained on an older layout of its dataset than the current
+    one; return a one-line warning when the data now in use (`--data-dir`, `QRNN_DATA_DIR`) is not the data
+    it was trained on, else None. Checkpoints written before layouts were recorded count as layout 1."""
+    from qrnn.datasets import lookup
+    from qrnn.datasets.resources import source_mismatch
+
+    name = payload["config"]["dataset"]
+    current = lookup(name).cls.layout_version
+    recorded = payload.get("dataset_layout_version", 1)
+    if not isinstance(recorded, int) or recorded < current:
+        raise QRNNError(
+            f"checkpoint {path} was made with the old layout of dataset {name} (layout version {recorded}, now "
+            f"{current}: the original's sequence layout and scoring); it must be retrained"
+        )
+    mismatch = source_mismatch(payload.get("data"))
+    if mismatch is None:
+        return None
+    return f"warning: checkpoint {Path(path).name} was trained on {mismatch}"
+
+
+def warn_about_data(payload: dict[str, Any], path: str | os.PathLike[str]) -> None:
+    """`check_data`, printing its warning (if any) on stderr."""
+    import sys
+
+    warning = check_data(payload, path)
+    if warning is not None:
+        print(warning, file=sys.stderr, flush=True)
+
+
 # ---- models for notebooks ----
 
 
@@ -159,6 +200,7 @@ def load_checkpoint(
     from qrnn.training.models import DTYPES, build_model
 
     payload = read_checkpoint(path, map_location="cpu")
+    warn_about_data(payload, path)
     config = dict(payload["config"])
     config["input_size"] = payload["input_size"]
     model = build_model(config)

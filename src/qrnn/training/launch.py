@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from qrnn.errors import QRNNError
-from qrnn.training.checkpoint import out_directory_of, read_checkpoint, timestamp
+from qrnn.training.checkpoint import out_directory_of, read_checkpoint, timestamp, warn_about_data
 from qrnn.training.config import TrainConfig, check_config, flag, make_config, option_names
 from qrnn.training.distributed import (
     Launch,
@@ -272,6 +272,7 @@ def resume(
     log directory). `options` may change only `RESUME_CHANGEABLE`; others must match the checkpoint."""
     path = Path(checkpoint)
     payload = read_checkpoint(path)
+    warn_about_data(payload, path)
     config = TrainConfig.from_dict(payload["config"])
     for name, value in options.items():
         if name not in option_names():

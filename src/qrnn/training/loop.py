@@ -32,6 +32,7 @@ from qrnn.training.checkpoint import (
     FORMAT_VERSION,
     capture_random_state,
     checkpoint_name,
+    data_record,
     read_checkpoint,
     restore_random_state,
     save_atomically,
@@ -242,6 +243,7 @@ class ShardTrainer:
             "last_validation": None if self.last_validation_loss is None else {"loss": self.last_validation_loss},
             "best_checkpoint": self.best_checkpoint,
             "random_states": random_states,
+            **data_record(self.dataset),
         }
 
     def write_checkpoint(self, kind: str) -> str | None:

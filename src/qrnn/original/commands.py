@@ -1,5 +1,5 @@
-"""`qrnn convert-reference`: the command line of `qrnn.convert`, kept apart so that building the parser does
-not import torch (the converter needs it at import time)."""
+"""The command lines about the original implementation: `qrnn convert-reference` (`checkpoints`). Kept apart
+from the converter so that building the parser does not import torch (the converter needs it at import time)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 def command_convert_reference(args: argparse.Namespace) -> int:
     """`convert-reference OLD NEW`: convert a checkpoint of the original implementation."""
-    from qrnn.convert import convert_original_checkpoint
+    from qrnn.original.checkpoints import convert_original_checkpoint
 
     summary = convert_original_checkpoint(args.old, args.new, force=args.force)
     print(summary.to_text())

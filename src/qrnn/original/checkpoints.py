@@ -661,7 +661,7 @@ def convert_original_checkpoint(
     `force`."""
     from qrnn import __version__
     from qrnn.datasets import lookup
-    from qrnn.training.checkpoint import FORMAT, FORMAT_VERSION, save_atomically
+    from qrnn.training.checkpoint import FORMAT, FORMAT_VERSION, data_record, save_atomically
     from qrnn.training.config import TrainConfig
     from qrnn.training.models import build_model
 
@@ -740,6 +740,8 @@ def convert_original_checkpoint(
         "last_validation": None,
         "best_checkpoint": None,
         "random_states": _random_states(config, torch_state),
+        # The original's own layout and data files (see `qrnn.datasets.resources.source_mismatch`).
+        **data_record(entry.cls, {"kind": "original"}),
         "converted_from": {
             "file": source.name,
             "original_args": {name: _plain(value) for name, value in vars(args).items()},

@@ -1,0 +1,143 @@
+"""Importing the original implementation's MNIST data files as qrnn resources (`qrnn data import-original`).
+
+The original ships its preprocessed MNIST in `RVQE/datasets/res/` as gzip-compressed CSV files without a header,
+one image per row, one file per digit and split:
+- `mnist-simple-{digit}[-deskewed[-large]]-{split}.csv.gz`: P integers 0-7 (P = 100, or 400 for `-large`), the
+  3-bit pixel words (bit 2 is view 0), and `mnist-centroids[-deskewed[-large]].csv.gz`: one such row per digit;
+- `mnist-pca-8bit-{digit}-{split}.csv.gz`: 8 codes 0-255;
+- `mnist-umap-{D}-{digit}-{split}.csv.gz`: D codes 0-255, for D = 2, 3, 4.
+`import_original` reads and checks every file first, then writes the MNIST resources in format 2 (the shipped
+file names, see `qrnn.datasets.mnist`), each atomically; a missing file or a malformed row stops it with one
+line naming the file and the row, before anything is written.
+"""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from qrnn.datasets.base import STAGES
+from qrnn.datasets.mnist_build import PCA_RESOURCE, UMAP_RESOURCE
+from qrnn.datasets.pipeline import write_npz
+from qrnn.errors import QRNNError
+
+RESOURCE_FOLDER = Path("RVQE") / "datasets" / "res"
+DIGITS = tuple(range(10))
+FORMAT_VERSION = np.array([2], dtype=np.int64)
+# Resource file name -> (the original's file-name infix, image side).
+PIXEL_FILES = {
+    "mnist-px10.npz": ("", 10),
+    "mnist-px10-ds.npz": ("-deskewed", 10),
+    "mnist-px20-ds.npz": ("-deskewed-large", 20),
+}
+PCA_CODES = 8
+UMAP_DIMENSIONS = (2, 3, 4)
+
+
+def resource_folder(path: Path) -> Path:
+    """The folder holding the original's files: `path` itself, or `path/RVQE/datasets/res` for a checkout."""
+    path = Path(path).expanduser()
+    if (path / RESOURCE_FOLDER).is_dir():
+        return path / RESOURCE_FOLDER
+    if path.is_dir():
+        return path
+    raise QRNNError(f"{path} is not a folder; give a checkout of the original (holding RVQE/) or its RVQE/datasets/res")
+
+
+def read_rows(path: Path, width: int, maximum: int) -> np.ndarray:
+    """The rows of one of the original's CSV files as a uint8 N x `width` array of integers 0..`maximum`; one
+    line naming the file and the (1-based) row for a missing file or a malformed row."""
+    if not path.is_file():
+        raise QRNNError(f"{path} is missing; the original's data files are in its RVQE/datasets/res")
+    try:
+        with gzip.open(path, "rt", encoding="ascii") as stream:
+            lines = stream.read().splitlines()
+    except (OSError, EOFError, UnicodeDecodeError, zlib.error) as error:
+        raise QRNNError(f"{path} is not a readable gzip-compressed CSV file ({type(error).__name__})") from None
+    if not lines:
+        raise QRNNError(f"{path} holds no rows")
+    try:
+        values = np.array([line.split(",") for line in lines], dtype=np.int64)
+        if values.ndim == 2 and values.shape[1] == width and values.min() >= 0 and values.max() <= maximum:
+            return values.astype(np.uint8)
+    except ValueError:
+        pass
+    for number, line in enumerate(lines, start=1):
+        cells = line.split(",")
+        valid = len(cells) == width and all(cell.strip().isdigit() and int(cell) <= maximum for cell in cells)
+        if not valid:
+            shown = line if len(line) <= 60 else line[:57] + "..."
+            raise QRNNError(f"{path}: row {number} is not {width} integers 0-{maximum}: {shown!r}")
+    raise AssertionError("unreachable: a row must be malformed")  # pragma: no cover
+
+
+def _per_digit(folder: Path, name: str, width: int, maximum: int) -> dict[str, list[np.ndarray]]:
+    """Each split's rows of every digit, from the files `name.format(digit=..., split=...)`."""
+    return {
+        split: [read_rows(folder / name.format(digit=digit, split=split), width, maximum) for digit in DIGITS]
+        for split in STAGES
+    }
+
+
+def _common_arrays(rows: dict[str, list[np.ndarray]]) -> dict[str, np.ndarray]:
+    """`format_version`, `counts` and each split's labels (rows grouped by digit)."""
+    arrays = {
+        "format_version": FORMAT_VERSION,
+        "counts": np.array([[len(part) for part in rows[split]] for split in STAGES], dtype=np.int64),
+    }
+    for split in STAGES:
+        arrays[f"{split}_labels"] = np.concatenate(
+            [np.full(len(part), digit, dtype=np.uint8) for digit, part in zip(DIGITS, rows[split], strict=True)]
+        )
+    return arrays
+
+
+def read_original_data(path: Path) -> dict[str, dict[str, np.ndarray]]:
+    """Every MNIST resource (file name -> arrays) made from the original's files under `path`; writes nothing."""
+    folder = resource_folder(path)
+    resources: dict[str, dict[str, np.ndarray]] = {}
+    for filename, (infix, side) in PIXEL_FILES.items():
+        pixels = side * side
+        rows = _per_digit(folder, f"mnist-simple-{{digit}}{infix}-{{split}}.csv.gz", pixels, 7)
+        centroids = read_rows(folder / f"mnist-centroids{infix}.csv.gz", pixels, 7)
+        if len(centroids) != len(DIGITS):
+            raise QRNNError(f"{folder / f'mnist-centroids{infix}.csv.gz'} has {len(centroids)} rows, not 10")
+        arrays = _common_arrays(rows)
+        arrays["side"] = np.array([side], dtype=np.int64)
+        arrays["centroids"] = centroids
+        for split in STAGES:
+            arrays[f"{split}_words"] = np.concatenate(rows[split])
+        resources[filename] = arrays
+    pca = _per_digit(folder, "mnist-pca-8bit-{digit}-{split}.csv.gz", PCA_CODES, 255)
+    resources[PCA_RESOURCE] = _common_arrays(pca)
+    for split in STAGES:
+        resources[PCA_RESOURCE][f"{split}_codes"] = np.concatenate(pca[split])
+    umap: dict[str, np.ndarray] = {}
+    for dimensions in UMAP_DIMENSIONS:
+        rows = _per_digit(folder, f"mnist-umap-{dimensions}-{{digit}}-{{split}}.csv.gz", dimensions, 255)
+        common = _common_arrays(rows)
+        if "counts" in umap and not np.array_equal(umap["counts"], common["counts"]):
+            raise QRNNError(
+                f"the UMAP files of {dimensions} dimensions hold other numbers of rows per digit than those of "
+                f"{UMAP_DIMENSIONS[0]} ({common['counts'].tolist()} vs {umap['counts'].tolist()})"
+            )
+        umap.update(common)
+        for split in STAGES:
+            umap[f"{split}_d{dimensions}"] = np.concatenate(rows[split])
+    resources[UMAP_RESOURCE] = umap
+    return resources
+
+
+def import_original(path: Path, out: Path) -> list[Path]:
+    """Read and check all of the original's MNIST files under `path`, then write the resources into `out`
+    (created if needed), each file atomically; returns the files written."""
+    resources = read_original_data(path)
+    out = Path(out).expanduser()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        return [write_npz(out / filename, arrays) for filename, arrays in resources.items()]
+    except OSError as error:
+        raise QRNNError(f"cannot write into {out}: {error.strerror}") from None
