@@ -44,7 +44,7 @@ class DatasetInfo:
     """Class-level facts for the `qrnn datasets` listing, known without loading any resource.
 
     `sequence_length` is None when `--sentence-length` sets it; `splits` is "generated" for data drawn on the
-    fly, or the split sizes (e.g. "train 4.5M chars / validate 250k / test 250k")."""
+    fly, or the split sizes (e.g. "train 4.4M chars / validate 243k / test 243k")."""
 
     input_size: int
     sequence_length: int | None
