@@ -15,7 +15,7 @@ import torch
 import qrnn
 from qrnn.bits import bits_to_int, int_to_bits
 from qrnn.cli import main as qrnn_main
-from qrnn.datasets import base
+from qrnn.datasets import base, get_dataset
 from qrnn.datasets.base import Batch, Dataset
 from qrnn.training import evaluate_checkpoint, evaluate_checkpoints, train
 from qrnn.training.evaluate import class_probabilities
@@ -189,3 +189,24 @@ def test_ensemble_members_must_share_the_dataset(
     error = capsys.readouterr().err.strip()
     assert error.startswith("qrnn: error: ensemble members must share dataset and data:")
     assert "\n" not in error and "simple-seq" in error
+
+
+def test_validation_postselects_the_datasets_advice_steps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """simple-quotes scores every step but postselects its consonant targets in validation (the original's
+    `ignore_output_at_step`); the training loop's validation must postselect exactly those."""
+    from qrnn.training import loop
+
+    seen: list[torch.Tensor] = []
+
+    def recording(postselected: torch.Tensor):  # noqa: ANN202 - wraps the real rule
+        seen.append(postselected.cpu().clone())
+        return postselect_steps(postselected)
+
+    monkeypatch.setattr(loop, "postselect_steps", recording)
+    result = train(dataset="simple-quotes", epochs=1, batch_size=6, workspace=1, stages=1, validate_every=1,
+                   num_validation_samples=0, out=str(tmp_path))
+    assert result.exit_code == 0 and len(seen) == 1
+    expected = get_dataset("simple-quotes", sentence_length=70, batch_size=6).batch("validate")
+    assert torch.equal(seen[0], expected.postselected) and int(seen[0].sum()) == 143
