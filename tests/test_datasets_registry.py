@@ -153,9 +153,9 @@ def test_listing_shows_every_dataset_without_loading_big_resources(
     assert lines[0].split()[:4] == ["NAME", "BITS", "LENGTH", "SPLITS"]
     rows = {line.split()[0]: line for line in lines[1:]}
     assert set(dataset_names()) == set(rows)
-    assert rows["simple-quotes"].split()[1:3] == ["5", "30"]
+    assert rows["simple-quotes"].split()[1:3] == ["5", "70"]
     assert rows["elman-xor"].split()[1:4] == ["2", "--sentence-length", "generated"]
-    assert "train 4,552,368 / validate 252,910 / test 252,909 chars" in rows["shakespeare"]
+    assert "train 4,380,825 / validate 243,379 / test 243,379 chars" in rows["shakespeare"]
 
 
 def test_help_lists_the_commands(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:

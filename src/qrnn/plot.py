@@ -219,14 +219,14 @@ def _predict(model: Any, dataset: Any, seed: int) -> _Predictions:
     """One test batch with the labels sampled as `qrnn evaluate` samples them."""
     import torch
 
-    from qrnn.training.loop import postselect_unscored, sampling_seed
+    from qrnn.training.loop import postselect_steps, sampling_seed
 
     batch = dataset.batch("test")
     with torch.no_grad():
         _, measured, _ = model(
             batch.inputs,
             batch.targets,
-            postselect=postselect_unscored(batch.scored),
+            postselect=postselect_steps(batch.postselection()),
             generator=torch.Generator().manual_seed(sampling_seed(seed, 0)),
         )
     return _Predictions(

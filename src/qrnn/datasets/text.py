@@ -22,8 +22,13 @@ NEWLINE_GLYPH = "↵"
 
 _CODE_OF = {character: code for code, character in enumerate(ALPHABET)}
 _DIGIT_NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
-_TO_COMMA = str.maketrans({"'": ",", ";": ",", '"': ",", ":": ","})
+# The original's replacement table: four punctuation marks to a comma, each digit to its name.
+_FOLD = str.maketrans(
+    {"'": ",", ";": ",", '"': ",", ":": ",", **{str(digit): name for digit, name in enumerate(_DIGIT_NAMES)}}
+)
 _OUTSIDE_ALPHABET = re.compile(r"[^abcdefghijklmnopqrstuvwxyz,.?! \n]")
+# Line breaks as Python's text mode reads them (the original iterates over the lines of its file).
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
 def encode_text(text: str) -> np.ndarray:
@@ -49,30 +54,34 @@ def render_character(code: int) -> str:
 
 
 def normalise_text(text: str) -> str:
-    """Fold arbitrary text into the alphabet: lower case; ' ; " : become a comma; each digit is spelled out
-    ("1" -> "one", "12" -> "one two"); line breaks become newlines; every other character becomes a space."""
-    text = text.replace("\r\n", "\n").replace("\r", "\n").lower().translate(_TO_COMMA)
-    text = re.sub(r"[0-9]+", lambda number: " ".join(_DIGIT_NAMES[int(d)] for d in number.group()), text)
-    return _OUTSIDE_ALPHABET.sub(" ", text)
+    """Fold arbitrary text into the alphabet as the original's Shakespeare loader does: each line (split at
+    `\n`, `\r\n` or `\r`) loses its trailing white space and the lines are joined with no separator (so no
+    newline survives); lower case; ' ; " : become a comma; each digit is spelled out with no space ("12" ->
+    "onetwo"); every other character outside the alphabet becomes a space."""
+    lines = _LINE_BREAK.split(text)
+    folded = "".join(line.rstrip().lower().translate(_FOLD) for line in lines)
+    return _OUTSIDE_ALPHABET.sub(" ", folded)
 
 
 class SimpleQuotes(WordDataset):
-    """Six short quotes to memorise, as 5-bit characters padded with spaces to the longest (which fixes the
-    sequence length; `--sentence-length` is ignored); targets = inputs. Consonants are given as advice: a
-    step whose target is a consonant is not scored (postselected in validation), all other steps (vowels,
-    punctuation, spaces) are scored. Shards x batch must be 6: shard s with batch b gets quotes
-    [s*b, (s+1)*b). Every stage returns the same quotes."""
+    """The original's six quotes to memorise, as 5-bit characters padded with spaces to the longest (70
+    characters, which fixes the sequence length; `--sentence-length` is ignored); targets = inputs. As the
+    original: every step is scored (the loss and the character error rate cover all of them, in training and in
+    validation), and validation postselects the steps whose target is a consonant (advice), so those count as
+    right. Shards x batch must be 6: shard s with batch b gets quotes [s*b, (s+1)*b). Every stage returns the
+    same quotes."""
 
     name = "simple-quotes"
-    description = "six short quotes to memorise (5-bit characters); consonants are advice, the rest scored"
+    description = "six quotes to memorise (5-bit characters); all steps scored, consonants postselected"
     word_bits = CHARACTER_BITS
+    # The original's quotes, spelling included.
     QUOTES = (
-        "to be, or not to be.",
-        "all that glitters is not gold.",
-        "i think, therefore i am.",
-        "et tu, brute?",
-        "knowledge is power.",
-        "eureka!",
+        "to keep your balance, you must keep moving.",
+        "be yourself, everyone else is already taken.",
+        "the future belongs to those who believe in the beauty of their dreams.",
+        "you must be the change you with to see in the world.",
+        "the most certain way to succeed is always to try just one more time.",
+        "wir muessen wissen, wir werden wissen.",
     )
     LENGTH = max(len(quote) for quote in QUOTES)
 
@@ -100,12 +109,15 @@ class SimpleQuotes(WordDataset):
         return self.LENGTH
 
     def words(self, stage: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """This shard's quotes; targets = inputs; scored where the target is not a consonant."""
+        """This shard's quotes; targets = inputs; every step scored."""
         mine = self.QUOTES[self.shard * self.batch_size : (self.shard + 1) * self.batch_size]
         codes = torch.from_numpy(np.stack([encode_text(quote.ljust(self.LENGTH)) for quote in mine])).long()
+        return codes, codes.clone(), torch.ones(len(mine), self.LENGTH - 1, dtype=torch.bool)
+
+    def postselected_steps(self, target_words: torch.Tensor, scored: torch.Tensor) -> torch.Tensor:
+        """The steps whose target is a consonant (advice in validation)."""
         consonant_codes = torch.tensor([_CODE_OF[letter] for letter in CONSONANTS])
-        scored = ~torch.isin(codes[:, 1:], consonant_codes)
-        return codes, codes.clone(), scored
+        return torch.isin(target_words[:, 1:], consonant_codes)
 
     def render_word(self, word: int) -> str:
         """The character of a code."""

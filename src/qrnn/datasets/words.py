@@ -1,8 +1,8 @@
 """Datasets whose samples are sequences of integer words: the shared batch assembly and the text picture.
 
-Subclasses of `WordDataset` produce integer words (B x L inputs and targets, B x (L-1) scored) and render each
-word as one character; this module turns them into the bit tensors of `Batch` and the aligned picture of
-`Dataset.format`.
+Subclasses of `WordDataset` produce integer words (B x L inputs and targets, B x (L-1) scored, optionally the
+postselected steps) and render each word as one character; this module turns them into the bit tensors of
+`Batch` and the aligned picture of `Dataset.format`.
 """
 
 from __future__ import annotations
@@ -59,7 +59,12 @@ class WordDataset(Dataset):
     @abc.abstractmethod
     def words(self, stage: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Integer input words (B x L), target words (B x L) and the scored mask (B x (L-1), bool) of the next
-        batch of `stage`."""
+        batch of `stage` (the postselected steps come from `postselected_steps`)."""
+
+    def postselected_steps(self, target_words: torch.Tensor, scored: torch.Tensor) -> torch.Tensor | None:
+        """The steps validation postselects (B x (L-1), bool), from the target words (B x L) and the scored
+        mask; None (the default) leaves it to `Batch.postselection`: the unscored steps."""
+        return None
 
     def render_word(self, word: int) -> str:
         """One character showing an integer word in `format`."""
@@ -70,10 +75,12 @@ class WordDataset(Dataset):
         if stage not in STAGES:
             raise ValueError(f"unknown stage {stage!r}; valid stages: {', '.join(STAGES)}")
         input_words, target_words, scored = self.words(stage)
+        scored = scored.to(torch.bool)
         return Batch(
             inputs=int_to_bits(input_words, self.word_bits),
             targets=int_to_bits(target_words, self.word_bits),
-            scored=scored.to(torch.bool),
+            scored=scored,
+            postselected=self.postselected_steps(target_words, scored),
         )
 
     def format(self, inputs: torch.Tensor, targets: torch.Tensor, measured: torch.Tensor) -> str:

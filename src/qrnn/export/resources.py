@@ -6,7 +6,8 @@ mid-circuit (ancilla) and final measurements, and the depth: the number of layer
 (gates, measurements, classical flips) is placed as early as the lanes it touches allow.
 
 Repetitions (`postselection_overhead`), on the validation data of a checkpoint's dataset, run as the training's
-validation runs it (steps the dataset does not score postselected on their target, the others sampled):
+validation runs it (the dataset's advice steps, `Batch.postselection`, postselected on their target, the others
+sampled):
 - output: on a postselected step the target word must come out; it does with probability p_t (the model's
   `probs`), so 1/p_t tries are expected; on hardware a wrong word has collapsed the workspace, so the whole
   sequence starts over: 1/prod_t p_t runs of the sequence are expected;
@@ -174,7 +175,7 @@ def postselection_overhead(
     """Expected repetitions from the output and neuron postselections on `samples` validation sequences of
     `dataset` (see the module docstring), drawn with `seed` in batches of `batch_size`."""
     from qrnn.datasets import lookup
-    from qrnn.training.loop import postselect_unscored, sampling_seed
+    from qrnn.training.loop import postselect_steps, sampling_seed
 
     if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
         raise QRNNError(f"--samples must be an integer >= 1, got {samples!r}")
@@ -191,13 +192,14 @@ def postselection_overhead(
             batch = data.batch("validate")
             take = min(remaining, batch.inputs.shape[0])
             remaining -= take
-            inputs, targets, scored = batch.inputs[:take], batch.targets[:take], batch.scored[:take]
-            probs, measured, _ = model(inputs, targets, postselect=postselect_unscored(scored), generator=sampling)
+            batch = batch.take(take)
+            inputs, targets, postselected = batch.inputs, batch.targets, batch.postselection()
+            probs, measured, _ = model(inputs, targets, postselect=postselect_steps(postselected), generator=sampling)
             names, success, _ = replay_sequences(model, inputs, measured)
             target_words = bits_to_int(targets[:, 1:])
             neuron_parts.append(success)
             output_parts.append(probs.gather(1, target_words.unsqueeze(1)).squeeze(1))
-            selected_parts.append(~scored)
+            selected_parts.append(postselected)
     neuron_p = torch.cat(neuron_parts, dim=1)  # neurons x B x T
     output_p = torch.cat(output_parts)  # B x T
     selected = torch.cat(selected_parts)  # B x T: steps postselected on their target

@@ -2,7 +2,8 @@
 training, checkpoints and TensorBoard logs.
 
 Python API: `train(**options)` (the command line's options, flag names with underscores), `resume(checkpoint)`,
-`load_checkpoint(path)` -> (model, config), `evaluate_checkpoint(path)`, and `build_model(config)`, the one
+`load_checkpoint(path)` -> (model, config), `evaluate_checkpoint(path)`, `evaluate_checkpoints(paths)` (an
+ensemble and its members), and `build_model(config)`, the one
 factory every model kind goes through. Names load lazily, so importing this package imports no torch.
 """
 
@@ -20,6 +21,7 @@ _EXPORTS = {
     "read_checkpoint": "qrnn.training.checkpoint",
     "build_model": "qrnn.training.models",
     "evaluate_checkpoint": "qrnn.training.evaluate",
+    "evaluate_checkpoints": "qrnn.training.evaluate",
     "EvaluationReport": "qrnn.training.evaluate",
 }
 

@@ -85,11 +85,12 @@ def command_resume(args: argparse.Namespace) -> int:
 
 
 def command_evaluate(args: argparse.Namespace) -> int:
-    """`evaluate CHECKPOINT`: the character error rate, argmax accuracy, loss (and confusion matrix)."""
-    from qrnn.training.evaluate import evaluate_checkpoint
+    """`evaluate CHECKPOINT...`: the character error rate, argmax accuracy, loss (and for classification
+    datasets the sampled and the exact class accuracy), of one checkpoint or an ensemble and its members."""
+    from qrnn.training.evaluate import evaluate_checkpoints
 
-    report = evaluate_checkpoint(
-        args.checkpoint,
+    report = evaluate_checkpoints(
+        args.checkpoints,
         stage=args.stage,
         samples=args.samples,
         batch_size=args.batch_size,
@@ -137,15 +138,21 @@ def register(subparsers: Any) -> None:
 
     evaluate = subparsers.add_parser(
         "evaluate",
-        help="evaluate a checkpoint: character error rate, argmax accuracy, loss, confusion matrix",
+        help="evaluate checkpoints: character error rate, argmax accuracy, loss, class accuracies",
         description="Score a checkpoint's model: the character error rate of sampled outputs on the scored "
         "steps (the paper's measure, with its standard error over batches), the exact argmax accuracy "
-        "with teacher forcing, the loss, and for classification datasets a confusion matrix.",
+        "with teacher forcing, the loss, and for classification datasets the sampled label accuracy (the "
+        "paper's), the exact class accuracy (argmax of the class probabilities) and confusion matrices. "
+        "Several checkpoints of the same dataset are scored as an ensemble (the mean of their class "
+        "probabilities) and one by one.",
         formatter_class=HELP_FORMATTER,
     )
-    evaluate.add_argument("checkpoint", metavar="CHECKPOINT", help="checkpoint file to evaluate")
+    evaluate.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT",
+                          help="checkpoint file(s) to evaluate; several form an ensemble")
     evaluate.add_argument("--stage", choices=("validate", "test"), default="test", help="data split")
-    evaluate.add_argument("--samples", type=int, default=100, metavar="N", help="sequences to score, in batches")
+    evaluate.add_argument("--samples", type=int, default=None, metavar="N",
+                          help="sequences to score (None: the whole split of a dataset with a fixed split, "
+                          "such as MNIST; 100 generated sequences otherwise)")
     evaluate.add_argument("--batch-size", type=int, default=None, metavar="B",
                           help="sequences per batch (None: the run's batch over all its shards)")
     evaluate.add_argument("--seed", type=int, default=None, metavar="SEED",

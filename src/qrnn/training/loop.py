@@ -4,7 +4,8 @@ Per epoch: one training batch per shard, forward with postselection on the targe
 backward (DistributedDataParallel averages the gradients over shards), the gradient norm clipped to 0.5, an
 optimizer step (through a closure, which L-BFGS needs); the loss value is averaged over shards so every shard
 sees the same number. Every `--validate-every` epochs and after the last: a validation batch that postselects
-the steps the dataset does not score and samples the others; loss, character error rate and minimum
+the dataset's advice steps (`Batch.postselection`: the original's `ignore_output_at_step`) and samples the
+others, with the loss and the character error rate over the scored steps (the original's `filter`); minimum
 postselection probability gathered over shards; samples printed; a "best" checkpoint when the validation loss
 is the best so far. The run stops at `--epochs` ("final" checkpoint), when the validation loss falls below
 `--stop-at-loss` ("final"), at `--timeout` or on SIGINT/SIGTERM ("interrupted").
@@ -139,10 +140,10 @@ def sampling_seed(seed: int, shard: int) -> int:
     return int.from_bytes(digest[:8], "little") >> 1
 
 
-def postselect_unscored(scored: torch.Tensor) -> Callable[[int, torch.Tensor], torch.Tensor]:
-    """The validation's postselection rule: postselect the steps the dataset does not score (advice), sample
-    the scored ones (`scored`: bool B x (L-1))."""
-    return lambda step, _targets: ~scored[:, step]
+def postselect_steps(postselected: torch.Tensor) -> Callable[[int, torch.Tensor], torch.Tensor]:
+    """The validation's postselection rule for the model: postselect the steps marked in `postselected` (bool
+    B x (L-1), usually `Batch.postselection()`), sample the others."""
+    return lambda step, _targets: postselected[:, step]
 
 
 class ShardTrainer:
@@ -303,7 +304,7 @@ class ShardTrainer:
 
     @torch.no_grad()
     def validate(self, on_schedule: bool = True) -> dict[str, Any]:
-        """One validation batch per shard, sampling the scored steps; results combined over shards. Shard 0
+        """One validation batch per shard, sampling the steps not postselected; results combined over shards. Shard 0
         also gets `samples`: the first `--num-validation-samples` (inputs, targets, measured) over shards.
 
         A validation off the `--validate-every` schedule (after the last epoch) leaves the validation data and
@@ -320,8 +321,9 @@ class ShardTrainer:
         inputs = batch.inputs.to(self.device)
         targets = batch.targets.to(self.device)
         scored = batch.scored.to(self.device)
+        postselected = batch.postselection().to(self.device)
         probs, measured, min_postselection = self.model(
-            inputs, targets, postselect=postselect_unscored(scored), generator=self.sampling
+            inputs, targets, postselect=postselect_steps(postselected), generator=self.sampling
         )
         target_words = bits_to_int(targets[:, 1:])
         loss = self.loss_function(probs, target_words, scored)
