@@ -124,7 +124,7 @@ def direct_class_probabilities(model: qrnn.QRNN, batch: Batch, num_classes: int)
 
 def test_evaluate_scores_the_whole_split_with_exact_class_probabilities(tiny_checkpoints: list[str]) -> None:
     path = tiny_checkpoints[0]
-    report = evaluate_checkpoint(path)
+    report = evaluate_checkpoint(path, batch_size=3)
     assert report.whole_split and report.samples == 7 and report.batches == 3  # batches of 3, 3, 1
     model, config = qrnn.load_checkpoint(path)
     dataset = TinyClasses(sentence_length=4, batch_size=3, seed=config["seed"])
@@ -148,7 +148,7 @@ def test_evaluate_scores_the_whole_split_with_exact_class_probabilities(tiny_che
             hits += int((dataset.decode_labels(measured) == batch.labels).sum())
     assert report.classification_accuracy == pytest.approx(hits / 7)
     assert sum(map(sum, report.confusion_matrix)) == sum(map(sum, report.class_confusion_matrix)) == 7
-    first = evaluate_checkpoint(path, samples=4, stage="validate")
+    first = evaluate_checkpoint(path, samples=4, stage="validate", batch_size=3)
     assert not first.whole_split and first.samples == 4 and first.batches == 2
 
 

@@ -114,6 +114,8 @@ class Shakespeare(WordDataset):
     scored."""
 
     name = "shakespeare"
+    # Version 2: the original's targets, scoring and text (issue 9); version 1 checkpoints are refused.
+    layout_version = 2
     description = "Shakespeare's complete works as 5-bit characters, random windows; all steps scored"
     word_bits = CHARACTER_BITS
 

@@ -106,6 +106,8 @@ class ElmanLetter(WordDataset):
     111: nothing is postselected and every step is sampled."""
 
     name = "elman-letter"
+    # Version 2: the original's targets, scoring and text (issue 9); version 1 checkpoints are refused.
+    layout_version = 2
     description = "Elman's letters: random consonants b, d, g expanded to ba, dii, guuu; consonant targets 111"
     word_bits = 3
     MARKER = 0b111
@@ -155,6 +157,8 @@ class DNA(WordDataset):
     other step, so the network must carry one base over up to L - 2 steps."""
 
     name = "dna"
+    # Version 2: the original's targets, scoring and text (issue 9); version 1 checkpoints are refused.
+    layout_version = 2
     description = "remember the marked base of a random DNA string until the end; only the last step is scored"
     word_bits = 3
     MARKER_BIT = 0b100

@@ -72,6 +72,8 @@ class SimpleQuotes(WordDataset):
     same quotes."""
 
     name = "simple-quotes"
+    # Version 2: the original's targets, scoring and text (issue 9); version 1 checkpoints are refused.
+    layout_version = 2
     description = "six quotes to memorise (5-bit characters); all steps scored, consonants postselected"
     word_bits = CHARACTER_BITS
     # The original's quotes, spelling included.

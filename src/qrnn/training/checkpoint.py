@@ -193,14 +193,17 @@ def warn_about_data(payload: dict[str, Any], path: str | os.PathLike[str]) -> No
 
 
 def load_checkpoint(
-    path: str | os.PathLike[str], device: str | torch.device = "cpu"
+    path: str | os.PathLike[str], device: str | torch.device = "cpu", check_data: bool = True
 ) -> tuple[nn.Module, dict[str, Any]]:
     """The model of a training checkpoint, ready to evaluate (eval mode, the run's dtype, on `device`), and the
-    run's configuration (the training options as a dict, plus `input_size`, `epoch` and the best values)."""
+    run's configuration (the training options as a dict, plus `input_size`, `epoch`, the best values and
+    `data_source`, the data it was trained on). `check_data` refuses a checkpoint of an older dataset layout and
+    warns about other data (`check_data`); export turns it off, since a circuit does not depend on the data."""
     from qrnn.training.models import DTYPES, build_model
 
     payload = read_checkpoint(path, map_location="cpu")
-    warn_about_data(payload, path)
+    if check_data:
+        warn_about_data(payload, path)
     config = dict(payload["config"])
     config["input_size"] = payload["input_size"]
     model = build_model(config)
@@ -214,5 +217,6 @@ def load_checkpoint(
         best_validation_loss=payload["best"]["validation_loss"],
         best_character_error_rate=payload["best"]["character_error_rate"],
         checkpoint_kind=payload["kind"],
+        data_source=payload.get("data"),
     )
     return model, info

@@ -44,6 +44,8 @@ from qrnn.training.models import LOSS_FUNCTIONS, choose_threads, resolve_device
 STAGES_EVALUATED = ("validate", "test")
 # Sequences scored on generated data (no fixed split) unless --samples says otherwise.
 DEFAULT_GENERATED_SAMPLES = 100
+# Sequences per batch when a fixed split is scored and no --batch-size is given.
+SPLIT_BATCH = 250
 
 
 @dataclass
@@ -216,7 +218,8 @@ def evaluate_checkpoints(
 ) -> EvaluationReport:
     """Evaluate one checkpoint, or several as an ensemble (with a report per member), on `stage`: the whole
     fixed split, its first `samples` sequences, or `samples` generated sequences (default 100), in batches of
-    `batch_size` sequences (default: the first run's batch over all its shards), drawing generated data and
+    `batch_size` sequences (default: SPLIT_BATCH for a fixed split, else the first run's batch over all its
+    shards), drawing generated data and
     samples from `seed` (default: the first run's seed)."""
     from qrnn.datasets import lookup
 
@@ -243,6 +246,10 @@ def evaluate_checkpoints(
     dataset = entry.create(
         sentence_length=config["sentence_length"], batch_size=batch, shard=0, num_shards=1, seed=seed
     )
+    if batch_size is None and dataset.split_size(stage) is not None:
+        # The run's batch is sized for training steps (per digit for MNIST); a fixed split is scored in larger
+        # batches of whole sequences.
+        batch = SPLIT_BATCH
     threads = choose_threads(batch, config["workspace"], 1, torch_device, config["model"])
     if threads is not None:
         torch.set_num_threads(threads)
