@@ -6,15 +6,21 @@ from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
-__all__ = ["QRNN", "__version__", "load_checkpoint", "train"]
+__all__ = ["QRNN", "__version__", "evaluate", "load_checkpoint", "train"]
 
 if TYPE_CHECKING:
     from qrnn.model import QRNN
+    from qrnn.training import evaluate_checkpoint as evaluate
     from qrnn.training import load_checkpoint, train
 
 # Everything loads on first use, so that `qrnn --help` does not import torch: `qrnn.QRNN` from the model,
-# `qrnn.train(**options)` and `qrnn.load_checkpoint(path)` from the training program.
-_LAZY_EXPORTS = {"QRNN": "qrnn.model", "train": "qrnn.training", "load_checkpoint": "qrnn.training"}
+# `qrnn.train(**options)`, `qrnn.evaluate(checkpoint)` and `qrnn.load_checkpoint(path)` from the training program.
+_LAZY_EXPORTS = {
+    "QRNN": ("qrnn.model", "QRNN"),
+    "train": ("qrnn.training", "train"),
+    "evaluate": ("qrnn.training", "evaluate_checkpoint"),
+    "load_checkpoint": ("qrnn.training", "load_checkpoint"),
+}
 
 
 def __getattr__(name: str) -> object:
@@ -22,5 +28,6 @@ def __getattr__(name: str) -> object:
     if name in _LAZY_EXPORTS:
         import importlib
 
-        return getattr(importlib.import_module(_LAZY_EXPORTS[name]), name)
+        module, attribute = _LAZY_EXPORTS[name]
+        return getattr(importlib.import_module(module), attribute)
     raise AttributeError(f"module 'qrnn' has no attribute {name!r}")

@@ -2,9 +2,11 @@
 
 `qrnn.datasets.get_dataset(name, ...)`, `lookup`, `dataset_names` and the other names below work right after
 `import qrnn.datasets`. Your own data: `--dataset text:PATH` or `npz:PATH`, or `from_arrays(...)` from Python
-(`qrnn.datasets.files`); your own class: subclass `Dataset` and `register` it (see `Dataset`). The modules that register datasets and resource builders are imported on first use of
-the registry rather than by the import itself, so that importing this package (which every `qrnn` command line
-does, to register its subcommands) does not import torch and `qrnn --help` stays fast.
+(`qrnn.datasets.files`); your own class: subclass `Dataset` and `register` it (see `Dataset`).
+
+The modules that register datasets and resource builders are imported on first use of the registry rather than
+by the import itself, so that importing this package (which every `qrnn` command line does, to register its
+subcommands) does not import torch and `qrnn --help` stays fast.
 """
 
 from __future__ import annotations

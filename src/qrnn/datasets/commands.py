@@ -105,6 +105,11 @@ def list_datasets(args: argparse.Namespace) -> int:
     for row in rows:
         cells = [cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True)]
         print("  ".join([*cells, row[-1]]))
+    from qrnn.datasets.base import dataset_families
+
+    print("\nyour own data (README: Your own data):")
+    for family in dataset_families():
+        print(f"  {family.prefix}:...  {family.summary}")
     return 0
 
 

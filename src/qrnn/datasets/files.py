@@ -51,7 +51,7 @@ from qrnn.datasets.base import (
     lookup,
     register_family,
 )
-from qrnn.datasets.mnist import count_label_words, label_bits
+from qrnn.datasets.mnist import count_label_words
 from qrnn.datasets.text import ALPHABET, NEWLINE_GLYPH, encode_text, normalise_text, render_character
 from qrnn.datasets.words import WordDataset, format_aligned, render_digit
 from qrnn.errors import QRNNError
@@ -391,7 +391,9 @@ def build_table(arrays: Mapping[str, Any], source: str, path: str | None, sha256
     if "word_bits" in arrays:
         given = np.asarray(arrays["word_bits"])
         if given.size != 1 or given.dtype.kind not in "iu" or not 1 <= int(given.reshape(-1)[0]) <= MAX_WORD_BITS:
-            raise QRNNError(f"{source}: `word_bits` must be one integer from 1 to {MAX_WORD_BITS}, got {given.tolist()}")
+            raise QRNNError(
+                f"{source}: `word_bits` must be one integer from 1 to {MAX_WORD_BITS}, got {given.tolist()}"
+            )
         word_bits = int(given.reshape(-1)[0])
     inputs, word_bits = _words(source, "inputs", arrays["inputs"], word_bits)
     count, length = inputs.shape
@@ -438,7 +440,9 @@ def build_table(arrays: Mapping[str, Any], source: str, path: str | None, sha256
         raise QRNNError(f"{source}: array `labels` has shape {labels.shape}; it must have one entry per row ({count})")
     if ((labels < 0) | (labels >= len(names))).any():
         bad = labels[(labels < 0) | (labels >= len(names))][0]
-        raise QRNNError(f"{source}: array `labels` holds {bad}; allowed: 0 to {len(names) - 1} (an index into `classes`)")
+        raise QRNNError(
+            f"{source}: array `labels` holds {bad}; allowed: 0 to {len(names) - 1} (an index into `classes`)"
+        )
     if length < 2:
         raise QRNNError(f"{source}: array `inputs` has {length} content word per sample; labels need at least 2")
     label_words = count_label_words(len(names), word_bits)
@@ -479,7 +483,9 @@ def _load_npz(path_text: str, _mtime: int, _size: int) -> SequenceTable:
                         ) from None
                     raise
     except (ValueError, OSError, zipfile.BadZipFile, EOFError) as error:
-        raise QRNNError(f"{source} is not a readable .npz archive ({type(error).__name__}); write it with numpy.savez") from None
+        raise QRNNError(
+            f"{source} is not a readable .npz archive ({type(error).__name__}); write it with numpy.savez"
+        ) from None
     sha256 = hashlib.sha256(data).hexdigest()
     return build_table(arrays, source, str(path), sha256, f"npz:{path}")
 

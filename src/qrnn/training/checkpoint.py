@@ -172,5 +172,6 @@ def load_checkpoint(
         best_validation_loss=payload["best"]["validation_loss"],
         best_character_error_rate=payload["best"]["character_error_rate"],
         checkpoint_kind=payload["kind"],
+        dataset_file=payload.get("dataset_file"),
     )
     return model, info

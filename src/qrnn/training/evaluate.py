@@ -89,6 +89,8 @@ def evaluate_checkpoint(
     """Evaluate the model of `checkpoint` on `samples` sequences of `stage`, in batches of `batch_size` (default:
     the run's batch over all its shards), drawing data and samples from `seed` (default: the run's seed)."""
     from qrnn.datasets import lookup
+    from qrnn.datasets.base import DEFAULT_ALPHABET
+    from qrnn.datasets.files import check_dataset_file
 
     if stage not in STAGES_EVALUATED:
         raise QRNNError(f"unknown stage {stage!r}; valid: {', '.join(STAGES_EVALUATED)}")
@@ -100,11 +102,18 @@ def evaluate_checkpoint(
     model, config = load_checkpoint(checkpoint, device=torch_device)
     batch = batch_size if batch_size is not None else config["batch_size"] * config["num_shards"]
     seed = config["seed"] if seed is None else seed
-    entry = lookup(config["dataset"])
+    alphabet = config.get("alphabet", DEFAULT_ALPHABET)
+    check_dataset_file(config.get("dataset_file"), config["dataset"], alphabet, str(checkpoint))
+    entry = lookup(config["dataset"], alphabet=alphabet)
     entry.check_options(sentence_length=config["sentence_length"], batch_size=batch, num_shards=1)
     dataset = entry.create(
         sentence_length=config["sentence_length"], batch_size=batch, shard=0, num_shards=1, seed=seed
     )
+    if dataset.input_size != config["input_size"]:
+        raise QRNNError(
+            f"dataset {config['dataset']} has {dataset.input_size}-bit words, the model of {checkpoint} "
+            f"{config['input_size']}-bit words"
+        )
     loss_function = LOSS_FUNCTIONS[config["loss"]]
     threads = choose_threads(batch, config["workspace"], 1, torch_device, config["model"])
     if threads is not None:
