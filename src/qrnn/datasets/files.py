@@ -80,7 +80,7 @@ def _read_file(path: Path, what: str) -> bytes:
     size = path.stat().st_size
     if size > MAX_FILE_BYTES:
         raise QRNNError(
-            f"{what} {path} has {size / 2**20:.0f} MiB; qrnn reads at most {MAX_FILE_BYTES // 2**20} MiB into memory"
+            f"{what} {path} has {size:,} bytes; qrnn reads at most {MAX_FILE_BYTES:,} bytes into memory"
         )
     try:
         return path.read_bytes()
@@ -482,6 +482,8 @@ def _load_npz(path_text: str, _mtime: int, _size: int) -> SequenceTable:
                             "give one length L for every sequence (pad, and mark padded steps unscored in `scored`)"
                         ) from None
                     raise
+    except QRNNError:
+        raise
     except (ValueError, OSError, zipfile.BadZipFile, EOFError) as error:
         raise QRNNError(
             f"{source} is not a readable .npz archive ({type(error).__name__}); write it with numpy.savez"
