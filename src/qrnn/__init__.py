@@ -25,9 +25,11 @@ _LAZY_EXPORTS = {
 
 def __getattr__(name: str) -> object:
     """Load the public names on first use."""
-    if name in _LAZY_EXPORTS:
-        import importlib
+    import importlib
 
+    if name == "datasets":  # `qrnn.datasets.from_arrays(...)` right after `import qrnn`
+        return importlib.import_module("qrnn.datasets")
+    if name in _LAZY_EXPORTS:
         module, attribute = _LAZY_EXPORTS[name]
         return getattr(importlib.import_module(module), attribute)
     raise AttributeError(f"module 'qrnn' has no attribute {name!r}")
