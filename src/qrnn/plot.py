@@ -442,7 +442,7 @@ def plot_model(checkpoint: Path, out: Path, samples: int, seed: int | None) -> l
 
     model, config = load_checkpoint(checkpoint)
     seed = config["seed"] if seed is None else seed
-    entry = lookup(config["dataset"])
+    entry = lookup(config["dataset"], alphabet=config.get("alphabet", "file"))
     if not issubclass(entry.cls, MnistDataset):
         return []
     # MNIST batches hold `batch_size` images of each digit of the dataset.

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import abc
 import hashlib
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -86,7 +87,32 @@ class Dataset(abc.ABC):
     One instance serves one shard: `shard` of `num_shards`, each drawing its own data from a generator seeded
     with (seed, shard), so the same seed gives the same data and different shards see different data.
     `batch_size` is per shard (for MNIST-type datasets: per digit).
+
+    Writing your own (the simplest route is `qrnn.datasets.words.WordDataset`, which needs only `word_bits` and
+    `words(stage)` returning integer words)::
+
+        class Parity(WordDataset):
+            name = "parity"
+            description = "running parity of random bits"
+            word_bits = 1
+
+            def words(self, stage):
+                bits = torch.randint(0, 2, (self.batch_size, self.sentence_length), generator=self.generator(stage))
+                targets = bits.cumsum(1) % 2
+                return bits, targets, torch.ones(self.batch_size, self.sentence_length - 1, dtype=torch.bool)
+
+        register("parity", Parity, Parity.description)
+        qrnn.train(dataset="parity", epochs=100)
+
+    Draw every random number from `self.generator(stage)`: checkpoints save those generators, so a resumed run
+    sees the data an uninterrupted one would (a dataset with other mutable state adds `state_dict` and
+    `load_state_dict`). `register` fills this process's registry: runs with several shards spawn processes that
+    import `qrnn` afresh, so register there from a module they import, or train on one shard.
     """
+
+    # The file the data comes from, recorded in checkpoints ({"path": ..., "sha256": ...}) so that `resume` and
+    # `evaluate` refuse a changed file; None for data that is not read from a user's file.
+    dataset_file: dict[str, str | None] | None = None
 
     name: ClassVar[str]
     description: ClassVar[str]
@@ -153,16 +179,6 @@ class Dataset(abc.ABC):
     def batch(self, stage: str) -> Batch:
         """The next batch of `stage` ("train", "validate" or "test") for this shard."""
 
-    def split_size(self, stage: str) -> int | None:
-        """The number of sequences in `stage`'s fixed split, or None for generated data (the default)."""
-        return None
-
-    def split_batches(self, stage: str, batch_size: int) -> Iterator[Batch]:
-        """The whole of `stage`'s fixed split exactly once, in the resource's order, in batches of `batch_size`
-        sequences (the last one may be smaller), independent of this shard's random generators. Only for
-        datasets whose `split_size` is not None."""
-        raise QRNNError(f"dataset {self.name} has no fixed {stage} split (its data is generated)")
-
     @abc.abstractmethod
     def format(self, inputs: torch.Tensor, targets: torch.Tensor, measured: torch.Tensor) -> str:
         """A human-readable picture of one sample: its inputs (L x I), gold targets (L x I) and the words the
@@ -201,10 +217,47 @@ _REGISTRY: dict[str, RegisteredDataset] = {}
 
 
 def register(name: str, cls: type[Dataset], description: str, **fixed: object) -> None:
-    """Add a dataset under `name`; `fixed` are the constructor options the name implies."""
+    """Add the dataset class `cls` to this process's registry under `name` (what `--dataset` and
+    `qrnn.train(dataset=...)` take), with a one-line `description`; `fixed` are constructor options the name
+    implies (e.g. `register("mnist01", MnistPixels, "...", digits=(0, 1))`), passed to `cls` and to its
+    `check_options` and `info`. A name may be registered once."""
     if name in _REGISTRY:
         raise ValueError(f"dataset {name!r} registered twice")
+    if ":" in name:
+        raise ValueError(f"dataset name {name!r} may not contain ':' (reserved for families such as text:PATH)")
     _REGISTRY[name] = RegisteredDataset(cls, dict(fixed), description)
+
+
+# The text alphabets of `--alphabet`: the file's own characters, or the 5-bit alphabet of simple-quotes.
+DEFAULT_ALPHABET = "file"
+
+
+@dataclass(frozen=True)
+class DatasetFamily:
+    """Datasets named `PREFIX:ARGUMENT` (e.g. `text:PATH`), resolved when looked up rather than listed:
+    `resolve(argument, alphabet)` returns the registry entry (raising `QRNNError` for a bad argument),
+    `canonical(argument)` the argument as runs record it (e.g. an absolute path)."""
+
+    prefix: str
+    resolve: Callable[[str, str], RegisteredDataset]
+    canonical: Callable[[str], str]
+    summary: str
+
+
+_FAMILIES: dict[str, DatasetFamily] = {}
+
+
+def register_family(family: DatasetFamily) -> None:
+    """Add a family of `PREFIX:ARGUMENT` datasets."""
+    if family.prefix in _FAMILIES:
+        raise ValueError(f"dataset family {family.prefix!r} registered twice")
+    _FAMILIES[family.prefix] = family
+
+
+def dataset_families() -> list[DatasetFamily]:
+    """The registered families, by prefix."""
+    _load_registry()
+    return [_FAMILIES[prefix] for prefix in sorted(_FAMILIES)]
 
 
 def _load_registry() -> None:
@@ -216,17 +269,56 @@ def _load_registry() -> None:
 
 
 def dataset_names() -> list[str]:
-    """All registered names, sorted."""
+    """All registered names, sorted (families such as `text:PATH` are in `dataset_families`)."""
     _load_registry()
     return sorted(_REGISTRY)
 
 
-def lookup(name: str) -> RegisteredDataset:
-    """The registry entry for `name`, or a one-line error listing the valid names."""
+def _family_of(name: str) -> tuple[DatasetFamily, str] | None:
+    prefix, colon, argument = name.partition(":")
+    if not colon:
+        return None
+    if prefix not in _FAMILIES:
+        raise QRNNError(
+            f"unknown dataset kind {prefix!r} in {name!r}; valid kinds: "
+            f"{', '.join(f'{p}:...' for p in sorted(_FAMILIES))}, or a name from `qrnn datasets`"
+        )
+    return _FAMILIES[prefix], argument
+
+
+def lookup(name: str, alphabet: str = DEFAULT_ALPHABET) -> RegisteredDataset:
+    """The registry entry for `name` (a registered name or a family's `PREFIX:ARGUMENT`), or a one-line error
+    listing the valid names. `alphabet` is `--alphabet`, which only `text:PATH` datasets take."""
     _load_registry()
+    family = _family_of(name)
+    if family is not None:
+        return family[0].resolve(family[1], alphabet)
     if name not in _REGISTRY:
-        raise QRNNError(f"unknown dataset {name!r}; valid datasets: {', '.join(dataset_names())}")
+        kinds = ", ".join(f"{prefix}:..." for prefix in sorted(_FAMILIES))
+        raise QRNNError(f"unknown dataset {name!r}; valid datasets: {', '.join(dataset_names())}, {kinds}")
+    if alphabet != DEFAULT_ALPHABET:
+        raise QRNNError(f"--alphabet {alphabet} applies to text:PATH datasets only, not to {name}")
     return _REGISTRY[name]
+
+
+def canonical_name(name: str) -> str:
+    """The name a run records for the dataset `name`: family arguments made canonical (a file's absolute
+    path, so that `resume` and `evaluate` work from any directory); registered names unchanged."""
+    _load_registry()
+    family = _family_of(name)
+    if family is None:
+        return name
+    return f"{family[0].prefix}:{family[0].canonical(family[1])}"
+
+
+def dataset_label(name: str) -> str:
+    """The dataset as it appears in run and checkpoint file names: the name itself, or for a family the prefix
+    and the file's stem (`text:/data/my notes.txt` -> `text-my-notes`)."""
+    prefix, colon, argument = name.partition(":")
+    if not colon:
+        return name
+    stem = argument.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    return f"{prefix}-{re.sub(r'[^A-Za-z0-9_.-]+', '-', stem).strip('-.') or 'data'}"
 
 
 def get_dataset(name: str, **options: object) -> Dataset:

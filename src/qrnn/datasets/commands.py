@@ -160,8 +160,12 @@ def dataset_table() -> list[tuple[str, str, str, str, str]]:
 
 def list_datasets(args: argparse.Namespace) -> int:
     """Print the dataset table."""
+    from qrnn.datasets.base import dataset_families
+
     header = ("NAME", "BITS", "LENGTH", "SPLITS", "DESCRIPTION")
-    rows = [header, *dataset_table()]
+    # Your own data (README: Your own data): the kinds of PREFIX:ARGUMENT names, after the named datasets.
+    own = [(f"{family.prefix}:...", "file", "file", "file", family.summary) for family in dataset_families()]
+    rows = [header, *dataset_table(), *own]
     widths = [max(len(row[column]) for row in rows) for column in range(len(header) - 1)]
     for row in rows:
         cells = [cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True)]

@@ -171,15 +171,17 @@ def postselection_overhead(
     batch_size: int,
     samples: int = 16,
     seed: int = 0,
+    alphabet: str = "file",
 ) -> dict[str, Any]:
     """Expected repetitions from the output and neuron postselections on `samples` validation sequences of
-    `dataset` (see the module docstring), drawn with `seed` in batches of `batch_size`."""
+    `dataset` (see the module docstring), drawn with `seed` in batches of `batch_size`; `alphabet` is the run's
+    `--alphabet` (text:PATH datasets)."""
     from qrnn.datasets import lookup
     from qrnn.training.loop import postselect_steps, sampling_seed
 
     if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
         raise QRNNError(f"--samples must be an integer >= 1, got {samples!r}")
-    entry = lookup(dataset)
+    entry = lookup(dataset, alphabet=alphabet)
     entry.check_options(sentence_length=sentence_length, batch_size=batch_size, num_shards=1)
     data = entry.create(sentence_length=sentence_length, batch_size=batch_size, shard=0, num_shards=1, seed=seed)
     model = copy.deepcopy(model).double()
@@ -263,6 +265,7 @@ def checkpoint_resources(path: str, samples: int = 16, seed: int | None = None) 
         int(config["batch_size"]) * int(config["num_shards"]),
         samples,
         int(config["seed"]) if seed is None else seed,
+        alphabet=config.get("alphabet", "file"),
     )
     return report
 

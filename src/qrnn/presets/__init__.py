@@ -237,6 +237,8 @@ def _check_dataset_name(name: str) -> None:
     from qrnn.datasets import dataset_names
 
     names = dataset_names()
+    if ":" in name:  # your own data (text:PATH, npz:PATH): checked when a run starts, as the file may come later
+        return
     if name not in names:
         raise QRNNError(f"unknown dataset {name!r}{_suggestion(name, names)}; `qrnn datasets` lists them")
 

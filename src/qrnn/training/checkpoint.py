@@ -218,5 +218,6 @@ def load_checkpoint(
         best_character_error_rate=payload["best"]["character_error_rate"],
         checkpoint_kind=payload["kind"],
         data_source=payload.get("data"),
+        dataset_file=payload.get("dataset_file"),
     )
     return model, info

@@ -154,7 +154,8 @@ def register(subparsers: Any) -> None:
                           help="sequences to score (None: the whole split of a dataset with a fixed split, "
                           "such as MNIST; 100 generated sequences otherwise)")
     evaluate.add_argument("--batch-size", type=int, default=None, metavar="B",
-                          help="sequences per batch (None: 250 for a fixed split, else the run's batch over all its shards)")
+                          help="sequences per batch (None: 250 for a fixed split, "
+                               "else the run's batch over all its shards)")
     evaluate.add_argument("--seed", type=int, default=None, metavar="SEED",
                           help="seed of the data and of the sampling (None: the run's seed)")
     evaluate.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu", help="device")

@@ -26,6 +26,8 @@ DEVICES = ("cpu", "cuda", "auto")
 DTYPES = ("float32", "float64")
 # The QRNN, or a classical baseline (`qrnn.baselines`) whose hidden width is --workspace.
 MODEL_KINDS = ("qrnn", "rnn", "lstm")
+# --alphabet of text:PATH datasets: the file's own characters, or the 5-bit alphabet of simple-quotes.
+ALPHABETS = ("file", "original")
 
 
 def _option(
@@ -73,8 +75,11 @@ class TrainConfig:
     degree: int = _option(2, "degree of the neurons' polynomial in their inputs", group=TRAIN, parse=int,
                           metavar="D")
     # The data.
-    dataset: str = _option("simple-seq", "dataset name (`qrnn datasets` lists them)", group=TRAIN, parse=str,
+    dataset: str = _option("simple-seq", "dataset name (`qrnn datasets` lists them), or your own data: text:PATH "
+                           "(a text file), npz:PATH (sequences in an .npz)", group=TRAIN, parse=str,
                            metavar="NAME")
+    alphabet: str = _option("file", "text:PATH datasets: the file's own characters (at most 32), or the "
+                            "original 5-bit alphabet of simple-quotes", group=TRAIN, parse=str, choices=ALPHABETS)
     sentence_length: int = _option(20, "words per sequence (datasets with a fixed length ignore it)",
                                    group=TRAIN, parse=int, metavar="L")
     batch_size: int | None = _option(None, "sequences per shard and epoch (MNIST-type datasets: per digit); "
@@ -177,7 +182,7 @@ def check_config(config: TrainConfig) -> None:
         value = getattr(config, f.name)
         if choices is not None and value not in choices:
             raise QRNNError(f"unknown {flag(f.name)[2:]} {value!r}; valid: {', '.join(choices)}")
-    for name in ("tag", "dataset", "out"):
+    for name in ("tag", "dataset", "out", "alphabet"):
         if not isinstance(getattr(config, name), str):
             raise QRNNError(f"{flag(name)} must be a string, got {getattr(config, name)!r}")
     if "/" in config.tag or "\0" in config.tag:

@@ -222,6 +222,8 @@ def evaluate_checkpoints(
     shards), drawing generated data and
     samples from `seed` (default: the first run's seed)."""
     from qrnn.datasets import lookup
+    from qrnn.datasets.base import DEFAULT_ALPHABET
+    from qrnn.datasets.files import check_dataset_file
 
     if stage not in STAGES_EVALUATED:
         raise QRNNError(f"unknown stage {stage!r}; valid: {', '.join(STAGES_EVALUATED)}")
@@ -241,7 +243,10 @@ def evaluate_checkpoints(
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise QRNNError(f"--batch-size must be an integer >= 1, got {batch!r}")
     seed = config["seed"] if seed is None else seed
-    entry = lookup(config["dataset"])
+    alphabet = config.get("alphabet", DEFAULT_ALPHABET)
+    for path, member in zip(paths, configs, strict=True):
+        check_dataset_file(member.get("dataset_file"), member["dataset"], alphabet, path)
+    entry = lookup(config["dataset"], alphabet=alphabet)
     entry.check_options(sentence_length=config["sentence_length"], batch_size=batch, num_shards=1)
     dataset = entry.create(
         sentence_length=config["sentence_length"], batch_size=batch, shard=0, num_shards=1, seed=seed
@@ -250,6 +255,11 @@ def evaluate_checkpoints(
         # The run's batch is sized for training steps (per digit for MNIST); a fixed split is scored in larger
         # batches of whole sequences.
         batch = SPLIT_BATCH
+    if dataset.input_size != config["input_size"]:
+        raise QRNNError(
+            f"dataset {config['dataset']} has {dataset.input_size}-bit words, the model of {paths[0]} "
+            f"{config['input_size']}-bit words"
+        )
     threads = choose_threads(batch, config["workspace"], 1, torch_device, config["model"])
     if threads is not None:
         torch.set_num_threads(threads)

@@ -43,7 +43,7 @@ def resolve_batch_size(config: TrainConfig) -> int:
     dataset accepts with this many shards (1 for most; simple-seq on one shard: 2). One-line errors."""
     from qrnn.datasets import lookup
 
-    entry = lookup(config.dataset)
+    entry = lookup(config.dataset, alphabet=config.alphabet)
     if config.batch_size is not None:
         entry.check_options(
             sentence_length=config.sentence_length, batch_size=config.batch_size, num_shards=config.num_shards
@@ -77,15 +77,17 @@ def prepare(config: TrainConfig, launch: Launch | None) -> TrainConfig:
     batch size settled. Raises `QRNNError` (one line)."""
     check_config(config)
     config = dataclasses.replace(config)
+    from qrnn.datasets import canonical_name, lookup
+
+    # A file dataset is recorded by its absolute path, so that resume and evaluate work from any directory.
+    config.dataset = canonical_name(config.dataset)
     if launch is not None and launch.torchrun:
         # Under torchrun the job's size is WORLD_SIZE, whatever --num-shards says.
         config.num_shards = launch.world_size
     config.batch_size = resolve_batch_size(config)
     local_rank = launch.local_rank if launch is not None else 0
     resolve_device(config.device, local_rank)
-    from qrnn.datasets import lookup
-
-    probe = lookup(config.dataset).create(
+    probe = lookup(config.dataset, alphabet=config.alphabet).create(
         sentence_length=config.sentence_length, batch_size=config.batch_size, shard=0,
         num_shards=config.num_shards, seed=config.seed,
     )
@@ -97,10 +99,12 @@ def prepare(config: TrainConfig, launch: Launch | None) -> TrainConfig:
 
 def new_run(config: TrainConfig) -> RunInfo:
     """A fresh run identity: `<tag>-<dataset>--<6 hex>-<timestamp>` under the resolved `--out`."""
+    from qrnn.datasets import dataset_label
+
     started = timestamp()
     fingerprint = json.dumps(config.as_dict(), sort_keys=True) + f"/{time.time_ns()}/{os.getpid()}"
     run_id = hashlib.sha256(fingerprint.encode()).hexdigest()[:6]
-    return RunInfo(name=f"{config.tag}-{config.dataset}--{run_id}-{started}", run_id=run_id,
+    return RunInfo(name=f"{config.tag}-{dataset_label(config.dataset)}--{run_id}-{started}", run_id=run_id,
                    out=str(Path(config.out).resolve()))
 
 
@@ -247,7 +251,11 @@ def train(preset: str | os.PathLike[str] | None = None, **options: Any) -> Train
     """Train from Python with the command line's options (flag names with underscores, e.g.
     `train(dataset="elman-xor", epochs=500, learning_rate=0.01)`); returns the `TrainResult`. With `preset` (a
     shipped preset's name or a .toml path), its `[train]` options are the starting point and `options` override
-    them."""
+    them. `dataset` may also be what `qrnn.datasets.from_arrays` returns."""
+    if "dataset" in options:
+        from qrnn.datasets.files import dataset_name_of
+
+        options = {**options, "dataset": dataset_name_of(options["dataset"])}
     if preset is not None:
         from qrnn.presets import load_preset
 
@@ -289,6 +297,9 @@ def resume(
     if override_learning_rate is not None:
         config.learning_rate = override_learning_rate
     check_config(config)
+    from qrnn.datasets.files import check_dataset_file
+
+    check_dataset_file(payload.get("dataset_file"), config.dataset, config.alphabet, str(path))
     done = int(payload["epoch"])
     if config.epochs <= done:
         raise QRNNError(

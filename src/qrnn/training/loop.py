@@ -27,6 +27,7 @@ from torch import nn
 
 from qrnn import __version__
 from qrnn.bits import bits_to_int
+from qrnn.datasets.base import dataset_label
 from qrnn.errors import QRNNError
 from qrnn.training.checkpoint import (
     FORMAT,
@@ -167,7 +168,7 @@ class ShardTrainer:
         self.resumption = resumption
         self.collectives = Collectives(launch, device)
         self.is_leader = launch.rank == 0
-        self.dataset = lookup(config.dataset).create(
+        self.dataset = lookup(config.dataset, alphabet=config.alphabet).create(
             sentence_length=config.sentence_length,
             batch_size=config.batch_size,
             shard=launch.rank,
@@ -233,6 +234,7 @@ class ShardTrainer:
             "input_size": self.input_size,
             "model_config": dict(getattr(self.model, "config", {})),
             "config": self.config.as_dict(),
+            "dataset_file": self.dataset.dataset_file,
             "run": {"name": self.run.name, "id": self.run.run_id},
             "model_state_dict": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
             "optimizer_state_dict": _to_cpu(self.optimizer.state_dict()),
@@ -253,7 +255,7 @@ class ShardTrainer:
         states = self.collectives.gather(capture_random_state(self.dataset, self.sampling, self.device))
         if not self.is_leader:
             return None
-        name = checkpoint_name(self.config.tag, self.config.dataset, self.run.run_id, kind)
+        name = checkpoint_name(self.config.tag, dataset_label(self.config.dataset), self.run.run_id, kind)
         path = self.run.checkpoint_dir / name
         previous_best = self.best_checkpoint
         if kind == "best":
