@@ -63,119 +63,70 @@ def rotation_program(workspace_size: int, stages: int, order: int) -> tuple[tupl
     return tuple(program)
 
 
-def _move_first_lane_last(source: torch.Tensor, destination: torch.Tensor) -> torch.Tensor:
-    """Copy (B, 2^H) real states into `destination` with the first lane axis moved to the end."""
-    batch, width = source.shape
-    destination.view(batch, width // 2, 2).copy_(source.view(batch, 2, width // 2).transpose(1, 2))
-    return destination
-
-
-def _move_last_lane_first(source: torch.Tensor, destination: torch.Tensor) -> torch.Tensor:
-    """The inverse of `_move_first_lane_last`."""
-    batch, width = source.shape
-    destination.view(batch, 2, width // 2).copy_(source.view(batch, width // 2, 2).transpose(1, 2))
-    return destination
-
-
-def _pairs(state: torch.Tensor) -> torch.Tensor:
-    """A (B, 2^H) real state as (B, 2^(H-1)) complex numbers low + i high of its last lane (a view)."""
-    return torch.view_as_complex(state.view(state.shape[0], -1, 2))
-
-
-def cyclic_tables(cos_table: torch.Tensor, sin_table: torch.Tensor, workspace_size: int) -> torch.Tensor:
-    """Neuron tables (#neurons x 2^I x 2^(H-1), other lanes in lane order) as complex c + i s, with the other
-    lanes in the cyclic order the step's layout has when neuron n's lane j = n mod H is last: j+1, ..., H-1,
-    0, ..., j-1."""
-    neurons, words, half = cos_table.shape
-    tables = torch.complex(cos_table, sin_table)
-    result = torch.empty_like(tables)
-    for lane in range(workspace_size):
-        rows = tables[lane::workspace_size].view(-1, words, 2**lane, half >> lane)
-        result[lane::workspace_size].view(-1, words, half >> lane, 2**lane).copy_(rows.transpose(2, 3))
-    return result
-
-
-def standard_tables(tables: torch.Tensor, workspace_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The inverse of `cyclic_tables`: (real parts, imaginary parts) in lane order."""
-    neurons, words, half = tables.shape
-    result = torch.empty_like(tables)
-    for lane in range(workspace_size):
-        rows = tables[lane::workspace_size].view(-1, words, half >> lane, 2**lane)
-        result[lane::workspace_size].view(-1, words, 2**lane, half >> lane).copy_(rows.transpose(2, 3))
-    return result.real.contiguous(), result.imag.contiguous()
+def _halves(state: torch.Tensor, lane: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The amplitudes with workspace lane `lane` at 0 and at 1, as (B, 2^lane, 2^(H-1-lane)) views of (B, 2^H)."""
+    view = state.view(state.shape[0], 2**lane, 2, -1)
+    return view[:, :, 0], view[:, :, 1]
 
 
 class _Step:
-    """One step's rotations on (B, 2^H) real states, forward and backward.
+    """One step's rotations on (B, 2^H) states, forward (optionally keeping every rotation's input) and
+    backward (accumulating the gradients of the tables).
 
-    Before the rotation of lane j the state's lanes are laid out cyclically, j+1, ..., H-1, 0, ..., j, so the
-    pairs (lane j at 0, at 1) are adjacent: as complex numbers low + i high, the rotation [[c, -s], [s, c]] is
-    the product with c + i s. Moving the first lane axis to the end before each rotation walks the lanes
-    0, 1, ..., H-1 in the order the program visits them, and back to lane order after every H rotations.
-
-    The backward pass needs conj(v) g (the table's gradient) and conj(c + i s) g (the state's). So its
-    recomputation runs on conjugated states (the conjugate tables, and each move also flips the sign that
-    conjugation puts on the new last lane and removes the one on the old): both products are then plain.
+    A rotation of lane j acts on the pairs (lane j at 0, at 1) of a (B, 2^j, 2, 2^(H-1-j)) view, with the
+    coefficients of each sample's input word: the neuron tables are gathered for the whole batch once per step.
     """
 
     def __init__(
-        self, program: tuple[tuple[str, int, int, bool], ...], neuron_tables: torch.Tensor, layers: torch.Tensor
+        self,
+        program: tuple[tuple[str, int, int, bool], ...],
+        neuron_cos: torch.Tensor,
+        neuron_sin: torch.Tensor,
+        layer_cos: torch.Tensor,
+        layer_sin: torch.Tensor,
     ) -> None:
         self.program = program
-        self.neuron_tables = neuron_tables
-        self.layers = layers
-        self.conj_neuron_tables = neuron_tables.conj().resolve_conj()
-        self.conj_layers = layers.conj().resolve_conj()
-        one = neuron_tables.real.new_ones(())
-        # Signs over (the old last lane, the new last lane), applied while moving a conjugated state.
-        self.first_signs = torch.stack([one, -one]).view(1, 1, 1, 2)
-        self.signs = torch.stack([one, -one, -one, one]).view(1, 1, 2, 2)
+        self.neuron_cos, self.neuron_sin = neuron_cos, neuron_sin
+        self.layer_cos, self.layer_sin = layer_cos, layer_sin
+        self.step_cos = self.step_sin = neuron_cos
 
-    def _move_conjugated(self, source: torch.Tensor, destination: torch.Tensor, first: bool) -> torch.Tensor:
-        batch, width = source.shape
-        if width == 2:  # one lane: moving changes nothing, and a conjugated state stays conjugated
-            destination.copy_(source)
-            if first:
-                destination[:, 1].neg_()
-            return destination
-        torch.mul(
-            source.view(batch, 2, width // 4, 2).permute(0, 2, 3, 1),
-            self.first_signs if first else self.signs,
-            out=destination.view(batch, width // 4, 2, 2),
-        )
-        return destination
+    def _gather(self, words: torch.Tensor) -> None:
+        """This step's coefficients: (#neurons, B, 2^(H-1)) for the samples' input words."""
+        self.step_cos = self.neuron_cos.index_select(1, words)
+        self.step_sin = self.neuron_sin.index_select(1, words)
+
+    def _coefficients(self, kind: str, index: int, lane: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if kind == "layer":
+            return self.layer_cos[index], self.layer_sin[index]
+        batch = self.step_cos.shape[1]
+        return self.step_cos[index].view(batch, 2**lane, -1), self.step_sin[index].view(batch, 2**lane, -1)
 
     def forward(
-        self,
-        state: torch.Tensor,
-        words: torch.Tensor,
-        history: torch.Tensor | None = None,
-        factors: list[torch.Tensor] | None = None,
+        self, state: torch.Tensor, words: torch.Tensor, history: torch.Tensor | None, factors: list[torch.Tensor]
     ) -> torch.Tensor:
-        """The unnormalised state after the rotations (lane order). With `history` (#rotations x B x 2^H), the
-        run is conjugated: every rotation's conjugated input goes there and the renormalisation factors into
-        `factors` (the result is the true state all the same)."""
-        conjugated = history is not None
-        tables = (self.conj_neuron_tables if conjugated else self.neuron_tables).index_select(1, words)
-        layers = self.conj_layers if conjugated else self.layers
-        moved_buffer = torch.empty_like(state)
-        after = torch.empty_like(state)
-        current = state
-        for k, (kind, index, _lane, renormalise) in enumerate(self.program):
-            if history is not None:
-                moved = self._move_conjugated(current, history[k], k == 0)
-            else:
-                moved = _move_first_lane_last(current, moved_buffer)
-            factor = tables[index] if kind == "neuron" else layers[index]
-            torch.mul(_pairs(moved), factor, out=_pairs(after))
+        """The unnormalised state after the rotations. With `history` (#rotations + 1 x B x 2^H), every
+        rotation's input and the result are written there; `factors` receives the renormalisation factors."""
+        self._gather(words)
+        if history is not None:
+            buffers = list(history[1:])
+            current = history[0].copy_(state)
+        else:
+            buffers = [torch.empty_like(state), torch.empty_like(state)]
+            current = state
+        for k, (kind, index, lane, renormalise) in enumerate(self.program):
+            after = buffers[k] if history is not None else buffers[k % 2]
+            c, s = self._coefficients(kind, index, lane)
+            low, high = _halves(current, lane)
+            new_low, new_high = _halves(after, lane)
+            torch.mul(low, c, out=new_low)
+            new_low.addcmul_(high, s, value=-1)
+            torch.mul(high, c, out=new_high)
+            new_high.addcmul_(low, s)
             if renormalise:
-                scale = torch.rsqrt((after * after).sum(1, keepdim=True))
-                after.mul_(scale)
-                if factors is not None:
-                    factors.append(scale)
+                factor = torch.rsqrt((after * after).sum(1, keepdim=True))
+                after.mul_(factor)
+                factors.append(factor)
             current = after
-        if conjugated:
-            current.view(-1, 2)[:, 1].neg_()
         return current
 
     def backward(
@@ -184,30 +135,46 @@ class _Step:
         words: torch.Tensor,
         history: torch.Tensor,
         factors: list[torch.Tensor],
-        grad_tables: torch.Tensor,
-        grad_layers: torch.Tensor,
+        grads: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor],
     ) -> torch.Tensor:
-        """The gradient at the step's input (lane order) from the gradient at its output (`grad`, overwritten),
-        given the conjugated `forward` run's history; accumulates the complex tables' gradients (real part:
-        cos, imaginary part: sin)."""
-        tables = self.conj_neuron_tables.index_select(1, words)
-        step_grads = torch.empty_like(tables)
+        """The gradient at the step's input from the gradient at its output (overwritten), after `forward` with
+        `history` on the same step; accumulates the tables' gradients into `grads` = (neuron cos, neuron sin,
+        layer cos, layer sin)."""
+        grad_neuron_cos, grad_neuron_sin, grad_layer_cos, grad_layer_sin = grads
+        batch = grad.shape[0]
         spare = torch.empty_like(grad)
+        step_grad_cos = torch.empty_like(self.step_cos)
+        step_grad_sin = torch.empty_like(self.step_sin)
+        layer_product = grad.new_empty(batch, grad.shape[1] // 2)
         factor_index = len(factors)
         for k in range(len(self.program) - 1, -1, -1):
-            kind, index, _lane, renormalise = self.program[k]
+            kind, index, lane, renormalise = self.program[k]
             if renormalise:
                 factor_index -= 1
                 grad.mul_(factors[factor_index])
-            conj_input, pairs = _pairs(history[k]), _pairs(grad)
-            if kind == "neuron":
-                torch.mul(conj_input, pairs, out=step_grads[index])
-                torch.mul(tables[index], pairs, out=_pairs(spare))
-            else:
-                grad_layers[index] += torch.dot(conj_input.reshape(-1), pairs.reshape(-1))
-                torch.mul(self.conj_layers[index], pairs, out=_pairs(spare))
-            _move_last_lane_first(spare, grad)
-        grad_tables.index_add_(1, words, step_grads)
+            c, s = self._coefficients(kind, index, lane)
+            low, high = _halves(history[k], lane)
+            grad_low, grad_high = _halves(grad, lane)
+            shape = (batch, 2**lane, -1)
+            cos_part = (layer_product if kind == "layer" else step_grad_cos[index]).view(shape)
+            # d/dc: grad_low * low + grad_high * high; d/ds: grad_high * low - grad_low * high.
+            torch.mul(grad_low, low, out=cos_part)
+            cos_part.addcmul_(grad_high, high)
+            if kind == "layer":
+                grad_layer_cos[index] += layer_product.sum()
+            sin_part = (layer_product if kind == "layer" else step_grad_sin[index]).view(shape)
+            torch.mul(grad_high, low, out=sin_part)
+            sin_part.addcmul_(grad_low, high, value=-1)
+            if kind == "layer":
+                grad_layer_sin[index] += layer_product.sum()
+            new_low, new_high = _halves(spare, lane)
+            torch.mul(grad_low, c, out=new_low)
+            new_low.addcmul_(grad_high, s)
+            torch.mul(grad_high, c, out=new_high)
+            new_high.addcmul_(grad_low, s, value=-1)
+            grad, spare = spare, grad
+        grad_neuron_cos.index_add_(1, words, step_grad_cos)
+        grad_neuron_sin.index_add_(1, words, step_grad_sin)
         return grad
 
 
@@ -233,10 +200,7 @@ class StatevectorSequence(torch.autograd.Function):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         steps, batch = words.shape
         width = readout.shape[1]
-        workspace_size = width.bit_length() - 1
-        step = _Step(
-            program, cyclic_tables(neuron_cos, neuron_sin, workspace_size), torch.complex(layer_cos, layer_sin)
-        )
+        step = _Step(program, neuron_cos, neuron_sin, layer_cos, layer_sin)
         sampling = not bool(postselected.all())
         measured = torch.empty(steps, batch, dtype=torch.long, device=readout.device) if sampling else targets
         squared_readout_t = (readout * readout).T.contiguous()
@@ -247,7 +211,7 @@ class StatevectorSequence(torch.autograd.Function):
         inverse_norms = psi.new_empty(steps, batch, 1)
         for t in range(steps):
             states[t].copy_(psi)
-            z = step.forward(psi, words[t])
+            z = step.forward(psi, words[t], None, [])
             u = torch.mm(z * z, squared_readout_t, out=weights[t])
             if sampling:
                 sampled = sample_outcomes(u / u.sum(1, keepdim=True), uniforms[t])
@@ -281,21 +245,22 @@ class StatevectorSequence(torch.autograd.Function):
         program = ctx.program
         steps, batch, width = states.shape
         outcomes = readout.shape[0]
-        workspace_size = width.bit_length() - 1
-        step = _Step(
-            program, cyclic_tables(neuron_cos, neuron_sin, workspace_size), torch.complex(layer_cos, layer_sin)
-        )
+        step = _Step(program, neuron_cos, neuron_sin, layer_cos, layer_sin)
         squared_readout = readout * readout
         if grad_probs is None:
             grad_probs = probs.new_zeros(batch, outcomes, steps)
         grad_probs = grad_probs.permute(2, 0, 1)
         # u -> p = u / sum(u): the part of dL/du that comes from the output distributions, for all steps.
         grad_weights = (grad_probs - (grad_probs * probs).sum(2, keepdim=True)) / weights.sum(2, keepdim=True)
-        grad_tables = torch.zeros_like(step.neuron_tables)
-        grad_layers = torch.zeros_like(step.layers)
+        grads = (
+            torch.zeros_like(neuron_cos),
+            torch.zeros_like(neuron_sin),
+            torch.zeros_like(layer_cos),
+            torch.zeros_like(layer_sin),
+        )
         grad_readout_direct = torch.zeros_like(readout)
         grad_squared_readout = torch.zeros_like(readout)
-        history = states.new_empty(len(program), batch, width)
+        history = states.new_empty(len(program) + 1, batch, width)
         grad_psi = states.new_zeros(batch, width)
         for t in range(steps - 1, -1, -1):
             factors: list[torch.Tensor] = []
@@ -312,7 +277,6 @@ class StatevectorSequence(torch.autograd.Function):
             grad_squared_readout.addmm_(step_grad_weights.T, squared_z)
             grad_z = 2 * z * (step_grad_weights @ squared_readout)
             grad_z.addcmul_(scaled_grad, inverse_norm)
-            grad_psi = step.backward(grad_z, words[t], history, factors, grad_tables, grad_layers)
+            grad_psi = step.backward(grad_z, words[t], history, factors, grads)
         grad_readout = grad_readout_direct + 2 * readout * grad_squared_readout
-        grad_cos, grad_sin = standard_tables(grad_tables, workspace_size)
-        return grad_cos, grad_sin, grad_layers.real, grad_layers.imag, grad_readout, None, None, None, None, None
+        return (*grads, grad_readout, None, None, None, None, None)
