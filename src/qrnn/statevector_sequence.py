@@ -269,8 +269,10 @@ class StatevectorSequence(torch.autograd.Function):
             inverse_norm = inverse_norms[t]
             chosen_readout = readout[y]
             # Through psi' = readout[y] * z / sqrt(u_y): directly, and through u_y (the correction).
+            # (r^2 times the renormalised state, not r^3 times z: r^3 overflows float32 where u_y is tiny.)
             scaled_grad = grad_psi * chosen_readout
-            correction = (scaled_grad * z).sum(1, keepdim=True) * (-0.5 * inverse_norm**3)
+            outputs = chosen_readout * z * inverse_norm
+            correction = (grad_psi * outputs).sum(1, keepdim=True) * (-0.5 * inverse_norm * inverse_norm)
             step_grad_weights = grad_weights[t].scatter_add(1, y.unsqueeze(1), correction)
             grad_readout_direct.index_add_(0, y, grad_psi * z * inverse_norm)
             squared_z = z * z
