@@ -9,6 +9,7 @@ import math
 import pytest
 import torch
 
+from qrnn.errors import QRNNError
 from qrnn.neuron import monomial_table, neuron_angles, source_subsets, subset_positions, subset_sum_angles
 from qrnn.statevector_sequence import renormalise_every, rotation_program
 
@@ -59,3 +60,18 @@ def test_renormalisation_keeps_float32_in_range() -> None:
     flags = [renormalise for kind, _, _, renormalise in program if kind == "neuron"]
     assert flags == [True] * 11 + [False]  # after every neuron but the last (the readout normalises)
     assert math.isclose((2**6 - 1) / 2, 31.5)
+
+
+def test_training_offers_the_model_methods() -> None:
+    from qrnn.model import METHODS
+    from qrnn.training.config import METHODS as TRAINING_METHODS
+    from qrnn.training.config import TrainConfig, check_config
+    from qrnn.training.models import build_model
+
+    assert TRAINING_METHODS == METHODS
+    config = TrainConfig(method="statevector")
+    check_config(config)
+    model = build_model({**config.as_dict(), "input_size": 2})
+    assert model.method == "statevector"
+    with pytest.raises(QRNNError, match="unknown method 'fast'; valid: auto, kernel, statevector"):
+        check_config(TrainConfig(method="fast"))

@@ -43,14 +43,16 @@ CONFIGS = {
         BenchConfig("elman-letter", 3, 4, 2, 2, 2, 16, 36, 0.8),
         BenchConfig("dna500", 3, 5, 1, 2, 3, 128, 500, 92.0),
         BenchConfig("dna1000", 3, 5, 1, 2, 3, 128, 1000, None),
-        # The original's times for these two: issue 11's side-by-side run on the same kind of machine.
+        # The original's times for ws6-ws12: issue 11's side-by-side run on the same kind of machine.
+        BenchConfig("ws6", 2, 6, 1, 2, 2, 16, 20, 0.574),
+        BenchConfig("ws8", 2, 8, 1, 2, 2, 16, 20, 0.587),
         BenchConfig("ws10", 2, 10, 1, 2, 2, 16, 20, 0.896),
         BenchConfig("ws12", 2, 12, 1, 2, 2, 16, 20, 4.6),
         BenchConfig("ws16", 2, 16, 1, 2, 2, 16, 20, None),
         BenchConfig("ws20", 2, 20, 1, 2, 2, 4, 10, None),
     ]
 }
-# ws16 and ws20 take seconds to minutes per step: run them by name.
+# ws6, ws8 (the scaling figure's small end), ws16 and ws20 (seconds to a minute per step) run by name.
 DEFAULT_CONFIGS = ["umap", "mnist01", "dna100", "elman-letter", "dna500", "dna1000", "ws10", "ws12"]
 # A step slower than this gets one warm-up step and may be timed once.
 _SLOW_STEP_SECONDS = 5.0
