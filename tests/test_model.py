@@ -29,11 +29,14 @@ def random_bits(batch: int, length: int, width: int, seed: int) -> torch.Tensor:
     return torch.randint(0, 2, (batch, length, width), generator=torch.Generator().manual_seed(seed))
 
 
-@pytest.fixture(params=["kernel-grouped", "kernel-all-kernels", "statevector"])
+@pytest.fixture(params=["kernel-grouped", "kernel-all-kernels", "statevector-cached", "statevector-recomputed"])
 def method(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Run a test on each path: the kernel path with each per-step layout of the batch (see
-    `qrnn.model._StepLayout`), and the statevector path. Returns the `method` to construct the model with."""
-    if request.param == "statevector":
+    `qrnn.model._StepLayout`), and the statevector path with the backward pass reading the forward pass's
+    cached rotation inputs or recomputing each step. Returns the `method` to construct the model with."""
+    if request.param.startswith("statevector"):
+        if request.param == "statevector-recomputed":
+            monkeypatch.setattr("qrnn.statevector_sequence.HISTORY_CACHE_BYTES", 0)
         return "statevector"
     monkeypatch.setattr("qrnn.model._OPERATION_COST_IN_FLOPS", 0 if request.param == "kernel-grouped" else 10**12)
     return "kernel"

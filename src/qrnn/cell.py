@@ -6,7 +6,8 @@ workspace lane, then a neuron onto each workspace lane); flip the I/O lanes by x
 neuron onto each I/O lane); measure or postselect the I/O word y; flip by y so the I/O lanes are zero again.
 Every neuron reads all other lanes: the workspace lanes, then the I/O lanes, in lane order.
 
-Two facts make the step cheap, and `transfer_tables` exploits them:
+Two facts make the step cheap, and `transfer_tables` (the kernel path) and `workspace_tables` with
+`readout_table` (the statevector path, `qrnn.statevector_sequence`) exploit them:
 - During the input and work stages the I/O lanes hold the classical word x, so those stages are, per input
   word, one linear map of the 2^H workspace amplitudes (`kernels[x]`), renormalised once at the end.
 - The output stage starts with all I/O lanes at 0, so output neuron j meets lane j in |0> and only scales

@@ -20,7 +20,7 @@ from qrnn.bits import bits_to_int, int_to_bits
 from qrnn.cell import QRNNCell
 from qrnn.errors import QRNNError
 from qrnn.sequences import Postselect, check_sequences, postselection_mask, sample_outcomes, sampling_uniforms
-from qrnn.statevector_sequence import StatevectorSequence, rotation_program
+from qrnn.statevector_sequence import HISTORY_CACHE_BYTES, StatevectorSequence, rotation_program
 
 # The ways to run a sequence (see `QRNN`): "auto" picks the cheaper of the other two for each pass.
 METHODS = ("auto", "kernel", "statevector")
@@ -369,9 +369,13 @@ class QRNN(nn.Module):
             return length * per_step + tables + readout
         # Saved per step: the input state, the outcome weights, probabilities and their gradients, indices.
         per_step = batch * (width + 4 * words) * itemsize + 3 * batch * 8
-        # One step's working set in the backward pass: every rotation's input, and a few more states.
+        # One step's working set in the backward pass: every rotation's input, the step's gathered neuron
+        # coefficients and their gradients (2 x #neurons states), and a few more states; and the cache of every
+        # step's rotation inputs where it is small enough.
         rotations = neurons + c.stages * c.workspace_size
-        working = (rotations + 8) * batch * width * itemsize
+        working = (rotations + 2 * neurons + 8) * batch * width * itemsize
+        cache = length * (rotations + 1) * batch * width * itemsize
+        working += cache if cache <= HISTORY_CACHE_BYTES else 0
         # The neuron tables (2^I x 2^(H-1) each): eta, cos^m, sin^m and their gradients, with the temporaries
         # of building them.
         tables = 10 * neurons * words * (width // 2) * itemsize

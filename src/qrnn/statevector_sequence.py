@@ -27,6 +27,10 @@ import torch
 
 from qrnn.sequences import sample_outcomes
 
+# Up to this many bytes, the forward pass keeps every rotation's input of every step, and the backward pass
+# skips recomputing the steps (a quarter of its work); above it, memory stays O(L B 2^H) plus one step's.
+HISTORY_CACHE_BYTES = 256 * 2**20
+
 # Renormalise before the accumulated worst-case shrinking of the norm passes 2^-this (float32 reaches 2^-126).
 _SHRINK_BITS_BEFORE_RENORMALISING = 40
 
@@ -90,7 +94,7 @@ class _Step:
         self.layer_cos, self.layer_sin = layer_cos, layer_sin
         self.step_cos = self.step_sin = neuron_cos
 
-    def _gather(self, words: torch.Tensor) -> None:
+    def gather(self, words: torch.Tensor) -> None:
         """This step's coefficients: (#neurons, B, 2^(H-1)) for the samples' input words."""
         self.step_cos = self.neuron_cos.index_select(1, words)
         self.step_sin = self.neuron_sin.index_select(1, words)
@@ -106,7 +110,7 @@ class _Step:
     ) -> torch.Tensor:
         """The unnormalised state after the rotations. With `history` (#rotations + 1 x B x 2^H), every
         rotation's input and the result are written there; `factors` receives the renormalisation factors."""
-        self._gather(words)
+        self.gather(words)
         if history is not None:
             buffers = list(history[1:])
             current = history[0].copy_(state)
@@ -207,11 +211,15 @@ class StatevectorSequence(torch.autograd.Function):
         psi = readout.new_zeros(batch, width)
         psi[:, 0] = 1
         states = psi.new_empty(steps, batch, width)
+        cached = steps * (len(program) + 1) * batch * width * psi.element_size() <= HISTORY_CACHE_BYTES
+        histories = psi.new_empty((steps, len(program) + 1, batch, width) if cached else (0,))
+        step_factors: list[list[torch.Tensor]] = []
         weights = psi.new_empty(steps, batch, readout.shape[0])
         inverse_norms = psi.new_empty(steps, batch, 1)
         for t in range(steps):
             states[t].copy_(psi)
-            z = step.forward(psi, words[t], None, [])
+            step_factors.append([])
+            z = step.forward(psi, words[t], histories[t] if cached else None, step_factors[t])
             u = torch.mm(z * z, squared_readout_t, out=weights[t])
             if sampling:
                 sampled = sample_outcomes(u / u.sum(1, keepdim=True), uniforms[t])
@@ -230,6 +238,8 @@ class StatevectorSequence(torch.autograd.Function):
             probs,
         )
         ctx.program = program
+        ctx.histories = histories if cached else None
+        ctx.step_factors = step_factors
         measured_out = measured if sampling else measured.clone()
         ctx.mark_non_differentiable(measured_out, minimum)
         return probs.permute(1, 2, 0), measured_out, minimum
@@ -260,11 +270,17 @@ class StatevectorSequence(torch.autograd.Function):
         )
         grad_readout_direct = torch.zeros_like(readout)
         grad_squared_readout = torch.zeros_like(readout)
-        history = states.new_empty(len(program) + 1, batch, width)
+        histories = ctx.histories
+        history = states.new_empty(len(program) + 1, batch, width) if histories is None else None
         grad_psi = states.new_zeros(batch, width)
         for t in range(steps - 1, -1, -1):
-            factors: list[torch.Tensor] = []
-            z = step.forward(states[t], words[t], history, factors)
+            if histories is None:
+                factors: list[torch.Tensor] = []
+                z = step.forward(states[t], words[t], history, factors)
+            else:
+                history, factors = histories[t], ctx.step_factors[t]
+                step.gather(words[t])
+                z = history[-1]
             y = measured[t]
             inverse_norm = inverse_norms[t]
             chosen_readout = readout[y]
