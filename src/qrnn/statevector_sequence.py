@@ -68,9 +68,10 @@ def rotation_program(workspace_size: int, stages: int, order: int) -> tuple[tupl
 
 
 def _halves(state: torch.Tensor, lane: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The amplitudes with workspace lane `lane` at 0 and at 1, as (B, 2^lane, 2^(H-1-lane)) views of (B, 2^H)."""
-    view = state.view(state.shape[0], 2**lane, 2, -1)
-    return view[:, :, 0], view[:, :, 1]
+    """The amplitudes with workspace lane `lane` at 0 and at 1: (..., 2^lane, 2^(H-1-lane)) views of states
+    (..., 2^H)."""
+    view = state.view(*state.shape[:-1], 2**lane, 2, -1)
+    return view[..., 0, :], view[..., 1, :]
 
 
 class _Step:
@@ -79,6 +80,8 @@ class _Step:
 
     A rotation of lane j acts on the pairs (lane j at 0, at 1) of a (B, 2^j, 2, 2^(H-1-j)) view, with the
     coefficients of each sample's input word: the neuron tables are gathered for the whole batch once per step.
+    The buffers and every view of them that a rotation needs are made once per pass, not once per rotation:
+    at the workspace sizes where this path runs, making views costs about as much as the arithmetic.
     """
 
     def __init__(
@@ -88,98 +91,119 @@ class _Step:
         neuron_sin: torch.Tensor,
         layer_cos: torch.Tensor,
         layer_sin: torch.Tensor,
+        batch: int,
     ) -> None:
         self.program = program
         self.neuron_cos, self.neuron_sin = neuron_cos, neuron_sin
-        self.layer_cos, self.layer_sin = layer_cos, layer_sin
-        self.step_cos = self.step_sin = neuron_cos
+        half = neuron_cos.shape[-1]
+        self.step_cos = neuron_cos.new_empty(neuron_cos.shape[0], batch, half)
+        self.step_sin = torch.empty_like(self.step_cos)
+        self.step_grad_cos = torch.empty_like(self.step_cos)
+        self.step_grad_sin = torch.empty_like(self.step_cos)
+        self.layer_product = neuron_cos.new_empty(batch, half)
+        self.buffers = neuron_cos.new_empty(2, batch, 2 * half)
+        lanes = half.bit_length()
+        self.buffer_halves = [[_halves(buffer, lane) for lane in range(lanes)] for buffer in self.buffers]
+        self.coefficients: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.grad_parts: list[tuple[torch.Tensor, torch.Tensor]] = []
+        for kind, index, lane, _ in program:
+            shape = (batch, 2**lane, -1)
+            if kind == "layer":
+                self.coefficients.append((layer_cos[index], layer_sin[index]))
+                self.grad_parts.append((self.layer_product.view(shape), self.layer_product.view(shape)))
+            else:
+                self.coefficients.append((self.step_cos[index].view(shape), self.step_sin[index].view(shape)))
+                self.grad_parts.append(
+                    (self.step_grad_cos[index].view(shape), self.step_grad_sin[index].view(shape))
+                )
+
+    def history_views(self, history: torch.Tensor) -> list[tuple[torch.Tensor, ...]]:
+        """For histories (..., #rotations + 1, B, 2^H): per rotation, the halves of its input and its output."""
+        views = []
+        for k, (_, _, lane, _) in enumerate(self.program):
+            views.append(_halves(history[..., k, :, :], lane) + _halves(history[..., k + 1, :, :], lane))
+        return views
 
     def gather(self, words: torch.Tensor) -> None:
         """This step's coefficients: (#neurons, B, 2^(H-1)) for the samples' input words."""
-        self.step_cos = self.neuron_cos.index_select(1, words)
-        self.step_sin = self.neuron_sin.index_select(1, words)
-
-    def _coefficients(self, kind: str, index: int, lane: int) -> tuple[torch.Tensor, torch.Tensor]:
-        if kind == "layer":
-            return self.layer_cos[index], self.layer_sin[index]
-        batch = self.step_cos.shape[1]
-        return self.step_cos[index].view(batch, 2**lane, -1), self.step_sin[index].view(batch, 2**lane, -1)
+        torch.index_select(self.neuron_cos, 1, words, out=self.step_cos)
+        torch.index_select(self.neuron_sin, 1, words, out=self.step_sin)
 
     def forward(
-        self, state: torch.Tensor, words: torch.Tensor, history: torch.Tensor | None, factors: list[torch.Tensor]
+        self,
+        state: torch.Tensor,
+        words: torch.Tensor,
+        history: torch.Tensor | None,
+        views: list[tuple[torch.Tensor, ...]] | None,
+        factors: list[torch.Tensor],
     ) -> torch.Tensor:
-        """The unnormalised state after the rotations. With `history` (#rotations + 1 x B x 2^H), every
-        rotation's input and the result are written there; `factors` receives the renormalisation factors."""
+        """The unnormalised state after the rotations. With `history` (#rotations + 1 x B x 2^H) and its
+        `history_views`, every rotation's input and the result are written there; `factors` receives the
+        renormalisation factors. Without, the result is one of the step's buffers."""
         self.gather(words)
         if history is not None:
-            buffers = list(history[1:])
-            current = history[0].copy_(state)
+            history[0].copy_(state)
         else:
-            buffers = [torch.empty_like(state), torch.empty_like(state)]
-            current = state
-        for k, (kind, index, lane, renormalise) in enumerate(self.program):
-            after = buffers[k] if history is not None else buffers[k % 2]
-            c, s = self._coefficients(kind, index, lane)
-            low, high = _halves(current, lane)
-            new_low, new_high = _halves(after, lane)
+            self.buffers[0].copy_(state)
+        for k, (kind, _, lane, renormalise) in enumerate(self.program):
+            c, s = self.coefficients[k]
+            if views is not None:
+                low, high, new_low, new_high = views[k]
+            else:
+                (low, high), (new_low, new_high) = self.buffer_halves[k % 2][lane], self.buffer_halves[1 - k % 2][lane]
             torch.mul(low, c, out=new_low)
             new_low.addcmul_(high, s, value=-1)
             torch.mul(high, c, out=new_high)
             new_high.addcmul_(low, s)
             if renormalise:
+                after = history[k + 1] if history is not None else self.buffers[1 - k % 2]
                 factor = torch.rsqrt((after * after).sum(1, keepdim=True))
                 after.mul_(factor)
                 factors.append(factor)
-            current = after
-        return current
+        return history[-1] if history is not None else self.buffers[len(self.program) % 2]
 
     def backward(
         self,
         grad: torch.Tensor,
         words: torch.Tensor,
-        history: torch.Tensor,
+        views: list[tuple[torch.Tensor, ...]],
         factors: list[torch.Tensor],
         grads: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor],
     ) -> torch.Tensor:
-        """The gradient at the step's input from the gradient at its output (overwritten), after `forward` with
-        `history` on the same step; accumulates the tables' gradients into `grads` = (neuron cos, neuron sin,
-        layer cos, layer sin)."""
+        """The gradient at the step's input from the gradient at its output, after `forward` with a history
+        (whose `views` these are) on the same step; accumulates the tables' gradients into `grads` = (neuron
+        cos, neuron sin, layer cos, layer sin). The result is one of the step's buffers."""
         grad_neuron_cos, grad_neuron_sin, grad_layer_cos, grad_layer_sin = grads
-        batch = grad.shape[0]
-        spare = torch.empty_like(grad)
-        step_grad_cos = torch.empty_like(self.step_cos)
-        step_grad_sin = torch.empty_like(self.step_sin)
-        layer_product = grad.new_empty(batch, grad.shape[1] // 2)
+        self.buffers[0].copy_(grad)
+        current = 0
         factor_index = len(factors)
         for k in range(len(self.program) - 1, -1, -1):
             kind, index, lane, renormalise = self.program[k]
             if renormalise:
                 factor_index -= 1
-                grad.mul_(factors[factor_index])
-            c, s = self._coefficients(kind, index, lane)
-            low, high = _halves(history[k], lane)
-            grad_low, grad_high = _halves(grad, lane)
-            shape = (batch, 2**lane, -1)
-            cos_part = (layer_product if kind == "layer" else step_grad_cos[index]).view(shape)
+                self.buffers[current].mul_(factors[factor_index])
+            c, s = self.coefficients[k]
+            low, high = views[k][:2]
+            grad_low, grad_high = self.buffer_halves[current][lane]
+            new_low, new_high = self.buffer_halves[1 - current][lane]
+            cos_part, sin_part = self.grad_parts[k]
             # d/dc: grad_low * low + grad_high * high; d/ds: grad_high * low - grad_low * high.
             torch.mul(grad_low, low, out=cos_part)
             cos_part.addcmul_(grad_high, high)
             if kind == "layer":
-                grad_layer_cos[index] += layer_product.sum()
-            sin_part = (layer_product if kind == "layer" else step_grad_sin[index]).view(shape)
+                grad_layer_cos[index] += self.layer_product.sum()
             torch.mul(grad_high, low, out=sin_part)
             sin_part.addcmul_(grad_low, high, value=-1)
             if kind == "layer":
-                grad_layer_sin[index] += layer_product.sum()
-            new_low, new_high = _halves(spare, lane)
+                grad_layer_sin[index] += self.layer_product.sum()
             torch.mul(grad_low, c, out=new_low)
             new_low.addcmul_(grad_high, s)
             torch.mul(grad_high, c, out=new_high)
             new_high.addcmul_(grad_low, s, value=-1)
-            grad, spare = spare, grad
-        grad_neuron_cos.index_add_(1, words, step_grad_cos)
-        grad_neuron_sin.index_add_(1, words, step_grad_sin)
-        return grad
+            current = 1 - current
+        grad_neuron_cos.index_add_(1, words, self.step_grad_cos)
+        grad_neuron_sin.index_add_(1, words, self.step_grad_sin)
+        return self.buffers[current]
 
 
 class StatevectorSequence(torch.autograd.Function):
@@ -204,7 +228,7 @@ class StatevectorSequence(torch.autograd.Function):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         steps, batch = words.shape
         width = readout.shape[1]
-        step = _Step(program, neuron_cos, neuron_sin, layer_cos, layer_sin)
+        step = _Step(program, neuron_cos, neuron_sin, layer_cos, layer_sin, batch)
         sampling = not bool(postselected.all())
         measured = torch.empty(steps, batch, dtype=torch.long, device=readout.device) if sampling else targets
         squared_readout_t = (readout * readout).T.contiguous()
@@ -214,12 +238,17 @@ class StatevectorSequence(torch.autograd.Function):
         cached = steps * (len(program) + 1) * batch * width * psi.element_size() <= HISTORY_CACHE_BYTES
         histories = psi.new_empty((steps, len(program) + 1, batch, width) if cached else (0,))
         step_factors: list[list[torch.Tensor]] = []
+        all_views = step.history_views(histories) if cached else None
         weights = psi.new_empty(steps, batch, readout.shape[0])
         inverse_norms = psi.new_empty(steps, batch, 1)
         for t in range(steps):
             states[t].copy_(psi)
             step_factors.append([])
-            z = step.forward(psi, words[t], histories[t] if cached else None, step_factors[t])
+            if all_views is not None:
+                views = [tuple(view[t] for view in rotation) for rotation in all_views]
+                z = step.forward(psi, words[t], histories[t], views, step_factors[t])
+            else:
+                z = step.forward(psi, words[t], None, None, step_factors[t])
             u = torch.mm(z * z, squared_readout_t, out=weights[t])
             if sampling:
                 sampled = sample_outcomes(u / u.sum(1, keepdim=True), uniforms[t])
@@ -255,7 +284,7 @@ class StatevectorSequence(torch.autograd.Function):
         program = ctx.program
         steps, batch, width = states.shape
         outcomes = readout.shape[0]
-        step = _Step(program, neuron_cos, neuron_sin, layer_cos, layer_sin)
+        step = _Step(program, neuron_cos, neuron_sin, layer_cos, layer_sin, batch)
         squared_readout = readout * readout
         if grad_probs is None:
             grad_probs = probs.new_zeros(batch, outcomes, steps)
@@ -271,16 +300,22 @@ class StatevectorSequence(torch.autograd.Function):
         grad_readout_direct = torch.zeros_like(readout)
         grad_squared_readout = torch.zeros_like(readout)
         histories = ctx.histories
-        history = states.new_empty(len(program) + 1, batch, width) if histories is None else None
+        if histories is None:
+            history = states.new_empty(len(program) + 1, batch, width)
+            history_views = step.history_views(history)
+        else:
+            all_views = step.history_views(histories)
         grad_psi = states.new_zeros(batch, width)
         for t in range(steps - 1, -1, -1):
             if histories is None:
                 factors: list[torch.Tensor] = []
-                z = step.forward(states[t], words[t], history, factors)
+                views = history_views
+                z = step.forward(states[t], words[t], history, views, factors)
             else:
-                history, factors = histories[t], ctx.step_factors[t]
+                views = [tuple(view[t] for view in rotation) for rotation in all_views]
+                factors = ctx.step_factors[t]
                 step.gather(words[t])
-                z = history[-1]
+                z = histories[t, -1]
             y = measured[t]
             inverse_norm = inverse_norms[t]
             chosen_readout = readout[y]
@@ -295,6 +330,6 @@ class StatevectorSequence(torch.autograd.Function):
             grad_squared_readout.addmm_(step_grad_weights.T, squared_z)
             grad_z = 2 * z * (step_grad_weights @ squared_readout)
             grad_z.addcmul_(scaled_grad, inverse_norm)
-            grad_psi = step.backward(grad_z, words[t], history, factors, grads)
+            grad_psi = step.backward(grad_z, words[t], views, factors, grads)
         grad_readout = grad_readout_direct + 2 * readout * grad_squared_readout
         return (*grads, grad_readout, None, None, None, None, None)
