@@ -75,3 +75,19 @@ def test_training_offers_the_model_methods() -> None:
     assert model.method == "statevector"
     with pytest.raises(QRNNError, match="unknown method 'fast'; valid: auto, kernel, statevector"):
         check_config(TrainConfig(method="fast"))
+
+
+def test_both_ways_of_building_the_angle_tables_give_the_same_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    from qrnn import QRNN
+
+    torch.manual_seed(5)
+    inputs = torch.randint(0, 2, (3, 5, 2))
+    models = []
+    for limit in (2**20, 0):  # the monomial table, then subset sums
+        monkeypatch.setattr("qrnn.cell._MONOMIAL_TABLE_MAX_ENTRIES", limit)
+        model = QRNN(2, 3, 1, 2, 3).double()
+        model.reset_parameters(1.0, 1.0, 1.0, generator=torch.Generator().manual_seed(6))
+        models.append(model)
+    assert models[0].cell.monomials is not None and models[1].cell.monomials is None
+    first, second = (model(inputs, inputs)[0] for model in models)
+    assert torch.allclose(first, second, atol=1e-13)

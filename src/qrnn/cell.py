@@ -26,7 +26,14 @@ from torch import nn
 from qrnn.bits import int_to_bits
 from qrnn.errors import QRNNError
 from qrnn.gates import ry_matrix
-from qrnn.neuron import QuantumNeuron, amplified_amplitudes, subset_sum_angles
+from qrnn.neuron import (
+    QuantumNeuron,
+    amplified_amplitudes,
+    monomial_table,
+    neuron_angles,
+    num_weights,
+    subset_sum_angles,
+)
 from qrnn.statevector import (
     apply_matrix,
     flip_lanes,
@@ -35,6 +42,11 @@ from qrnn.statevector import (
     run_circuit,
     run_rotation_program,
 )
+
+# Up to this many entries (2^(I+H-1) configurations x monomials), the neuron angle tables come from one matrix
+# product with the 0/1 monomial table (fewest operations: the paper's sizes); above, from subset sums
+# (`subset_sum_angles`: O((I+H) 2^(I+H)) time and no monomial table).
+_MONOMIAL_TABLE_MAX_ENTRIES = 2**20
 
 # Largest workspace dimension 2^H for which an rY layer is applied as one dense matrix.
 _DENSE_LAYER_MAX_WIDTH = 256
@@ -109,6 +121,9 @@ class QRNNCell(nn.Module):
         weights = 2 ** torch.arange(input_size - 2, -1, -1) if input_size > 1 else torch.zeros(0, dtype=torch.long)
         self.register_buffer("readout_config", (others * weights).sum(-1), persistent=False)
         self.register_buffer("readout_bit", bits.T.contiguous(), persistent=False)
+        num_sources = input_size + workspace_size - 1
+        small = 2**num_sources * num_weights(num_sources, degree) <= _MONOMIAL_TABLE_MAX_ENTRIES
+        self.register_buffer("monomials", monomial_table(num_sources, degree) if small else None, persistent=False)
 
     @property
     def workspace_neurons(self) -> list[QuantumNeuron]:
@@ -122,8 +137,11 @@ class QRNNCell(nn.Module):
         """(cos^m, sin^m) over the source configurations for a list of neurons, in one batched evaluation."""
         weights = torch.stack([n.weights for n in neurons])
         theta = torch.stack([n.theta for n in neurons])
-        num_sources = self.input_size + self.workspace_size - 1
-        eta = subset_sum_angles(weights, theta, num_sources, self.degree, self.bias)
+        if self.monomials is not None:
+            eta = neuron_angles(weights, theta, self.monomials.to(weights.dtype), self.bias)
+        else:
+            num_sources = self.input_size + self.workspace_size - 1
+            eta = subset_sum_angles(weights, theta, num_sources, self.degree, self.bias)
         return amplified_amplitudes(eta, self.order)
 
     def workspace_tables(self) -> tuple[torch.Tensor, torch.Tensor]:

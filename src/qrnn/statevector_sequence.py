@@ -145,7 +145,7 @@ class _Step:
             history[0].copy_(state)
         else:
             self.buffers[0].copy_(state)
-        for k, (kind, _, lane, renormalise) in enumerate(self.program):
+        for k, (_, _, lane, renormalise) in enumerate(self.program):
             c, s = self.coefficients[k]
             if views is not None:
                 low, high, new_low, new_high = views[k]
