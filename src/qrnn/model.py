@@ -6,6 +6,10 @@ is then `z = kernels[x] @ psi`, `p(y) ~ sum_w (readout[y, w] z[w])^2`, `psi' = r
 (see `QRNNCell.transfer_tables`). The whole sequence runs inside one autograd node (`_SequenceFunction`) with a
 hand-written backward pass: it saves only the per-step workspace vectors (L x B x 2^H), so a thousand-step
 sequence costs megabytes, and the per-step work is a handful of tensor operations for the whole batch.
+
+That is the kernel path, the fastest for small workspaces. Building the kernels costs O(2^I 4^H), so large
+workspaces take the statevector path instead (`qrnn.statevector_sequence`: the same steps, neuron by neuron on
+the B x 2^H amplitudes); `QRNN(method=...)` chooses, by default from a cost model of the shapes.
 """
 
 from __future__ import annotations
