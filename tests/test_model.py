@@ -17,8 +17,10 @@ from qrnn.loss import best_original_loss, nll_loss, original_loss
 DTYPE = torch.float64
 
 
-def random_model(input_size: int, workspace: int, stages: int, order: int, degree: int, seed: int) -> QRNN:
-    model = QRNN(input_size, workspace, stages, order, degree).to(DTYPE)
+def random_model(
+    input_size: int, workspace: int, stages: int, order: int, degree: int, seed: int, method: str = "auto"
+) -> QRNN:
+    model = QRNN(input_size, workspace, stages, order, degree, method=method).to(DTYPE)
     model.reset_parameters(1.0, 1.0, 1.0, generator=torch.Generator().manual_seed(seed))
     return model
 
@@ -27,16 +29,22 @@ def random_bits(batch: int, length: int, width: int, seed: int) -> torch.Tensor:
     return torch.randint(0, 2, (batch, length, width), generator=torch.Generator().manual_seed(seed))
 
 
-@pytest.fixture(params=["grouped", "all-kernels"])
-def layout(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Run a test with each per-step layout of the batch (see `qrnn.model._StepLayout`)."""
-    monkeypatch.setattr("qrnn.model._OPERATION_COST_IN_FLOPS", 0 if request.param == "grouped" else 10**12)
-    return request.param
+@pytest.fixture(params=["kernel-grouped", "kernel-all-kernels", "statevector-cached", "statevector-recomputed"])
+def method(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test on each path: the kernel path with each per-step layout of the batch (see
+    `qrnn.model._StepLayout`), and the statevector path with the backward pass reading the forward pass's
+    cached rotation inputs or recomputing each step. Returns the `method` to construct the model with."""
+    if request.param.startswith("statevector"):
+        if request.param == "statevector-recomputed":
+            monkeypatch.setattr("qrnn.statevector_sequence.HISTORY_CACHE_BYTES", 0)
+        return "statevector"
+    monkeypatch.setattr("qrnn.model._OPERATION_COST_IN_FLOPS", 0 if request.param == "kernel-grouped" else 10**12)
+    return "kernel"
 
 
 @pytest.mark.parametrize("sizes", [(1, 2, 0, 1, 1), (2, 3, 1, 2, 2), (3, 2, 2, 1, 3), (2, 4, 2, 3, 2)], ids=str)
-def test_fast_path_equals_gate_by_gate(sizes: tuple[int, ...], layout: str) -> None:
-    model = random_model(*sizes, seed=sum(sizes))
+def test_fast_path_equals_gate_by_gate(sizes: tuple[int, ...], method: str) -> None:
+    model = random_model(*sizes, seed=sum(sizes), method=method)
     inputs, targets = random_bits(3, 5, sizes[0], 1), random_bits(3, 5, sizes[0], 2)
     probs, measured, minimum = model(inputs, targets)
     slow_probs, slow_minimum = slow_sequence(model, inputs, targets)
@@ -45,8 +53,9 @@ def test_fast_path_equals_gate_by_gate(sizes: tuple[int, ...], layout: str) -> N
     assert math.isclose(minimum, slow_minimum, rel_tol=1e-9)
 
 
-def test_fast_path_equals_explicit_circuits() -> None:
-    model = random_model(2, 2, 1, 2, 2, seed=4)
+@pytest.mark.parametrize("method", ["kernel", "statevector"])
+def test_fast_path_equals_explicit_circuits(method: str) -> None:
+    model = random_model(2, 2, 1, 2, 2, seed=4, method=method)
     inputs, targets = random_bits(2, 4, 2, 5), random_bits(2, 4, 2, 6)
     probs, _, _ = model(inputs, targets)
     explicit_probs, _ = slow_sequence(model, inputs, targets, explicit=True)
@@ -54,7 +63,7 @@ def test_fast_path_equals_explicit_circuits() -> None:
 
 
 def test_lane_by_lane_rotation_layers_equal_dense_ones(monkeypatch: pytest.MonkeyPatch) -> None:
-    model = random_model(2, 3, 2, 2, 2, seed=8)
+    model = random_model(2, 3, 2, 2, 2, seed=8, method="kernel")
     inputs, targets = random_bits(4, 6, 2, 9), random_bits(4, 6, 2, 10)
     dense_probs, _, _ = model(inputs, targets)
     monkeypatch.setattr(qrnn.cell, "_DENSE_LAYER_MAX_WIDTH", 0)
@@ -62,8 +71,8 @@ def test_lane_by_lane_rotation_layers_equal_dense_ones(monkeypatch: pytest.Monke
     assert torch.allclose(dense_probs, lane_probs, atol=1e-13)
 
 
-def test_batched_equals_one_by_one() -> None:
-    model = random_model(3, 3, 1, 2, 2, seed=11)
+def test_batched_equals_one_by_one(method: str) -> None:
+    model = random_model(3, 3, 1, 2, 2, seed=11, method=method)
     inputs, targets = random_bits(5, 7, 3, 12), random_bits(5, 7, 3, 13)
     probs, _, _ = model(inputs, targets)
     for b in range(5):
@@ -72,9 +81,10 @@ def test_batched_equals_one_by_one() -> None:
         assert torch.allclose(probs[b], single, atol=1e-14)
 
 
-def test_gradients_match_finite_differences(layout: str) -> None:
-    model = random_model(2, 2, 1, 2, 2, seed=21)
-    inputs, targets = random_bits(3, 5, 2, 22), random_bits(3, 5, 2, 23)
+@pytest.mark.parametrize("sizes", [(2, 2, 1, 2, 2), (1, 4, 2, 3, 3)], ids=str)
+def test_gradients_match_finite_differences(sizes: tuple[int, ...], method: str) -> None:
+    model = random_model(*sizes, seed=21, method=method)
+    inputs, targets = random_bits(3, 5, sizes[0], 22), random_bits(3, 5, sizes[0], 23)
     words = bits_to_int(targets[:, 1:])
     scored = torch.rand(3, 4, generator=torch.Generator().manual_seed(1)) < 0.7
     parameters = list(model.parameters())
@@ -101,8 +111,9 @@ def test_gradients_match_finite_differences(layout: str) -> None:
         loss_of(*base)
 
 
-def test_sampling_follows_the_distribution() -> None:
-    model = random_model(2, 2, 1, 1, 2, seed=31)
+@pytest.mark.parametrize("method", ["kernel", "statevector"])
+def test_sampling_follows_the_distribution(method: str) -> None:
+    model = random_model(2, 2, 1, 1, 2, seed=31, method=method)
     inputs = random_bits(1, 3, 2, 32).expand(20000, 3, 2)
     targets = random_bits(1, 3, 2, 33).expand(20000, 3, 2)
     probs, measured, minimum = model(inputs, targets, postselect=False, generator=torch.Generator().manual_seed(5))
@@ -119,8 +130,8 @@ def test_sampling_follows_the_distribution() -> None:
             assert torch.allclose(rows, rows[0].expand_as(rows), atol=1e-14)
 
 
-def test_sampling_is_seeded_and_postselection_callable_mixes(layout: str) -> None:
-    model = random_model(2, 3, 1, 2, 2, seed=41)
+def test_sampling_is_seeded_and_postselection_callable_mixes(method: str) -> None:
+    model = random_model(2, 3, 1, 2, 2, seed=41, method=method)
     inputs, targets = random_bits(6, 8, 2, 42), random_bits(6, 8, 2, 43)
     first = model(inputs, targets, postselect=False, generator=torch.Generator().manual_seed(9))
     second = model(inputs, targets, postselect=False, generator=torch.Generator().manual_seed(9))
@@ -231,8 +242,43 @@ def test_too_large_a_pass_fails_before_allocating(monkeypatch: pytest.MonkeyPatc
         model(bits, bits)
 
 
-def test_float32_matches_float64() -> None:
-    model = random_model(2, 4, 2, 2, 2, seed=61)
+def test_auto_picks_the_path_that_fits_and_the_check_estimates_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    small, large = QRNN(2, 6, 2), QRNN(2, 13, 1)
+    assert small.choose_method(160, 5) == "kernel"  # the paper's umap shape
+    assert QRNN(3, 5, 1).choose_method(128, 1000) == "kernel"  # DNA at length 1000
+    assert QRNN(2, 16, 1).choose_method(16, 20) == "statevector"
+    # Workspace 13: the kernels alone need 2^2 x 4^13 x 4 bytes x (#rotations) (tens of GiB); the statevector
+    # path fits easily, so auto runs it where only 1 GiB is free, and only the forced kernel path is refused.
+    assert large.estimate_memory_bytes(4, 3, "kernel") > 32 * 2**30
+    assert large.estimate_memory_bytes(4, 3, "statevector") < 2**27
+    monkeypatch.setattr("qrnn.model._available_memory", lambda device: 2**30)
+    bits = random_bits(4, 3, 2, 81)
+    probs, _, _ = large(bits, bits)
+    assert probs.shape == (4, 4, 2) and torch.allclose(probs.sum(1), torch.ones(4, 2))
+    large.method = "kernel"
+    with pytest.raises(QRNNError, match=r"by the kernel method needs about"):
+        large(bits, bits)
+
+
+def test_method_must_be_known() -> None:
+    with pytest.raises(QRNNError, match="method must be one of auto, kernel, statevector, got 'fast'"):
+        QRNN(2, 2, 1, method="fast")
+
+
+def test_statevector_path_renormalises_at_high_order_in_float32() -> None:
+    # Order 6: every neuron may shrink the norm by 2^-31.5, so 12 neurons would take float32 to zero.
+    model = random_model(1, 6, 1, 6, 2, seed=91, method="statevector")
+    inputs, targets = random_bits(3, 4, 1, 92), random_bits(3, 4, 1, 93)
+    probs64, _, _ = model(inputs, targets)
+    probs32, _, _ = model.float()(inputs, targets)
+    loss = original_loss(probs32, bits_to_int(targets[:, 1:]))
+    loss.backward()
+    assert torch.isfinite(probs32).all() and all(torch.isfinite(p.grad).all() for p in model.parameters())
+    assert torch.allclose(probs32.double(), probs64, atol=1e-4)
+
+
+def test_float32_matches_float64(method: str) -> None:
+    model = random_model(2, 4, 2, 2, 2, seed=61, method=method)
     inputs, targets = random_bits(4, 20, 2, 62), random_bits(4, 20, 2, 63)
     probs64, _, _ = model(inputs, targets)
     probs32, _, _ = model.float()(inputs, targets)
@@ -241,9 +287,16 @@ def test_float32_matches_float64() -> None:
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
-def test_cuda_matches_cpu() -> None:
-    model = random_model(2, 3, 1, 2, 2, seed=71)
+@pytest.mark.parametrize("method", ["kernel", "statevector"])
+def test_cuda_matches_cpu(method: str) -> None:
+    model = random_model(2, 3, 1, 2, 2, seed=71, method=method)
     inputs, targets = random_bits(4, 6, 2, 72), random_bits(4, 6, 2, 73)
     probs, _, _ = model(inputs, targets)
+    (probs * probs).sum().backward()
+    grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
     probs_cuda, _, _ = model.cuda()(inputs.cuda(), targets.cuda())
+    (probs_cuda * probs_cuda).sum().backward()
     assert torch.allclose(probs_cuda.cpu(), probs, atol=1e-12)
+    for grad, parameter in zip(grads, model.parameters(), strict=True):
+        assert torch.allclose(parameter.grad.cpu(), grad, atol=1e-10)

@@ -18,11 +18,17 @@ def _relative_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
     return float((actual.detach() - expected).abs().max() / expected.abs().max().clamp_min(1e-300))
 
 
+@pytest.mark.parametrize("method", ["kernel", "statevector", "statevector-recomputed"])
 @pytest.mark.parametrize("dtype,tolerance", [(torch.float64, 1e-9), (torch.float32, 1e-4)])
 @pytest.mark.parametrize("path", REFERENCE_FILES, ids=lambda p: p.stem)
-def test_matches_reference(path, dtype: torch.dtype, tolerance: float) -> None:
+def test_matches_reference(
+    path, dtype: torch.dtype, tolerance: float, method: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     reference = load_reference(path)
     model = reference_model(reference, dtype)
+    model.method = method.removesuffix("-recomputed")
+    if method.endswith("-recomputed"):  # the backward pass recomputes each step instead of reading a cache
+        monkeypatch.setattr("qrnn.statevector_sequence.HISTORY_CACHE_BYTES", 0)
     inputs = torch.tensor(reference["inputs"])
     targets = torch.tensor(reference["targets"])
     probs, measured, minimum = model(inputs, targets, postselect=True)

@@ -1,7 +1,9 @@
 """`qrnn bench`: time full training steps (forward with postselection on the targets, the loss, backward,
 gradient clipping, optimizer step) on random data of the shapes the paper's experiments use.
 
-Each configuration runs in a fresh subprocess so that its peak resident memory is its own.
+Each configuration runs in a fresh subprocess so that its peak resident memory is its own. The `ws*` rows are
+large workspaces (the statevector path's territory); `--method` forces one way of running a pass (default auto).
+On CUDA the peak of allocated GPU memory is reported as well (`--device cuda`: not yet run on a GPU by us).
 """
 
 from __future__ import annotations
@@ -41,13 +43,26 @@ CONFIGS = {
         BenchConfig("elman-letter", 3, 4, 2, 2, 2, 16, 36, 0.8),
         BenchConfig("dna500", 3, 5, 1, 2, 3, 128, 500, 92.0),
         BenchConfig("dna1000", 3, 5, 1, 2, 3, 128, 1000, None),
+        # The original's times for ws6-ws12: issue 11's side-by-side run on the same kind of machine.
+        BenchConfig("ws6", 2, 6, 1, 2, 2, 16, 20, 0.574),
+        BenchConfig("ws8", 2, 8, 1, 2, 2, 16, 20, 0.587),
+        BenchConfig("ws10", 2, 10, 1, 2, 2, 16, 20, 0.896),
+        BenchConfig("ws12", 2, 12, 1, 2, 2, 16, 20, 4.6),
+        BenchConfig("ws16", 2, 16, 1, 2, 2, 16, 20, None),
+        BenchConfig("ws20", 2, 20, 1, 2, 2, 4, 10, None),
     ]
 }
-DEFAULT_CONFIGS = ["umap", "mnist01", "dna100", "elman-letter", "dna500", "dna1000"]
+# ws6, ws8 (the scaling figure's small end), ws16 and ws20 (seconds to a minute per step) run by name.
+DEFAULT_CONFIGS = ["umap", "mnist01", "dna100", "elman-letter", "dna500", "dna1000", "ws10", "ws12"]
+# A step slower than this gets one warm-up step and may be timed once.
+_SLOW_STEP_SECONDS = 5.0
 
 
-def time_config(config: BenchConfig, device: str, dtype: str, repeats: int, seed: int = 0) -> dict[str, object]:
-    """Median seconds per training step of `config` and the process's peak resident memory."""
+def time_config(
+    config: BenchConfig, device: str, dtype: str, repeats: int, seed: int = 0, method: str = "auto"
+) -> dict[str, object]:
+    """Median seconds per training step of `config`, the method the model ran, and the process's peak resident
+    memory (and peak CUDA memory on a GPU)."""
     import resource
 
     import torch
@@ -57,7 +72,7 @@ def time_config(config: BenchConfig, device: str, dtype: str, repeats: int, seed
     from qrnn.model import QRNN
 
     generator = torch.Generator().manual_seed(seed)
-    model = QRNN(config.input_size, config.workspace_size, config.stages, config.order, config.degree)
+    model = QRNN(config.input_size, config.workspace_size, config.stages, config.order, config.degree, method=method)
     model.reset_parameters(generator=generator)
     model = model.to(device=device, dtype=getattr(torch, dtype))
     optimizer = torch.optim.AdamW(model.parameters(), lr=0.01)
@@ -76,7 +91,10 @@ def time_config(config: BenchConfig, device: str, dtype: str, repeats: int, seed
         if device.startswith("cuda"):
             torch.cuda.synchronize()
 
-    for _ in range(2):
+    start = time.perf_counter()
+    step()
+    slow = time.perf_counter() - start > _SLOW_STEP_SECONDS
+    if not slow:
         step()
     times = []
     budget_end = time.perf_counter() + 20.0
@@ -84,7 +102,7 @@ def time_config(config: BenchConfig, device: str, dtype: str, repeats: int, seed
         start = time.perf_counter()
         step()
         times.append(time.perf_counter() - start)
-        if time.perf_counter() > budget_end and len(times) >= 3:
+        if time.perf_counter() > budget_end and len(times) >= (1 if slow else 3):
             break
     seconds = statistics.median(times)
     return {
@@ -92,6 +110,8 @@ def time_config(config: BenchConfig, device: str, dtype: str, repeats: int, seed
         "seconds_per_step": seconds,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "runs": len(times),
+        "method": model.choose_method(config.batch, config.length),
+        "peak_cuda_mb": torch.cuda.max_memory_allocated() / 2**20 if device.startswith("cuda") else None,
         "threads": torch.get_num_threads(),
         "device": device,
         "dtype": dtype,
@@ -117,7 +137,7 @@ def run_bench(args: argparse.Namespace) -> int:
     if not args.json:
         print(
             f"{'name':<13} {'I':>2} {'H':>2} {'S':>2} {'k':>2} {'d':>2} {'B':>4} {'L':>5} "
-            f"{'s/step':>9} {'original':>9} {'speedup':>8} {'peak RSS MB':>12}"
+            f"{'s/step':>9} {'original':>9} {'speedup':>8} {'peak RSS MB':>12} {'method':>12}"
         )
     for name in names:
         command = [
@@ -132,6 +152,8 @@ def run_bench(args: argparse.Namespace) -> int:
             args.dtype,
             "--repeats",
             str(args.repeats),
+            "--method",
+            args.method,
         ]
         result = subprocess.run(command, capture_output=True, text=True)
         if result.returncode != 0:
@@ -148,7 +170,7 @@ def run_bench(args: argparse.Namespace) -> int:
             f"{name:<13} {row['input_size']:>2} {row['workspace_size']:>2} {row['stages']:>2} "
             f"{row['order']:>2} {row['degree']:>2} {row['batch']:>4} {row['length']:>5} "
             f"{row['seconds_per_step'] * 1000:>7.1f}ms "
-            f"{original_text:>9} {speedup_text:>8} {row['peak_rss_mb']:>12.0f}",
+            f"{original_text:>9} {speedup_text:>8} {row['peak_rss_mb']:>12.0f} {row['method']:>12}",
             flush=True,
         )
     return 0
@@ -171,6 +193,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     parser.add_argument("--repeats", type=int, default=15, help="timed steps per config (median reported)")
+    parser.add_argument(
+        "--method", default="auto", choices=["auto", "kernel", "statevector"], help="how a pass runs (see qrnn.QRNN)"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object per config")
     parser.set_defaults(func=run_bench)
 
@@ -181,8 +206,9 @@ def _child_main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--method", default="auto")
     args = parser.parse_args()
-    print(json.dumps(time_config(CONFIGS[args.child], args.device, args.dtype, args.repeats)))
+    print(json.dumps(time_config(CONFIGS[args.child], args.device, args.dtype, args.repeats, method=args.method)))
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@ workspace lane, then a neuron onto each workspace lane); flip the I/O lanes by x
 neuron onto each I/O lane); measure or postselect the I/O word y; flip by y so the I/O lanes are zero again.
 Every neuron reads all other lanes: the workspace lanes, then the I/O lanes, in lane order.
 
-Two facts make the step cheap, and `transfer_tables` exploits them:
+Two facts make the step cheap, and `transfer_tables` (the kernel path) and `workspace_tables` with
+`readout_table` (the statevector path, `qrnn.statevector_sequence`) exploit them:
 - During the input and work stages the I/O lanes hold the classical word x, so those stages are, per input
   word, one linear map of the 2^H workspace amplitudes (`kernels[x]`), renormalised once at the end.
 - The output stage starts with all I/O lanes at 0, so output neuron j meets lane j in |0> and only scales
@@ -25,7 +26,14 @@ from torch import nn
 from qrnn.bits import int_to_bits
 from qrnn.errors import QRNNError
 from qrnn.gates import ry_matrix
-from qrnn.neuron import QuantumNeuron, amplified_amplitudes, monomial_table, neuron_angles
+from qrnn.neuron import (
+    QuantumNeuron,
+    amplified_amplitudes,
+    monomial_table,
+    neuron_angles,
+    num_weights,
+    subset_sum_angles,
+)
 from qrnn.statevector import (
     apply_matrix,
     flip_lanes,
@@ -34,6 +42,11 @@ from qrnn.statevector import (
     run_circuit,
     run_rotation_program,
 )
+
+# Up to this many entries (2^(I+H-1) configurations x monomials), the neuron angle tables come from one matrix
+# product with the 0/1 monomial table (fewest operations: the paper's sizes); above, from subset sums
+# (`subset_sum_angles`: O((I+H) 2^(I+H)) time and no monomial table).
+_MONOMIAL_TABLE_MAX_ENTRIES = 2**20
 
 # Largest workspace dimension 2^H for which an rY layer is applied as one dense matrix.
 _DENSE_LAYER_MAX_WIDTH = 256
@@ -99,8 +112,6 @@ class QRNNCell(nn.Module):
         self.input_stage = nn.ModuleList([neuron(lane) for lane in work_lanes])
         self.work_stages = nn.ModuleList([WorkStage([neuron(lane) for lane in work_lanes]) for _ in range(stages)])
         self.output_stage = nn.ModuleList([neuron(lane) for lane in io_lanes])
-        num_sources = input_size + workspace_size - 1
-        self.register_buffer("monomials", monomial_table(num_sources, degree), persistent=False)
         # For output neuron j and outcome y: the configuration of the other I/O lanes it sees (the bits of y
         # below j, zeros above, as an integer over the I-1 other lanes) and the bit y_j it writes.
         outcomes = torch.arange(2**input_size)
@@ -110,6 +121,9 @@ class QRNNCell(nn.Module):
         weights = 2 ** torch.arange(input_size - 2, -1, -1) if input_size > 1 else torch.zeros(0, dtype=torch.long)
         self.register_buffer("readout_config", (others * weights).sum(-1), persistent=False)
         self.register_buffer("readout_bit", bits.T.contiguous(), persistent=False)
+        num_sources = input_size + workspace_size - 1
+        small = 2**num_sources * num_weights(num_sources, degree) <= _MONOMIAL_TABLE_MAX_ENTRIES
+        self.register_buffer("monomials", monomial_table(num_sources, degree) if small else None, persistent=False)
 
     @property
     def workspace_neurons(self) -> list[QuantumNeuron]:
@@ -123,26 +137,51 @@ class QRNNCell(nn.Module):
         """(cos^m, sin^m) over the source configurations for a list of neurons, in one batched evaluation."""
         weights = torch.stack([n.weights for n in neurons])
         theta = torch.stack([n.theta for n in neurons])
-        eta = neuron_angles(weights, theta, self.monomials.to(weights.dtype), self.bias)
+        if self.monomials is not None:
+            eta = neuron_angles(weights, theta, self.monomials.to(weights.dtype), self.bias)
+        else:
+            num_sources = self.input_size + self.workspace_size - 1
+            eta = subset_sum_angles(weights, theta, num_sources, self.degree, self.bias)
         return amplified_amplitudes(eta, self.order)
+
+    def workspace_tables(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(cos^m, sin^m) of every workspace neuron, in the order they act: 2 tables (#neurons x 2^I x 2^(H-1)).
+
+        Entry [n, x, c] is for input word x and the configuration c of the other workspace lanes (in lane
+        order, top bit first): a workspace neuron's sources are the other workspace lanes, then the I/O lanes.
+        """
+        cos_all, sin_all = self._tables(self.workspace_neurons)
+        shape = (-1, 2 ** (self.workspace_size - 1), 2**self.input_size)
+        return cos_all.reshape(shape).transpose(1, 2), sin_all.reshape(shape).transpose(1, 2)
+
+    def readout_table(self) -> torch.Tensor:
+        """`readout` (2^I x 2^H): the amplitude of outcome y after the output stage is `readout[y] * z` for the
+        workspace state z (unnormalised; p(y) = |readout[y] * z|^2 / sum over y)."""
+        I, W, X = self.input_size, 2**self.workspace_size, 2**self.input_size
+        cos_out, sin_out = self._tables(list(self.output_stage))
+        cos_out = cos_out.reshape(I, W, X // 2)
+        sin_out = sin_out.reshape(I, W, X // 2)
+        lanes = torch.arange(I, device=self.readout_bit.device).unsqueeze(1)
+        chosen = torch.where(
+            self.readout_bit.unsqueeze(-1).bool(),
+            sin_out[lanes, :, self.readout_config],
+            cos_out[lanes, :, self.readout_config],
+        )
+        return chosen.prod(dim=0)
 
     def transfer_tables(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The step as two small tables, differentiable in the parameters.
 
         `kernels` (2^I x 2^H x 2^H): for input word x and workspace state psi, the unnormalised workspace state
         after the input and work stages is `kernels[x] @ psi`.
-        `readout` (2^I x 2^H): the amplitude of outcome y after the output stage is `readout[y] * z` for the
-        workspace state z (unnormalised; p(y) = |readout[y] * z|^2 / sum over y).
+        `readout`: `readout_table()`.
         """
         I, H = self.input_size, self.workspace_size
         X, W = 2**I, 2**H
         dtype = self.output_stage[0].weights.dtype
-        device = self.monomials.device
-        cos_all, sin_all = self._tables(self.workspace_neurons)
-        # A workspace neuron's sources are the other workspace lanes then the I/O lanes, so its table reshapes
-        # to (other workspace bits, x); x goes first, one group of kernel columns per input word.
-        neuron_cos = cos_all.reshape(-1, W // 2, X).transpose(1, 2)
-        neuron_sin = sin_all.reshape(-1, W // 2, X).transpose(1, 2)
+        device = self.readout_bit.device
+        # x goes first in the neuron tables: one group of kernel columns per input word.
+        neuron_cos, neuron_sin = self.workspace_tables()
         # An rY layer is the same for every input word: as one dense Kronecker product while 2^H is small
         # (a matrix product beats H passes over memory), else lane by lane.
         dense_layers = W <= _DENSE_LAYER_MAX_WIDTH
@@ -171,16 +210,7 @@ class QRNNCell(nn.Module):
         identity = torch.eye(W, dtype=dtype, device=device).expand(X, W, W)
         kernels = run_rotation_program(identity, program, cos_tables, sin_tables, dense)
 
-        cos_out, sin_out = self._tables(list(self.output_stage))
-        cos_out = cos_out.reshape(I, W, X // 2)
-        sin_out = sin_out.reshape(I, W, X // 2)
-        lanes = torch.arange(I, device=device).unsqueeze(1)
-        chosen = torch.where(
-            self.readout_bit.unsqueeze(-1).bool(),
-            sin_out[lanes, :, self.readout_config],
-            cos_out[lanes, :, self.readout_config],
-        )
-        return kernels, chosen.prod(dim=0)
+        return kernels, self.readout_table()
 
     # ---- the slow reference: the same step, gate by gate, on the full register ----
 

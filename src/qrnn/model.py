@@ -6,6 +6,10 @@ is then `z = kernels[x] @ psi`, `p(y) ~ sum_w (readout[y, w] z[w])^2`, `psi' = r
 (see `QRNNCell.transfer_tables`). The whole sequence runs inside one autograd node (`_SequenceFunction`) with a
 hand-written backward pass: it saves only the per-step workspace vectors (L x B x 2^H), so a thousand-step
 sequence costs megabytes, and the per-step work is a handful of tensor operations for the whole batch.
+
+That is the kernel path, the fastest for small workspaces. Building the kernels costs O(2^I 4^H), so large
+workspaces take the statevector path instead (`qrnn.statevector_sequence`: the same steps, neuron by neuron on
+the B x 2^H amplitudes); `QRNN(method=...)` chooses, by default from a cost model of the shapes.
 """
 
 from __future__ import annotations
@@ -20,11 +24,20 @@ from qrnn.bits import bits_to_int, int_to_bits
 from qrnn.cell import QRNNCell
 from qrnn.errors import QRNNError
 from qrnn.sequences import Postselect, check_sequences, postselection_mask, sample_outcomes, sampling_uniforms
+from qrnn.statevector_sequence import HISTORY_CACHE_BYTES, StatevectorSequence, rotation_program
+
+# The ways to run a sequence (see `QRNN`): "auto" picks the cheaper of the other two for each pass.
+METHODS = ("auto", "kernel", "statevector")
 
 # The per-step products psi[b] @ kernels[x_b]^T run either as one product with all kernels followed by a gather
 # (few words, small kernels: fewer operations) or one product per group of samples sharing a word (the batch
 # sorted by word at every step: fewer flops). One extra small operation costs about this many multiply-adds.
 _OPERATION_COST_IN_FLOPS = 160_000
+
+# For `QRNN.estimate_cost`: a matrix product's multiply-add and one tensor operation's fixed cost, in elementwise
+# operations on single numbers.
+_MATMUL_COST = 0.1
+_OPERATION_COST = 5_000
 
 
 class _StepLayout:
@@ -215,6 +228,11 @@ class QRNN(nn.Module):
     `stages` work stages, neurons of amplification `order` and polynomial `degree`, each with the fixed `bias`
     (pi/2 in the paper). Float32 by default; `.double()` for float64; any device. Call it as
     `probs, measured, min_postselection_probability = model(inputs, targets, postselect=True)`.
+
+    `method` says how a pass runs; every method computes the same function. "kernel" builds one 2^H x 2^H map
+    per input word per pass (`QRNNCell.transfer_tables`; fastest for small workspaces, O(2^I 4^H) memory),
+    "statevector" applies the neurons one by one to the B x 2^H amplitudes (`qrnn.statevector_sequence`;
+    O(B 2^H) per neuron), and "auto" picks by a cost model of the shapes (`choose_method`).
     """
 
     def __init__(
@@ -225,9 +243,13 @@ class QRNN(nn.Module):
         order: int = 2,
         degree: int = 2,
         bias: float = math.pi / 2,
+        method: str = "auto",
     ) -> None:
         super().__init__()
+        if method not in METHODS:
+            raise QRNNError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
         self.cell = QRNNCell(input_size, workspace_size, stages, order, degree, bias)
+        self.method = method
 
     @property
     def config(self) -> dict[str, Any]:
@@ -330,26 +352,81 @@ class QRNN(nn.Module):
 
     # ---- running sequences ----
 
-    def estimate_memory_bytes(self, batch: int, length: int) -> int:
-        """Bytes a forward and backward pass of this size holds at its peak (an upper estimate)."""
+    def estimate_memory_bytes(self, batch: int, length: int, method: str | None = None) -> int:
+        """Bytes a forward and backward pass of this size holds at its peak (an upper estimate), for `method`
+        ("kernel" or "statevector"; default: the one `choose_method` picks)."""
+        method = method or self.choose_method(batch, length)
         itemsize = self.cell.output_stage[0].weights.element_size()
         c = self.cell
         words, width = 2**c.input_size, 2**c.workspace_size
-        # Saved per step: the sorted input states, outputs, kernel products and their gradients (5 vectors of
-        # 2^H), the outcome weights, probabilities and their gradients (4 of 2^I), and three index rows.
-        per_step = batch * (5 * width + 4 * words) * itemsize + 3 * batch * 8
-        # The kernel construction keeps every intermediate kernel (one per rotation or layer) for its backward.
-        operations = (1 + c.stages) * c.workspace_size + c.stages * c.workspace_size
-        tables = (operations + 4) * words * width * width * itemsize
-        return length * per_step + tables
+        neurons = (1 + c.stages) * c.workspace_size
+        # The output neurons' tables, their intermediates and gradients, and the readout.
+        readout = 8 * c.input_size * words * width * itemsize
+        if method == "kernel":
+            # Saved per step: the sorted input states, outputs, kernel products and their gradients (5 vectors
+            # of 2^H), the outcome weights, probabilities and their gradients (4 of 2^I), and three index rows.
+            per_step = batch * (5 * width + 4 * words) * itemsize + 3 * batch * 8
+            # The kernel construction keeps every intermediate kernel (one per rotation or layer) for its
+            # backward.
+            operations = neurons + c.stages * c.workspace_size
+            tables = (operations + 4) * words * width * width * itemsize
+            return length * per_step + tables + readout
+        # Saved per step: the input state, the outcome weights, probabilities and their gradients, indices.
+        per_step = batch * (width + 4 * words) * itemsize + 3 * batch * 8
+        # One step's working set in the backward pass: every rotation's input, the step's gathered neuron
+        # coefficients and their gradients (2 x #neurons states), and a few more states; and the cache of every
+        # step's rotation inputs where it is small enough.
+        rotations = neurons + c.stages * c.workspace_size
+        working = (rotations + 2 * neurons + 8) * batch * width * itemsize
+        cache = length * (rotations + 1) * batch * width * itemsize
+        working += cache if cache <= HISTORY_CACHE_BYTES else 0
+        # The neuron tables (2^I x 2^(H-1) each): eta, cos^m, sin^m and their gradients, with the temporaries
+        # of building them.
+        tables = 10 * neurons * words * (width // 2) * itemsize
+        return length * per_step + working + tables + readout
 
-    def _check_memory(self, batch: int, length: int, device: torch.device) -> None:
-        need = self.estimate_memory_bytes(batch, length)
+    def estimate_cost(self, batch: int, length: int, method: str) -> float:
+        """A relative cost of a training step (forward and backward) by `method`: elementwise operations on
+        single numbers, with matrix products and the fixed cost of each tensor operation in the same unit
+        (fitted to timings on a 2-core CPU; only the comparison between methods matters)."""
+        c = self.cell
+        X, W, H, S = 2**c.input_size, 2**c.workspace_size, c.workspace_size, c.stages
+        steps = length - 1
+        neurons = (1 + S) * H
+        tables = neurons * X * (W // 2) * (c.input_size + H + 12)
+        if method == "kernel":
+            dense = W <= 256
+            rotations = neurons + (0 if dense else S * H)
+            build = 6 * X * W * W * rotations + (S * X * W**3 * _MATMUL_COST if dense else 0)
+            build += _OPERATION_COST * 20 * (rotations + S)
+            # One product with a kernel forward and one backward per step and sample, and the kernels' gradient.
+            apply = 3 * steps * batch * W * W * _MATMUL_COST + steps * _OPERATION_COST * (20 + 4 * min(X, batch))
+            return tables + build + apply
+        rotations = neurons + S * H
+        per_step = rotations * (14 * batch * W + 26 * _OPERATION_COST) + 40 * _OPERATION_COST
+        return tables + steps * per_step
+
+    def choose_method(self, batch: int, length: int) -> str:
+        """The method a pass of this size runs: `self.method`, or for "auto" the cheaper by `estimate_cost`
+        among those that fit in the free memory (the cheaper one when neither fits)."""
+        if self.method != "auto":
+            return self.method
+        ranked = sorted(("kernel", "statevector"), key=lambda m: self.estimate_cost(batch, length, m))
+        available = _available_memory(self.cell.readout_bit.device)
+        if available is not None:
+            for method in ranked:
+                if self.estimate_memory_bytes(batch, length, method) <= available:
+                    return method
+        return ranked[0]
+
+    def _check_memory(self, batch: int, length: int, device: torch.device, method: str) -> None:
+        need = self.estimate_memory_bytes(batch, length, method)
         available = _available_memory(device)
         if available is not None and need > available:
             raise QRNNError(
-                f"a pass over batch {batch} x length {length} needs about {need / 2**30:.1f} GiB, but only "
-                f"{available / 2**30:.1f} GiB is free on {device}; use a smaller batch or shorter sequences"
+                f"a pass over batch {batch} x length {length} by the {method} method needs about "
+                f"{need / 2**30:.1f} GiB, but only {available / 2**30:.1f} GiB is free on {device}; use a smaller "
+                "batch or shorter sequences"
             )
 
     def forward(
@@ -371,8 +448,9 @@ class QRNN(nn.Module):
         unbatched = inputs.dim() == 2
         inputs, targets = check_sequences(inputs, targets, self.cell.input_size)
         batch, length, _ = inputs.shape
-        device = self.cell.monomials.device
-        self._check_memory(batch, length, device)
+        device = self.cell.readout_bit.device
+        method = self.choose_method(batch, length)
+        self._check_memory(batch, length, device, method)
         words = bits_to_int(inputs[:, :-1]).T.contiguous().to(device)
         target_words = bits_to_int(targets[:, 1:]).T.contiguous().to(device)
         postselected = postselection_mask(postselect, targets, device)
@@ -381,14 +459,41 @@ class QRNN(nn.Module):
             uniforms = torch.empty(0, dtype=dtype, device=device)
         else:
             uniforms = sampling_uniforms(length - 1, batch, generator, device, dtype)
-        kernels, readout = self.cell.transfer_tables()
-        probs, measured, minimum = _SequenceFunction.apply(
-            kernels, readout, words, target_words, postselected, uniforms
-        )
+        if method == "kernel":
+            kernels, readout = self.cell.transfer_tables()
+            probs, measured, minimum = _SequenceFunction.apply(
+                kernels, readout, words, target_words, postselected, uniforms
+            )
+        else:
+            probs, measured, minimum = self._statevector_pass(words, target_words, postselected, uniforms)
         measured_bits = int_to_bits(measured.T, self.cell.input_size)
         if unbatched:
             return probs[0], measured_bits[0], float(minimum)
         return probs, measured_bits, float(minimum)
+
+
+    def _statevector_pass(
+        self, words: torch.Tensor, targets: torch.Tensor, postselected: torch.Tensor, uniforms: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        c = self.cell
+        neuron_cos, neuron_sin = c.workspace_tables()
+        if c.stages:
+            halves = torch.cat([stage.rotations for stage in c.work_stages]) / 2
+        else:
+            halves = neuron_cos.new_zeros(0)
+        program = rotation_program(c.workspace_size, c.stages, c.order)
+        return StatevectorSequence.apply(
+            neuron_cos.contiguous(),
+            neuron_sin.contiguous(),
+            torch.cos(halves),
+            torch.sin(halves),
+            c.readout_table(),
+            words,
+            targets,
+            postselected,
+            uniforms,
+            program,
+        )
 
 
 def _available_memory(device: torch.device) -> int | None:

@@ -53,6 +53,33 @@ def neuron_angles(weights: torch.Tensor, theta: torch.Tensor, monomials: torch.T
     return 0.5 * (weights @ monomials.T + theta.unsqueeze(-1) + bias)
 
 
+@functools.cache
+def subset_positions(num_sources: int, degree: int) -> tuple[int, ...]:
+    """Each monomial's subset of source positions as an index into a table over source configurations: the
+    configuration with exactly those sources at 1 (source position 0 the most significant bit)."""
+    return tuple(sum(1 << (num_sources - 1 - i) for i in subset) for subset in source_subsets(num_sources, degree))
+
+
+def subset_sum_angles(
+    weights: torch.Tensor, theta: torch.Tensor, num_sources: int, degree: int, bias: float
+) -> torch.Tensor:
+    """The same table as `neuron_angles`, weights (..., #monomials), theta (...) -> (..., 2^n), in O(n 2^n)
+    instead of O(2^n #monomials) and without the monomial table.
+
+    eta(x) sums the weights of the subsets of x's one-bits. So put each weight at its subset's configuration
+    (and theta + bias at the empty subset) and take subset sums, one source axis at a time: along an axis of
+    size 2, the sum over "bit 0 or 1" is a cumulative sum. Differentiable by autograd.
+    """
+    lead = weights.shape[:-1]
+    index = torch.tensor(subset_positions(num_sources, degree), device=weights.device)
+    table = weights.new_zeros(*lead, 2**num_sources).index_copy(-1, index, weights)
+    table = table.index_copy(-1, index.new_zeros(1), (theta + bias).unsqueeze(-1))
+    table = table.view(*lead, *(2,) * num_sources)
+    for axis in range(len(lead), len(lead) + num_sources):
+        table = table.cumsum(axis)
+    return 0.5 * table.reshape(*lead, 2**num_sources)
+
+
 def amplified_amplitudes(eta: torch.Tensor, order: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(cos(eta)^m, sin(eta)^m) with m = 2^order: the target's amplitudes after postselecting all ancillas."""
     power = 2**order
@@ -81,7 +108,6 @@ class QuantumNeuron(nn.Module):
         self.bias = bias
         self.weights = nn.Parameter(torch.zeros(num_weights(len(self.sources), self.degree)))
         self.theta = nn.Parameter(torch.zeros(()))
-        self.register_buffer("monomials", monomial_table(len(self.sources), self.degree), persistent=False)
 
     def extra_repr(self) -> str:
         return (
@@ -91,7 +117,7 @@ class QuantumNeuron(nn.Module):
 
     def angles(self) -> torch.Tensor:
         """eta over the source configurations (2^#sources), source position 0 the most significant bit."""
-        return neuron_angles(self.weights, self.theta, self.monomials.to(self.weights.dtype), self.bias)
+        return subset_sum_angles(self.weights, self.theta, len(self.sources), self.degree, self.bias)
 
     def apply(self, state: torch.Tensor) -> torch.Tensor:
         """The closed form on a batch of lane-tensor states (B, 2, ..., 2): rotate, then renormalise."""

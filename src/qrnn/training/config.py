@@ -28,6 +28,8 @@ DTYPES = ("float32", "float64")
 MODEL_KINDS = ("qrnn", "rnn", "lstm")
 # --alphabet of text:PATH datasets: the file's own characters, or the 5-bit alphabet of simple-quotes.
 ALPHABETS = ("file", "original")
+# How the QRNN runs a pass (`qrnn.model.METHODS`, spelled out here so that building the parser loads no torch).
+METHODS = ("auto", "kernel", "statevector")
 
 
 def _option(
@@ -104,6 +106,10 @@ class TrainConfig:
     device: str = _option("cpu", "device; auto: cuda when available", group=TRAIN, parse=str, choices=DEVICES)
     dtype: str = _option("float32", "floating point precision of the simulation", group=TRAIN, parse=str,
                          choices=DTYPES)
+    method: str = _option("auto", "how the QRNN runs a pass (the same numbers either way): kernel (one 2^H x 2^H "
+                          "map per input word: small workspaces), statevector (neuron by neuron on the 2^H "
+                          "amplitudes: large workspaces) or auto (the cheaper by a cost model)", group=TRAIN,
+                          parse=str, choices=METHODS)
     validate_every: int = _option(10, "validate every this many epochs (and after the last)", group=TRAIN,
                                   parse=int, metavar="N")
     out: str = _option(".", "directory under which runs/ (TensorBoard logs) and checkpoints/ go", group=TRAIN,

@@ -39,6 +39,7 @@ def build_model(config: Mapping[str, Any]) -> nn.Module:
             order=int(config["order"]),
             degree=int(config["degree"]),
             bias=float(config["initial_bias"]),
+            method=str(config.get("method", "auto")),
         )
     if kind in ("rnn", "lstm"):
         from qrnn.baselines import ClassicalBaseline

@@ -1,0 +1,335 @@
+"""The statevector path of the sequence model: the same function as the kernel path (`qrnn.model`), at a cost
+that grows as 2^H instead of 4^H.
+
+Between steps the I/O lanes are zero, and during the input and work stages they hold the classical input word x,
+so each sample's state is a real vector of 2^H workspace amplitudes throughout. A workspace neuron is then a
+rotation [[c, -s], [s, c]] of its lane, with c = cos(eta)^m and s = sin(eta)^m read, per sample, from the
+neuron's table at (x, the other workspace lanes); an rY layer is a constant rotation of each lane. Each acts on a
+(B, 2^j, 2, 2^(H-1-j)) view of the batch: O(B 2^H) per neuron, and no 2^H x 2^H matrix ever exists. The output
+stage is the kernel path's diagonal readout, and postselection and sampling follow `qrnn.sequences` exactly as
+there.
+
+The whole sequence is one autograd node with a hand-written backward pass. The forward pass saves only each
+step's input state (L x B x 2^H); the backward pass recomputes one step at a time from it, keeping that step's
+per-rotation inputs (one step's working set), and runs the rotations backwards.
+
+Every neuron shrinks the norm by up to sqrt(cos^2m + sin^2m) >= 2^((1-m)/2), which at high order would take
+float32 amplitudes to zero within a step. So the state is renormalised every few neurons by a per-sample factor
+treated as a constant: the step's outputs (the distribution over outcomes and the renormalised state) do not
+change when z is scaled, so neither do they nor their gradients.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from qrnn.sequences import sample_outcomes
+
+# Up to this many bytes, the forward pass keeps every rotation's input of every step, and the backward pass
+# skips recomputing the steps (a quarter of its work); above it, memory stays O(L B 2^H) plus one step's.
+HISTORY_CACHE_BYTES = 256 * 2**20
+
+# Renormalise before the accumulated worst-case shrinking of the norm passes 2^-this (float32 reaches 2^-126).
+_SHRINK_BITS_BEFORE_RENORMALISING = 40
+
+
+def renormalise_every(order: int) -> int:
+    """How many neurons may act before the state is renormalised (see the module docstring)."""
+    bits_per_neuron = (2**order - 1) / 2
+    return max(1, int(_SHRINK_BITS_BEFORE_RENORMALISING // bits_per_neuron))
+
+
+def rotation_program(workspace_size: int, stages: int, order: int) -> tuple[tuple[str, int, int, bool], ...]:
+    """The rotations of one step in the order they act: (kind, table index, workspace lane, renormalise after).
+
+    kind "neuron" reads row `index` of the neuron tables (`QRNNCell.workspace_tables`); "layer" reads the
+    constant (cos, sin) pair `index` of the rY layers (stage-major, lane order).
+    """
+    every = renormalise_every(order)
+    program: list[tuple[str, int, int, bool]] = []
+    neurons = 0
+
+    def add_neurons(first: int) -> None:
+        nonlocal neurons
+        for lane in range(workspace_size):
+            neurons += 1
+            program.append(("neuron", first + lane, lane, neurons % every == 0))
+
+    add_neurons(0)
+    for s in range(stages):
+        program.extend(("layer", s * workspace_size + lane, lane, False) for lane in range(workspace_size))
+        add_neurons((s + 1) * workspace_size)
+    # The readout normalises at the end of the step anyway.
+    if program and program[-1][3]:
+        program[-1] = program[-1][:3] + (False,)
+    return tuple(program)
+
+
+def _halves(state: torch.Tensor, lane: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The amplitudes with workspace lane `lane` at 0 and at 1: (..., 2^lane, 2^(H-1-lane)) views of states
+    (..., 2^H)."""
+    view = state.view(*state.shape[:-1], 2**lane, 2, -1)
+    return view[..., 0, :], view[..., 1, :]
+
+
+class _Step:
+    """One step's rotations on (B, 2^H) states, forward (optionally keeping every rotation's input) and
+    backward (accumulating the gradients of the tables).
+
+    A rotation of lane j acts on the pairs (lane j at 0, at 1) of a (B, 2^j, 2, 2^(H-1-j)) view, with the
+    coefficients of each sample's input word: the neuron tables are gathered for the whole batch once per step.
+    The buffers and every view of them that a rotation needs are made once per pass, not once per rotation:
+    at the workspace sizes where this path runs, making views costs about as much as the arithmetic.
+    """
+
+    def __init__(
+        self,
+        program: tuple[tuple[str, int, int, bool], ...],
+        neuron_cos: torch.Tensor,
+        neuron_sin: torch.Tensor,
+        layer_cos: torch.Tensor,
+        layer_sin: torch.Tensor,
+        batch: int,
+    ) -> None:
+        self.program = program
+        self.neuron_cos, self.neuron_sin = neuron_cos, neuron_sin
+        half = neuron_cos.shape[-1]
+        self.step_cos = neuron_cos.new_empty(neuron_cos.shape[0], batch, half)
+        self.step_sin = torch.empty_like(self.step_cos)
+        self.step_grad_cos = torch.empty_like(self.step_cos)
+        self.step_grad_sin = torch.empty_like(self.step_cos)
+        self.layer_product = neuron_cos.new_empty(batch, half)
+        self.buffers = neuron_cos.new_empty(2, batch, 2 * half)
+        lanes = half.bit_length()
+        self.buffer_halves = [[_halves(buffer, lane) for lane in range(lanes)] for buffer in self.buffers]
+        self.coefficients: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.grad_parts: list[tuple[torch.Tensor, torch.Tensor]] = []
+        for kind, index, lane, _ in program:
+            shape = (batch, 2**lane, -1)
+            if kind == "layer":
+                self.coefficients.append((layer_cos[index], layer_sin[index]))
+                self.grad_parts.append((self.layer_product.view(shape), self.layer_product.view(shape)))
+            else:
+                self.coefficients.append((self.step_cos[index].view(shape), self.step_sin[index].view(shape)))
+                self.grad_parts.append(
+                    (self.step_grad_cos[index].view(shape), self.step_grad_sin[index].view(shape))
+                )
+
+    def history_views(self, history: torch.Tensor) -> list[tuple[torch.Tensor, ...]]:
+        """For histories (..., #rotations + 1, B, 2^H): per rotation, the halves of its input and its output."""
+        views = []
+        for k, (_, _, lane, _) in enumerate(self.program):
+            views.append(_halves(history[..., k, :, :], lane) + _halves(history[..., k + 1, :, :], lane))
+        return views
+
+    def gather(self, words: torch.Tensor) -> None:
+        """This step's coefficients: (#neurons, B, 2^(H-1)) for the samples' input words."""
+        torch.index_select(self.neuron_cos, 1, words, out=self.step_cos)
+        torch.index_select(self.neuron_sin, 1, words, out=self.step_sin)
+
+    def forward(
+        self,
+        state: torch.Tensor,
+        words: torch.Tensor,
+        history: torch.Tensor | None,
+        views: list[tuple[torch.Tensor, ...]] | None,
+        factors: list[torch.Tensor],
+    ) -> torch.Tensor:
+        """The unnormalised state after the rotations. With `history` (#rotations + 1 x B x 2^H) and its
+        `history_views`, every rotation's input and the result are written there; `factors` receives the
+        renormalisation factors. Without, the result is one of the step's buffers."""
+        self.gather(words)
+        if history is not None:
+            history[0].copy_(state)
+        else:
+            self.buffers[0].copy_(state)
+        for k, (_, _, lane, renormalise) in enumerate(self.program):
+            c, s = self.coefficients[k]
+            if views is not None:
+                low, high, new_low, new_high = views[k]
+            else:
+                (low, high), (new_low, new_high) = self.buffer_halves[k % 2][lane], self.buffer_halves[1 - k % 2][lane]
+            torch.mul(low, c, out=new_low)
+            new_low.addcmul_(high, s, value=-1)
+            torch.mul(high, c, out=new_high)
+            new_high.addcmul_(low, s)
+            if renormalise:
+                after = history[k + 1] if history is not None else self.buffers[1 - k % 2]
+                factor = torch.rsqrt((after * after).sum(1, keepdim=True))
+                after.mul_(factor)
+                factors.append(factor)
+        return history[-1] if history is not None else self.buffers[len(self.program) % 2]
+
+    def backward(
+        self,
+        grad: torch.Tensor,
+        words: torch.Tensor,
+        views: list[tuple[torch.Tensor, ...]],
+        factors: list[torch.Tensor],
+        grads: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor],
+    ) -> torch.Tensor:
+        """The gradient at the step's input from the gradient at its output, after `forward` with a history
+        (whose `views` these are) on the same step; accumulates the tables' gradients into `grads` = (neuron
+        cos, neuron sin, layer cos, layer sin). The result is one of the step's buffers."""
+        grad_neuron_cos, grad_neuron_sin, grad_layer_cos, grad_layer_sin = grads
+        self.buffers[0].copy_(grad)
+        current = 0
+        factor_index = len(factors)
+        for k in range(len(self.program) - 1, -1, -1):
+            kind, index, lane, renormalise = self.program[k]
+            if renormalise:
+                factor_index -= 1
+                self.buffers[current].mul_(factors[factor_index])
+            c, s = self.coefficients[k]
+            low, high = views[k][:2]
+            grad_low, grad_high = self.buffer_halves[current][lane]
+            new_low, new_high = self.buffer_halves[1 - current][lane]
+            cos_part, sin_part = self.grad_parts[k]
+            # d/dc: grad_low * low + grad_high * high; d/ds: grad_high * low - grad_low * high.
+            torch.mul(grad_low, low, out=cos_part)
+            cos_part.addcmul_(grad_high, high)
+            if kind == "layer":
+                grad_layer_cos[index] += self.layer_product.sum()
+            torch.mul(grad_high, low, out=sin_part)
+            sin_part.addcmul_(grad_low, high, value=-1)
+            if kind == "layer":
+                grad_layer_sin[index] += self.layer_product.sum()
+            torch.mul(grad_low, c, out=new_low)
+            new_low.addcmul_(grad_high, s)
+            torch.mul(grad_high, c, out=new_high)
+            new_high.addcmul_(grad_low, s, value=-1)
+            current = 1 - current
+        grad_neuron_cos.index_add_(1, words, self.step_grad_cos)
+        grad_neuron_sin.index_add_(1, words, self.step_grad_sin)
+        return self.buffers[current]
+
+
+class StatevectorSequence(torch.autograd.Function):
+    """The sequence of steps on (B, 2^H) workspace states, with a hand-written backward pass that recomputes
+    one step at a time (see the module docstring). Same arguments and results as the kernel path's node, with
+    the neuron tables (#neurons x 2^I x 2^(H-1), cos and sin) and the rY layers' (cos, sin) of half the angles
+    (S*H each) in place of the kernels."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any,
+        neuron_cos: torch.Tensor,
+        neuron_sin: torch.Tensor,
+        layer_cos: torch.Tensor,
+        layer_sin: torch.Tensor,
+        readout: torch.Tensor,
+        words: torch.Tensor,
+        targets: torch.Tensor,
+        postselected: torch.Tensor,
+        uniforms: torch.Tensor,
+        program: tuple[tuple[str, int, int, bool], ...],
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        steps, batch = words.shape
+        width = readout.shape[1]
+        step = _Step(program, neuron_cos, neuron_sin, layer_cos, layer_sin, batch)
+        sampling = not bool(postselected.all())
+        measured = torch.empty(steps, batch, dtype=torch.long, device=readout.device) if sampling else targets
+        squared_readout_t = (readout * readout).T.contiguous()
+        psi = readout.new_zeros(batch, width)
+        psi[:, 0] = 1
+        states = psi.new_empty(steps, batch, width)
+        cached = steps * (len(program) + 1) * batch * width * psi.element_size() <= HISTORY_CACHE_BYTES
+        histories = psi.new_empty((steps, len(program) + 1, batch, width) if cached else (0,))
+        step_factors: list[list[torch.Tensor]] = []
+        all_views = step.history_views(histories) if cached else None
+        weights = psi.new_empty(steps, batch, readout.shape[0])
+        inverse_norms = psi.new_empty(steps, batch, 1)
+        for t in range(steps):
+            states[t].copy_(psi)
+            step_factors.append([])
+            if all_views is not None:
+                views = [tuple(view[t] for view in rotation) for rotation in all_views]
+                z = step.forward(psi, words[t], histories[t], views, step_factors[t])
+            else:
+                z = step.forward(psi, words[t], None, None, step_factors[t])
+            u = torch.mm(z * z, squared_readout_t, out=weights[t])
+            if sampling:
+                sampled = sample_outcomes(u / u.sum(1, keepdim=True), uniforms[t])
+                y = torch.where(postselected[t], targets[t], sampled)
+                measured[t] = y
+            else:
+                y = targets[t]
+            inverse_norm = torch.rsqrt(u.gather(1, y.unsqueeze(1)), out=inverse_norms[t])
+            psi = readout[y] * inverse_norm * z
+        probs = weights / weights.sum(2, keepdim=True)
+        chosen_probability = probs.gather(2, measured.unsqueeze(2)).squeeze(2)
+        selected = chosen_probability[postselected]
+        minimum = selected.min() if selected.numel() else chosen_probability.new_ones(())
+        ctx.save_for_backward(
+            neuron_cos, neuron_sin, layer_cos, layer_sin, readout, words, measured, states, weights, inverse_norms,
+            probs,
+        )
+        ctx.program = program
+        ctx.histories = histories if cached else None
+        ctx.step_factors = step_factors
+        measured_out = measured if sampling else measured.clone()
+        ctx.mark_non_differentiable(measured_out, minimum)
+        return probs.permute(1, 2, 0), measured_out, minimum
+
+    @staticmethod
+    def backward(  # type: ignore[override]
+        ctx: Any, grad_probs: torch.Tensor | None, _grad_measured: Any, _grad_minimum: Any
+    ) -> tuple[torch.Tensor | None, ...]:
+        (
+            neuron_cos, neuron_sin, layer_cos, layer_sin, readout, words, measured, states, weights, inverse_norms,
+            probs,
+        ) = ctx.saved_tensors
+        program = ctx.program
+        steps, batch, width = states.shape
+        outcomes = readout.shape[0]
+        step = _Step(program, neuron_cos, neuron_sin, layer_cos, layer_sin, batch)
+        squared_readout = readout * readout
+        if grad_probs is None:
+            grad_probs = probs.new_zeros(batch, outcomes, steps)
+        grad_probs = grad_probs.permute(2, 0, 1)
+        # u -> p = u / sum(u): the part of dL/du that comes from the output distributions, for all steps.
+        grad_weights = (grad_probs - (grad_probs * probs).sum(2, keepdim=True)) / weights.sum(2, keepdim=True)
+        grads = (
+            torch.zeros_like(neuron_cos),
+            torch.zeros_like(neuron_sin),
+            torch.zeros_like(layer_cos),
+            torch.zeros_like(layer_sin),
+        )
+        grad_readout_direct = torch.zeros_like(readout)
+        grad_squared_readout = torch.zeros_like(readout)
+        histories = ctx.histories
+        if histories is None:
+            history = states.new_empty(len(program) + 1, batch, width)
+            history_views = step.history_views(history)
+        else:
+            all_views = step.history_views(histories)
+        grad_psi = states.new_zeros(batch, width)
+        for t in range(steps - 1, -1, -1):
+            if histories is None:
+                factors: list[torch.Tensor] = []
+                views = history_views
+                z = step.forward(states[t], words[t], history, views, factors)
+            else:
+                views = [tuple(view[t] for view in rotation) for rotation in all_views]
+                factors = ctx.step_factors[t]
+                step.gather(words[t])
+                z = histories[t, -1]
+            y = measured[t]
+            inverse_norm = inverse_norms[t]
+            chosen_readout = readout[y]
+            # Through psi' = readout[y] * z / sqrt(u_y): directly, and through u_y (the correction).
+            # (r^2 times the renormalised state, not r^3 times z: r^3 overflows float32 where u_y is tiny.)
+            scaled_grad = grad_psi * chosen_readout
+            outputs = chosen_readout * z * inverse_norm
+            correction = (grad_psi * outputs).sum(1, keepdim=True) * (-0.5 * inverse_norm * inverse_norm)
+            step_grad_weights = grad_weights[t].scatter_add(1, y.unsqueeze(1), correction)
+            grad_readout_direct.index_add_(0, y, grad_psi * z * inverse_norm)
+            squared_z = z * z
+            grad_squared_readout.addmm_(step_grad_weights.T, squared_z)
+            grad_z = 2 * z * (step_grad_weights @ squared_readout)
+            grad_z.addcmul_(scaled_grad, inverse_norm)
+            grad_psi = step.backward(grad_z, words[t], views, factors, grads)
+        grad_readout = grad_readout_direct + 2 * readout * grad_squared_readout
+        return (*grads, grad_readout, None, None, None, None, None)

@@ -1,0 +1,93 @@
+"""The statevector path's parts: the neuron angle tables by subset sums, and the rotation program of a step.
+(The path as a whole is tested against the kernel path, the gate-by-gate simulation and the reference vectors in
+test_model.py and test_reference_vectors.py.)"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from qrnn.errors import QRNNError
+from qrnn.neuron import monomial_table, neuron_angles, source_subsets, subset_positions, subset_sum_angles
+from qrnn.statevector_sequence import renormalise_every, rotation_program
+
+DTYPE = torch.float64
+
+
+@pytest.mark.parametrize("num_sources,degree", [(1, 1), (3, 2), (5, 3), (6, 6), (7, 2)])
+def test_subset_sums_equal_the_monomial_formula(num_sources: int, degree: int) -> None:
+    generator = torch.Generator().manual_seed(num_sources * 10 + degree)
+    count = len(source_subsets(num_sources, degree))
+    weights = torch.randn(4, count, generator=generator, dtype=DTYPE)
+    theta = torch.randn(4, generator=generator, dtype=DTYPE)
+    direct = neuron_angles(weights, theta, monomial_table(num_sources, degree, DTYPE), 0.3)
+    assert torch.allclose(subset_sum_angles(weights, theta, num_sources, degree, 0.3), direct, atol=1e-13)
+
+
+def test_subset_sums_by_hand_and_their_gradient() -> None:
+    # Sources (a, b, c), degree 2: weights in the order a, b, c, ab, ac, bc.
+    assert subset_positions(3, 2) == (0b100, 0b010, 0b001, 0b110, 0b101, 0b011)
+    weights = torch.tensor([1.0, 2.0, 4.0, 8.0, 16.0, 32.0], dtype=DTYPE, requires_grad=True)
+    theta = torch.tensor(64.0, dtype=DTYPE, requires_grad=True)
+    eta = subset_sum_angles(weights, theta, 3, 2, 128.0)
+    # Configuration 0b110 (a = b = 1, c = 0): theta + bias + w_a + w_b + w_ab.
+    assert eta[0b110].item() == 0.5 * (64 + 128 + 1 + 2 + 8)
+    assert eta[0b111].item() == 0.5 * (64 + 128 + 1 + 2 + 4 + 8 + 16 + 32)
+    eta.sum().backward()
+    # d(sum eta)/d w_S = 0.5 x the number of configurations containing S = 0.5 x 2^(3 - |S|).
+    assert weights.grad.tolist() == [2.0, 2.0, 2.0, 1.0, 1.0, 1.0] and theta.grad.item() == 4.0
+
+
+def test_rotation_program_follows_the_cell() -> None:
+    program = rotation_program(3, 2, 2)
+    kinds = [(kind, index, lane) for kind, index, lane, _ in program]
+    assert kinds[:3] == [("neuron", 0, 0), ("neuron", 1, 1), ("neuron", 2, 2)]
+    assert kinds[3:9] == [("layer", 0, 0), ("layer", 1, 1), ("layer", 2, 2)] + [("neuron", 3, 0), ("neuron", 4, 1),
+                                                                                   ("neuron", 5, 2)]
+    assert kinds[9:12] == [("layer", 3, 0), ("layer", 4, 1), ("layer", 5, 2)]
+    assert len(program) == 3 * 3 + 2 * 3
+    assert not any(renormalise for *_, renormalise in program)  # 9 neurons of order 2 never need it
+
+
+def test_renormalisation_keeps_float32_in_range() -> None:
+    for order in range(1, 9):
+        every = renormalise_every(order)
+        # The worst case between renormalisations stays far above float32's smallest normal number, 2^-126.
+        assert every >= 1 and (every == 1 or every * (2**order - 1) / 2 <= 40)
+    program = rotation_program(6, 1, 6)
+    flags = [renormalise for kind, _, _, renormalise in program if kind == "neuron"]
+    assert flags == [True] * 11 + [False]  # after every neuron but the last (the readout normalises)
+    assert math.isclose((2**6 - 1) / 2, 31.5)
+
+
+def test_training_offers_the_model_methods() -> None:
+    from qrnn.model import METHODS
+    from qrnn.training.config import METHODS as TRAINING_METHODS
+    from qrnn.training.config import TrainConfig, check_config
+    from qrnn.training.models import build_model
+
+    assert TRAINING_METHODS == METHODS
+    config = TrainConfig(method="statevector")
+    check_config(config)
+    model = build_model({**config.as_dict(), "input_size": 2})
+    assert model.method == "statevector"
+    with pytest.raises(QRNNError, match="unknown method 'fast'; valid: auto, kernel, statevector"):
+        check_config(TrainConfig(method="fast"))
+
+
+def test_both_ways_of_building_the_angle_tables_give_the_same_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    from qrnn import QRNN
+
+    torch.manual_seed(5)
+    inputs = torch.randint(0, 2, (3, 5, 2))
+    models = []
+    for limit in (2**20, 0):  # the monomial table, then subset sums
+        monkeypatch.setattr("qrnn.cell._MONOMIAL_TABLE_MAX_ENTRIES", limit)
+        model = QRNN(2, 3, 1, 2, 3).double()
+        model.reset_parameters(1.0, 1.0, 1.0, generator=torch.Generator().manual_seed(6))
+        models.append(model)
+    assert models[0].cell.monomials is not None and models[1].cell.monomials is None
+    first, second = (model(inputs, inputs)[0] for model in models)
+    assert torch.allclose(first, second, atol=1e-13)
