@@ -67,10 +67,46 @@ def rotation_program(workspace_size: int, stages: int, order: int) -> tuple[tupl
     return tuple(program)
 
 
-def _halves(state: torch.Tensor, lane: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The amplitudes with workspace lane `lane` at 0 and at 1: (..., 2^lane, 2^(H-1-lane)) views of states
-    (..., 2^H)."""
-    view = state.view(*state.shape[:-1], 2**lane, 2, -1)
+def lane_layouts(workspace_size: int) -> tuple[int, ...]:
+    """For each workspace lane, the layout its rotations act in: the lane at the top of the state's index bits
+    (which then run cyclically: that lane, the next, ..., H-1, 0, ...).
+
+    A rotation acts on the pairs of a (B, 2^p, 2, 2^(H-1-p)) view, p the lane's position in the layout; when
+    2^(H-1-p) is small, the strided halves make every elementwise operation several times slower. So the lanes
+    of the upper half act with the state's bits rotated to put lane H//2 on top: every rotation then has at least
+    2^(H//2) contiguous amplitudes per run, at the price of two transposing copies per pass over the lanes.
+    """
+    split = workspace_size // 2
+    return tuple(0 if lane < split else split for lane in range(workspace_size))
+
+
+def _relayout(source: torch.Tensor, target: torch.Tensor, source_top: int, target_top: int) -> None:
+    """Copy (B, 2^H) states from the layout with lane `source_top` on top to that with `target_top` on top."""
+    lanes = (target_top - source_top) % (target.shape[-1].bit_length() - 1)
+    batch = source.shape[0]
+    target.view(batch, -1, 2**lanes).copy_(source.view(batch, 2**lanes, -1).transpose(1, 2))
+
+
+def _neuron_tables_in_layouts(
+    table: torch.Tensor, program: tuple[tuple[str, int, int, bool], ...], layouts: tuple[int, ...], inverse: bool
+) -> torch.Tensor:
+    """The neuron tables (#neurons x 2^I x 2^(H-1)) with each neuron's configurations of the other lanes
+    reordered from lane order to its lane's layout (`lane_layouts`), or back with `inverse`."""
+    words, half = table.shape[1:]
+    rows = list(table.unbind(0))
+    for kind, index, lane, _ in program:
+        top = layouts[lane]
+        if kind == "neuron" and top:
+            # Lane order puts lanes 0..top-1 first; the layout moves them after the others.
+            shape = (words, half >> top, 2**top) if inverse else (words, 2**top, half >> top)
+            rows[index] = table[index].reshape(shape).transpose(1, 2).reshape(words, half)
+    return torch.stack(rows)
+
+
+def _halves(state: torch.Tensor, position: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The amplitudes with the lane at index bit `position` (from the top) at 0 and at 1: (..., 2^position,
+    2^(H-1-position)) views of states (..., 2^H)."""
+    view = state.view(*state.shape[:-1], 2**position, 2, -1)
     return view[..., 0, :], view[..., 1, :]
 
 
@@ -78,15 +114,18 @@ class _Step:
     """One step's rotations on (B, 2^H) states, forward (optionally keeping every rotation's input) and
     backward (accumulating the gradients of the tables).
 
-    A rotation of lane j acts on the pairs (lane j at 0, at 1) of a (B, 2^j, 2, 2^(H-1-j)) view, with the
-    coefficients of each sample's input word: the neuron tables are gathered for the whole batch once per step.
-    The buffers and every view of them that a rotation needs are made once per pass, not once per rotation:
-    at the workspace sizes where this path runs, making views costs about as much as the arithmetic.
+    A rotation of lane j acts on the pairs (lane j at 0, at 1) of a (B, 2^p, 2, 2^(H-1-p)) view, p the lane's
+    position in its layout (`lane_layouts`; the state moves between layouts by a transposing copy), with the
+    coefficients of each sample's input word: the neuron tables (already in their lanes' layouts) are gathered
+    for the whole batch once per step. The buffers and every view of them that a rotation needs are made once
+    per pass, not once per rotation: at the workspace sizes where this path runs, making views costs about as
+    much as the arithmetic.
     """
 
     def __init__(
         self,
         program: tuple[tuple[str, int, int, bool], ...],
+        layouts: tuple[int, ...],
         neuron_cos: torch.Tensor,
         neuron_sin: torch.Tensor,
         layer_cos: torch.Tensor,
@@ -96,18 +135,22 @@ class _Step:
         self.program = program
         self.neuron_cos, self.neuron_sin = neuron_cos, neuron_sin
         half = neuron_cos.shape[-1]
+        lanes = half.bit_length()
+        # The layout (top lane) of each rotation's input, and of the step's result (lane order).
+        self.tops = [layouts[lane] for _, _, lane, _ in program] + [0]
+        self.positions = [(lane - layouts[lane]) % lanes for _, _, lane, _ in program]
         self.step_cos = neuron_cos.new_empty(neuron_cos.shape[0], batch, half)
         self.step_sin = torch.empty_like(self.step_cos)
         self.step_grad_cos = torch.empty_like(self.step_cos)
         self.step_grad_sin = torch.empty_like(self.step_cos)
         self.layer_product = neuron_cos.new_empty(batch, half)
-        self.buffers = neuron_cos.new_empty(2, batch, 2 * half)
-        lanes = half.bit_length()
-        self.buffer_halves = [[_halves(buffer, lane) for lane in range(lanes)] for buffer in self.buffers]
+        # Two buffers to alternate between, and a third for a rotation's result before it changes layout.
+        self.buffers = neuron_cos.new_empty(3, batch, 2 * half)
+        self.buffer_halves = [[_halves(buffer, p) for p in range(lanes)] for buffer in self.buffers]
         self.coefficients: list[tuple[torch.Tensor, torch.Tensor]] = []
         self.grad_parts: list[tuple[torch.Tensor, torch.Tensor]] = []
-        for kind, index, lane, _ in program:
-            shape = (batch, 2**lane, -1)
+        for (kind, index, _, _), position in zip(program, self.positions, strict=True):
+            shape = (batch, 2**position, -1)
             if kind == "layer":
                 self.coefficients.append((layer_cos[index], layer_sin[index]))
                 self.grad_parts.append((self.layer_product.view(shape), self.layer_product.view(shape)))
@@ -117,11 +160,17 @@ class _Step:
                     (self.step_grad_cos[index].view(shape), self.step_grad_sin[index].view(shape))
                 )
 
+    def changes_layout(self, k: int) -> bool:
+        """Whether rotation k's result changes layout before the next rotation (or the step's end)."""
+        return self.tops[k + 1] != self.tops[k]
+
     def history_views(self, history: torch.Tensor) -> list[tuple[torch.Tensor, ...]]:
-        """For histories (..., #rotations + 1, B, 2^H): per rotation, the halves of its input and its output."""
+        """For histories (..., #rotations + 1, B, 2^H): per rotation, the halves of its input, and of its output
+        where it is written there directly (not through the third buffer, to change layout)."""
         views = []
-        for k, (_, _, lane, _) in enumerate(self.program):
-            views.append(_halves(history[..., k, :, :], lane) + _halves(history[..., k + 1, :, :], lane))
+        for k, position in enumerate(self.positions):
+            outputs = () if self.changes_layout(k) else _halves(history[..., k + 1, :, :], position)
+            views.append(_halves(history[..., k, :, :], position) + outputs)
         return views
 
     def gather(self, words: torch.Tensor) -> None:
@@ -145,22 +194,31 @@ class _Step:
             history[0].copy_(state)
         else:
             self.buffers[0].copy_(state)
-        for k, (_, _, lane, renormalise) in enumerate(self.program):
+        current = 0
+        for k, (_, _, _, renormalise) in enumerate(self.program):
             c, s = self.coefficients[k]
-            if views is not None:
-                low, high, new_low, new_high = views[k]
+            position = self.positions[k]
+            relayout = self.changes_layout(k)
+            if views is not None and history is not None:
+                low, high = views[k][:2]
+                new_low, new_high = self.buffer_halves[2][position] if relayout else views[k][2:]
+                after = history[k + 1]
             else:
-                (low, high), (new_low, new_high) = self.buffer_halves[k % 2][lane], self.buffer_halves[1 - k % 2][lane]
+                low, high = self.buffer_halves[current][position]
+                new_low, new_high = self.buffer_halves[2 if relayout else 1 - current][position]
+                current = 1 - current
+                after = self.buffers[current]
             torch.mul(low, c, out=new_low)
             new_low.addcmul_(high, s, value=-1)
             torch.mul(high, c, out=new_high)
             new_high.addcmul_(low, s)
+            if relayout:
+                _relayout(self.buffers[2], after, self.tops[k], self.tops[k + 1])
             if renormalise:
-                after = history[k + 1] if history is not None else self.buffers[1 - k % 2]
                 factor = torch.rsqrt((after * after).sum(1, keepdim=True))
                 after.mul_(factor)
                 factors.append(factor)
-        return history[-1] if history is not None else self.buffers[len(self.program) % 2]
+        return history[-1] if history is not None else self.buffers[current]
 
     def backward(
         self,
@@ -178,14 +236,18 @@ class _Step:
         current = 0
         factor_index = len(factors)
         for k in range(len(self.program) - 1, -1, -1):
-            kind, index, lane, renormalise = self.program[k]
+            kind, index, _, renormalise = self.program[k]
             if renormalise:
                 factor_index -= 1
                 self.buffers[current].mul_(factors[factor_index])
+            if self.changes_layout(k):
+                _relayout(self.buffers[current], self.buffers[1 - current], self.tops[k + 1], self.tops[k])
+                current = 1 - current
+            position = self.positions[k]
             c, s = self.coefficients[k]
             low, high = views[k][:2]
-            grad_low, grad_high = self.buffer_halves[current][lane]
-            new_low, new_high = self.buffer_halves[1 - current][lane]
+            grad_low, grad_high = self.buffer_halves[current][position]
+            new_low, new_high = self.buffer_halves[1 - current][position]
             cos_part, sin_part = self.grad_parts[k]
             # d/dc: grad_low * low + grad_high * high; d/ds: grad_high * low - grad_low * high.
             torch.mul(grad_low, low, out=cos_part)
@@ -228,7 +290,16 @@ class StatevectorSequence(torch.autograd.Function):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         steps, batch = words.shape
         width = readout.shape[1]
-        step = _Step(program, neuron_cos, neuron_sin, layer_cos, layer_sin, batch)
+        layouts = lane_layouts(width.bit_length() - 1)
+        step = _Step(
+            program,
+            layouts,
+            _neuron_tables_in_layouts(neuron_cos, program, layouts, inverse=False),
+            _neuron_tables_in_layouts(neuron_sin, program, layouts, inverse=False),
+            layer_cos,
+            layer_sin,
+            batch,
+        )
         sampling = not bool(postselected.all())
         measured = torch.empty(steps, batch, dtype=torch.long, device=readout.device) if sampling else targets
         squared_readout_t = (readout * readout).T.contiguous()
@@ -284,7 +355,10 @@ class StatevectorSequence(torch.autograd.Function):
         program = ctx.program
         steps, batch, width = states.shape
         outcomes = readout.shape[0]
-        step = _Step(program, neuron_cos, neuron_sin, layer_cos, layer_sin, batch)
+        layouts = lane_layouts(width.bit_length() - 1)
+        layout_cos = _neuron_tables_in_layouts(neuron_cos, program, layouts, inverse=False)
+        layout_sin = _neuron_tables_in_layouts(neuron_sin, program, layouts, inverse=False)
+        step = _Step(program, layouts, layout_cos, layout_sin, layer_cos, layer_sin, batch)
         squared_readout = readout * readout
         if grad_probs is None:
             grad_probs = probs.new_zeros(batch, outcomes, steps)
@@ -332,4 +406,6 @@ class StatevectorSequence(torch.autograd.Function):
             grad_z.addcmul_(scaled_grad, inverse_norm)
             grad_psi = step.backward(grad_z, words[t], views, factors, grads)
         grad_readout = grad_readout_direct + 2 * readout * grad_squared_readout
-        return (*grads, grad_readout, None, None, None, None, None)
+        grad_neuron_cos = _neuron_tables_in_layouts(grads[0], program, layouts, inverse=True)
+        grad_neuron_sin = _neuron_tables_in_layouts(grads[1], program, layouts, inverse=True)
+        return (grad_neuron_cos, grad_neuron_sin, grads[2], grads[3], grad_readout, None, None, None, None, None)
