@@ -131,7 +131,10 @@ def _neuron_tables_in_layouts(
     table: torch.Tensor, program: tuple[tuple[str, int, int, bool], ...], layouts: tuple[int, ...], inverse: bool
 ) -> torch.Tensor:
     """The neuron tables (#neurons x 2^I x 2^(H-1)) with each neuron's configurations of the other lanes
-    reordered from lane order to its lane's layout (`lane_layouts`), or back with `inverse`."""
+    reordered from lane order to its lane's layout (`lane_layouts`), word-major (2^I x #neurons x 2^(H-1)) so
+    that a step gathers whole rows; or, with `inverse`, such tables back to the neurons' tables."""
+    if inverse:
+        table = table.transpose(0, 1)
     words, half = table.shape[1:]
     rows = list(table.unbind(0))
     for kind, index, lane, _ in program:
@@ -140,7 +143,7 @@ def _neuron_tables_in_layouts(
             # Lane order puts lanes 0..top-1 first; the layout moves them after the others.
             shape = (words, half >> top, 2**top) if inverse else (words, 2**top, half >> top)
             rows[index] = table[index].reshape(shape).transpose(1, 2).reshape(words, half)
-    return torch.stack(rows)
+    return torch.stack(rows, dim=0 if inverse else 1)
 
 
 def _history_buffer(shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
@@ -236,7 +239,7 @@ class _Step:
         self.positions = [
             (lane - top) % lanes for (_, _, lane, _, _), top in zip(operations, self.tops[:-1], strict=True)
         ]
-        self.step_cos = neuron_cos.new_empty(neuron_cos.shape[0], batch, half)
+        self.step_cos = neuron_cos.new_empty(batch, neuron_cos.shape[1], half)
         self.step_sin = torch.empty_like(self.step_cos)
         self.step_grad_cos = torch.empty_like(self.step_cos)
         self.step_grad_sin = torch.empty_like(self.step_cos)
@@ -252,9 +255,9 @@ class _Step:
                 self.grad_parts.append(())
             else:
                 shape = (batch, 2**position, -1)
-                self.coefficients.append((self.step_cos[index].view(shape), self.step_sin[index].view(shape)))
+                self.coefficients.append((self.step_cos[:, index].view(shape), self.step_sin[:, index].view(shape)))
                 self.grad_parts.append(
-                    (self.step_grad_cos[index].view(shape), self.step_grad_sin[index].view(shape))
+                    (self.step_grad_cos[:, index].view(shape), self.step_grad_sin[:, index].view(shape))
                 )
 
     def changes_layout(self, k: int) -> bool:
@@ -275,9 +278,9 @@ class _Step:
         return views
 
     def gather(self, words: torch.Tensor) -> None:
-        """This step's coefficients: (#neurons, B, 2^(H-1)) for the samples' input words."""
-        torch.index_select(self.neuron_cos, 1, words, out=self.step_cos)
-        torch.index_select(self.neuron_sin, 1, words, out=self.step_sin)
+        """This step's coefficients: (B, #neurons, 2^(H-1)) for the samples' input words."""
+        torch.index_select(self.neuron_cos, 0, words, out=self.step_cos)
+        torch.index_select(self.neuron_sin, 0, words, out=self.step_sin)
 
     def _block_view(self, state: torch.Tensor, k: int) -> torch.Tensor:
         """(B 2^p, 2^g, rest) view of states (B, 2^H) for block operation k on lanes at positions p..p+g-1."""
@@ -392,8 +395,8 @@ class _Step:
             torch.mul(grad_high, c, out=new_high)
             new_high.addcmul_(grad_low, s, value=-1)
             current = 1 - current
-        grad_neuron_cos.index_add_(1, words, self.step_grad_cos)
-        grad_neuron_sin.index_add_(1, words, self.step_grad_sin)
+        grad_neuron_cos.index_add_(0, words, self.step_grad_cos)
+        grad_neuron_sin.index_add_(0, words, self.step_grad_sin)
         return self.buffers[current]
 
 
@@ -493,8 +496,8 @@ class StatevectorSequence(torch.autograd.Function):
         # u -> p = u / sum(u): the part of dL/du that comes from the output distributions, for all steps.
         grad_weights = (grad_probs - (grad_probs * probs).sum(2, keepdim=True)) / weights.sum(2, keepdim=True)
         grads = (
-            torch.zeros_like(neuron_cos),
-            torch.zeros_like(neuron_sin),
+            torch.zeros_like(layout_cos),
+            torch.zeros_like(layout_sin),
             torch.zeros_like(layer_matrices),
         )
         grad_readout_direct = torch.zeros_like(readout)
