@@ -386,8 +386,8 @@ class QRNN(nn.Module):
         cache = length * (rotations + 1) * batch * width * itemsize
         working += cache if cache <= HISTORY_CACHE_BYTES else 0
         # The neuron tables (2^I x 2^(H-1) each): eta, cos^m, sin^m and their gradients, with the temporaries
-        # of building them.
-        tables = 10 * neurons * words * (width // 2) * itemsize
+        # of building them, and the copies of cos^m, sin^m and their gradients reordered for the path's layouts.
+        tables = 14 * neurons * words * (width // 2) * itemsize
         return length * per_step + working + tables + readout
 
     def estimate_cost(self, batch: int, length: int, method: str) -> float:

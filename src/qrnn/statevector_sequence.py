@@ -4,14 +4,23 @@ that grows as 2^H instead of 4^H.
 Between steps the I/O lanes are zero, and during the input and work stages they hold the classical input word x,
 so each sample's state is a real vector of 2^H workspace amplitudes throughout. A workspace neuron is then a
 rotation [[c, -s], [s, c]] of its lane, with c = cos(eta)^m and s = sin(eta)^m read, per sample, from the
-neuron's table at (x, the other workspace lanes); an rY layer is a constant rotation of each lane. Each acts on a
-(B, 2^j, 2, 2^(H-1-j)) view of the batch: O(B 2^H) per neuron, and no 2^H x 2^H matrix ever exists. The output
-stage is the kernel path's diagonal readout, and postselection and sampling follow `qrnn.sequences` exactly as
-there.
+neuron's table at (x, the other workspace lanes): it acts on a (B, 2^p, 2, 2^(H-1-p)) view of the batch, p the
+lane's position in the state's index bits, O(B 2^H) per neuron. An rY layer is the same rotation of each lane
+for every sample, so it acts as a few dense Kronecker blocks of up to 6 lanes, one matrix product each
+(`layer_blocks`). No 2^H x 2^H matrix ever exists. The output stage is the kernel path's diagonal readout, and
+postselection and sampling follow `qrnn.sequences` exactly as there.
+
+Speed at these sizes is mostly the number of tensor operations and how well each streams through memory: a
+neuron on a lane near the bottom of the index bits has runs of only 2^(H-1-p) contiguous amplitudes, which
+makes every elementwise operation several times slower. So the upper half of the lanes acts with the index bits
+cyclically rotated to put lane H//2 on top (`lane_layouts`: a transposing copy at each change, four per step);
+the neuron tables are reordered to match once per pass.
 
 The whole sequence is one autograd node with a hand-written backward pass. The forward pass saves only each
 step's input state (L x B x 2^H); the backward pass recomputes one step at a time from it, keeping that step's
-per-rotation inputs (one step's working set), and runs the rotations backwards.
+per-operation inputs (one step's working set), and runs the operations backwards. Where every step's operation
+inputs fit in HISTORY_CACHE_BYTES, the forward pass keeps them and the backward pass recomputes nothing; on the
+CPU the buffer is then kept for the next pass (touching fresh pages cost a quarter of a step at H = 12).
 
 Every neuron shrinks the norm by up to sqrt(cos^2m + sin^2m) >= 2^((1-m)/2), which at high order would take
 float32 amplitudes to zero within a step. So the state is renormalised every few neurons by a per-sample factor
@@ -30,7 +39,7 @@ from qrnn.cell import kron_all
 from qrnn.gates import ry_matrix
 from qrnn.sequences import sample_outcomes
 
-# Up to this many bytes, the forward pass keeps every rotation's input of every step, and the backward pass
+# Up to this many bytes, the forward pass keeps every operation's input of every step, and the backward pass
 # skips recomputing the steps (a quarter of its work); above it, memory stays O(L B 2^H) plus one step's.
 HISTORY_CACHE_BYTES = 256 * 2**20
 
