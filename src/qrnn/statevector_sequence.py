@@ -13,8 +13,8 @@ postselection and sampling follow `qrnn.sequences` exactly as there.
 Speed at these sizes is mostly the number of tensor operations and how well each streams through memory: a
 neuron on a lane near the bottom of the index bits has runs of only 2^(H-1-p) contiguous amplitudes, which
 makes every elementwise operation several times slower. So the upper half of the lanes acts with the index bits
-cyclically rotated to put lane H//2 on top (`lane_layouts`: a transposing copy at each change, four per step);
-the neuron tables are reordered to match once per pass.
+cyclically rotated to put lane H//2 on top (`lane_layouts`: a transposing copy at each change, two per pass
+over the lanes); the neuron tables are reordered to match once per pass.
 
 The whole sequence is one autograd node with a hand-written backward pass. The forward pass saves only each
 step's input state (L x B x 2^H); the backward pass recomputes one step at a time from it, keeping that step's
