@@ -488,8 +488,8 @@ class QRNN(nn.Module):
             angles = neuron_cos.new_zeros(0)
         program = rotation_program(c.workspace_size, c.stages, c.order)
         return StatevectorSequence.apply(
-            neuron_cos.contiguous(),
-            neuron_sin.contiguous(),
+            neuron_cos,
+            neuron_sin,
             layer_block_matrices(angles, c.workspace_size),
             c.readout_table(),
             words,

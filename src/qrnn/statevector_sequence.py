@@ -432,14 +432,10 @@ class StatevectorSequence(torch.autograd.Function):
         width = readout.shape[1]
         layouts = lane_layouts(width.bit_length() - 1)
         operations = step_operations(program, len(layouts))
-        step = _Step(
-            operations,
-            layouts,
-            _neuron_tables_in_layouts(neuron_cos, program, layouts, inverse=False),
-            _neuron_tables_in_layouts(neuron_sin, program, layouts, inverse=False),
-            layer_matrices,
-            batch,
-        )
+        # The tables in the layouts are what the backward pass reads too: saved instead of the inputs.
+        layout_cos = _neuron_tables_in_layouts(neuron_cos, program, layouts, inverse=False)
+        layout_sin = _neuron_tables_in_layouts(neuron_sin, program, layouts, inverse=False)
+        step = _Step(operations, layouts, layout_cos, layout_sin, layer_matrices, batch)
         sampling = not bool(postselected.all())
         measured = torch.empty(steps, batch, dtype=torch.long, device=readout.device) if sampling else targets
         squared_readout_t = (readout * readout).T.contiguous()
@@ -474,7 +470,7 @@ class StatevectorSequence(torch.autograd.Function):
         selected = chosen_probability[postselected]
         minimum = selected.min() if selected.numel() else chosen_probability.new_ones(())
         ctx.save_for_backward(
-            neuron_cos, neuron_sin, layer_matrices, readout, words, measured, states, weights, inverse_norms, probs
+            layout_cos, layout_sin, layer_matrices, readout, words, measured, states, weights, inverse_norms, probs
         )
         ctx.program = program
         ctx.histories = histories if cached else None
@@ -488,14 +484,12 @@ class StatevectorSequence(torch.autograd.Function):
         ctx: Any, grad_probs: torch.Tensor | None, _grad_measured: Any, _grad_minimum: Any
     ) -> tuple[torch.Tensor | None, ...]:
         (
-            neuron_cos, neuron_sin, layer_matrices, readout, words, measured, states, weights, inverse_norms, probs
+            layout_cos, layout_sin, layer_matrices, readout, words, measured, states, weights, inverse_norms, probs
         ) = ctx.saved_tensors
         program = ctx.program
         steps, batch, width = states.shape
         outcomes = readout.shape[0]
         layouts = lane_layouts(width.bit_length() - 1)
-        layout_cos = _neuron_tables_in_layouts(neuron_cos, program, layouts, inverse=False)
-        layout_sin = _neuron_tables_in_layouts(neuron_sin, program, layouts, inverse=False)
         operations = step_operations(program, len(layouts))
         step = _Step(operations, layouts, layout_cos, layout_sin, layer_matrices, batch)
         squared_readout = readout * readout
@@ -547,6 +541,11 @@ class StatevectorSequence(torch.autograd.Function):
             ctx.histories = None
             _keep_history(histories)
         grad_readout = grad_readout_direct + 2 * readout * grad_squared_readout
-        grad_neuron_cos = _neuron_tables_in_layouts(grads[0], program, layouts, inverse=True)
-        grad_neuron_sin = _neuron_tables_in_layouts(grads[1], program, layouts, inverse=True)
-        return (grad_neuron_cos, grad_neuron_sin, grads[2], grad_readout, None, None, None, None, None)
+        # Back to the neurons' tables one at a time (at large H each is hundreds of MB).
+        grad_layers = grads[2]
+        grad_layout_cos, grad_layout_sin = grads[0], grads[1]
+        del grads, step, layout_cos, layout_sin
+        grad_neuron_cos = _neuron_tables_in_layouts(grad_layout_cos, program, layouts, inverse=True)
+        del grad_layout_cos
+        grad_neuron_sin = _neuron_tables_in_layouts(grad_layout_sin, program, layouts, inverse=True)
+        return (grad_neuron_cos, grad_neuron_sin, grad_layers, grad_readout, None, None, None, None, None)
