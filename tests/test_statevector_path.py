@@ -91,3 +91,62 @@ def test_both_ways_of_building_the_angle_tables_give_the_same_model(monkeypatch:
     assert models[0].cell.monomials is not None and models[1].cell.monomials is None
     first, second = (model(inputs, inputs)[0] for model in models)
     assert torch.allclose(first, second, atol=1e-13)
+
+
+def test_layer_blocks_cover_each_half_of_the_lanes() -> None:
+    from qrnn.statevector_sequence import layer_blocks, step_operations
+
+    assert layer_blocks(1) == ((0, 1),)
+    assert layer_blocks(12) == ((0, 6), (6, 6))
+    assert layer_blocks(16) == ((0, 4), (4, 4), (8, 4), (12, 4))
+    assert layer_blocks(15) == ((0, 3), (3, 4), (7, 4), (11, 4))
+    # A step: the neurons in the program's order, each layer replaced by its blocks (offsets of 2^g x 2^g
+    # matrices, stage by stage).
+    operations = step_operations(rotation_program(12, 2, 2), 12)
+    blocks = [(index, first, lanes) for kind, index, first, lanes, _ in operations if kind == "block"]
+    assert blocks == [(0, 0, 6), (4096, 6, 6), (8192, 0, 6), (12288, 6, 6)]
+    assert [kind for kind, *_ in operations[11:15]] == ["neuron", "block", "block", "neuron"]
+    assert len(operations) == 3 * 12 + 4
+
+
+@pytest.mark.parametrize("workspace", [5, 7])
+def test_any_layer_block_size_gives_the_kernel_paths_numbers_and_gradients(
+    workspace: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from qrnn import QRNN
+
+    inputs = torch.randint(0, 2, (3, 4, 2), generator=torch.Generator().manual_seed(workspace))
+    results = []
+    for method, block_lanes in (("kernel", 6), ("statevector", 1), ("statevector", 2), ("statevector", 6)):
+        monkeypatch.setattr("qrnn.statevector_sequence._LAYER_BLOCK_LANES", block_lanes)
+        model = QRNN(2, workspace, 2, 2, 2, method=method).double()
+        model.reset_parameters(1.0, 1.0, 1.0, generator=torch.Generator().manual_seed(9))
+        probs = model(inputs, inputs)[0]
+        (probs * torch.arange(probs.numel(), dtype=DTYPE).view_as(probs).cos()).sum().backward()
+        results.append((probs.detach(), [p.grad.clone() for p in model.parameters()]))
+    for probs, grads in results[1:]:
+        assert torch.allclose(probs, results[0][0], atol=1e-12)
+        for grad, expected in zip(grads, results[0][1], strict=True):
+            assert torch.allclose(grad, expected, atol=1e-11)
+
+
+def test_a_reused_history_buffer_changes_nothing() -> None:
+    import qrnn.statevector_sequence as path
+    from qrnn import QRNN
+
+    inputs = torch.randint(0, 2, (4, 6, 2), generator=torch.Generator().manual_seed(3))
+    model = QRNN(2, 4, 1, 2, 2, method="statevector").double()
+    model.reset_parameters(1.0, 1.0, 1.0, generator=torch.Generator().manual_seed(4))
+
+    def run() -> tuple[torch.Tensor, torch.Tensor]:
+        model.zero_grad()
+        probs = model(inputs, inputs)[0]
+        probs.square().sum().backward()
+        return probs.detach(), model.cell.work_stages[0].rotations.grad.clone()
+
+    path._spare_histories.clear()
+    fresh = run()
+    assert len(path._spare_histories) == 1  # the finished pass offers its history to the next
+    path._spare_histories[0].fill_(float("nan"))
+    reused = run()
+    assert torch.equal(fresh[0], reused[0]) and torch.equal(fresh[1], reused[1])

@@ -52,7 +52,7 @@ _MONOMIAL_TABLE_MAX_ENTRIES = 2**20
 _DENSE_LAYER_MAX_WIDTH = 256
 
 
-def _kron_all(matrices: list[torch.Tensor]) -> torch.Tensor:
+def kron_all(matrices: list[torch.Tensor]) -> torch.Tensor:
     """The Kronecker product of the matrices, the first one acting on the most significant lane."""
     result = matrices[0]
     for matrix in matrices[1:]:
@@ -191,7 +191,7 @@ class QRNNCell(nn.Module):
             half = stage.rotations / 2
             if dense_layers:
                 program.append(("dense", s, -1))
-                layer_matrices.append(_kron_all([ry_matrix(a, dtype) for a in stage.rotations]))
+                layer_matrices.append(kron_all([ry_matrix(a, dtype) for a in stage.rotations]))
             else:
                 program.extend(("rotate", len(self.workspace_neurons) + s * H + j, j) for j in range(H))
                 rotation_cos.append(torch.cos(half))

@@ -24,7 +24,12 @@ from qrnn.bits import bits_to_int, int_to_bits
 from qrnn.cell import QRNNCell
 from qrnn.errors import QRNNError
 from qrnn.sequences import Postselect, check_sequences, postselection_mask, sample_outcomes, sampling_uniforms
-from qrnn.statevector_sequence import HISTORY_CACHE_BYTES, StatevectorSequence, rotation_program
+from qrnn.statevector_sequence import (
+    HISTORY_CACHE_BYTES,
+    StatevectorSequence,
+    layer_block_matrices,
+    rotation_program,
+)
 
 # The ways to run a sequence (see `QRNN`): "auto" picks the cheaper of the other two for each pass.
 METHODS = ("auto", "kernel", "statevector")
@@ -381,8 +386,8 @@ class QRNN(nn.Module):
         cache = length * (rotations + 1) * batch * width * itemsize
         working += cache if cache <= HISTORY_CACHE_BYTES else 0
         # The neuron tables (2^I x 2^(H-1) each): eta, cos^m, sin^m and their gradients, with the temporaries
-        # of building them.
-        tables = 10 * neurons * words * (width // 2) * itemsize
+        # of building them, and the copies of cos^m, sin^m and their gradients reordered for the path's layouts.
+        tables = 14 * neurons * words * (width // 2) * itemsize
         return length * per_step + working + tables + readout
 
     def estimate_cost(self, batch: int, length: int, method: str) -> float:
@@ -478,15 +483,14 @@ class QRNN(nn.Module):
         c = self.cell
         neuron_cos, neuron_sin = c.workspace_tables()
         if c.stages:
-            halves = torch.cat([stage.rotations for stage in c.work_stages]) / 2
+            angles = torch.cat([stage.rotations for stage in c.work_stages])
         else:
-            halves = neuron_cos.new_zeros(0)
+            angles = neuron_cos.new_zeros(0)
         program = rotation_program(c.workspace_size, c.stages, c.order)
         return StatevectorSequence.apply(
-            neuron_cos.contiguous(),
-            neuron_sin.contiguous(),
-            torch.cos(halves),
-            torch.sin(halves),
+            neuron_cos,
+            neuron_sin,
+            layer_block_matrices(angles, c.workspace_size),
             c.readout_table(),
             words,
             targets,

@@ -53,6 +53,10 @@ def neuron_angles(weights: torch.Tensor, theta: torch.Tensor, monomials: torch.T
     return 0.5 * (weights @ monomials.T + theta.unsqueeze(-1) + bias)
 
 
+# Source axes summed by one matrix product in `subset_sum_angles`.
+_SUBSET_SUM_GROUP = 6
+
+
 @functools.cache
 def subset_positions(num_sources: int, degree: int) -> tuple[int, ...]:
     """Each monomial's subset of source positions as an index into a table over source configurations: the
@@ -67,16 +71,28 @@ def subset_sum_angles(
     instead of O(2^n #monomials) and without the monomial table.
 
     eta(x) sums the weights of the subsets of x's one-bits. So put each weight at its subset's configuration
-    (and theta + bias at the empty subset) and take subset sums, one source axis at a time: along an axis of
-    size 2, the sum over "bit 0 or 1" is a cumulative sum. Differentiable by autograd.
+    (and theta + bias at the empty subset) and take subset sums, a few source axes at a time: over g axes, the
+    sum over the subsets is a product with the 0/1 matrix of "j's bits are a subset of k's" (the Kronecker
+    power of [[1, 0], [1, 1]]), one matrix product per group instead of g cumulative sums (whose backward
+    passes flip the table). Differentiable by autograd.
     """
     lead = weights.shape[:-1]
     index = torch.tensor(subset_positions(num_sources, degree), device=weights.device)
     table = weights.new_zeros(*lead, 2**num_sources).index_copy(-1, index, weights)
     table = table.index_copy(-1, index.new_zeros(1), (theta + bias).unsqueeze(-1))
-    table = table.view(*lead, *(2,) * num_sources)
-    for axis in range(len(lead), len(lead) + num_sources):
-        table = table.cumsum(axis)
+    done = 0
+    while done < num_sources:
+        group = min(_SUBSET_SUM_GROUP, num_sources - done)
+        size = 2**group
+        positions = torch.arange(size, device=weights.device)
+        subsets = (positions.unsqueeze(1) & positions) == positions  # [k, j]: j's bits are a subset of k's
+        zeta = subsets.to(weights.dtype)
+        rest = 2 ** (num_sources - done - group)
+        if rest == 1:
+            table = table.reshape(-1, size) @ zeta.T
+        else:
+            table = torch.matmul(zeta, table.reshape(-1, size, rest))
+        done += group
     return 0.5 * table.reshape(*lead, 2**num_sources)
 
 
