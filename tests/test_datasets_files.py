@@ -164,6 +164,9 @@ def test_label_layout_is_the_originals() -> None:
     assert batch.scored.tolist() == [[False, True, True]] * 3
     assert batch.labels.tolist() == [0, 1, 4]
     assert dataset.decode_labels(batch.targets[:, 1:]).tolist() == [0, 1, 4]
+    # The label words of a class are the ones its samples' targets end with (evaluate's exact class accuracy).
+    words = dataset.label_words(torch.tensor([0, 1, 4]))
+    assert torch.equal(words, batch.targets[:, -2:])
     invalid = batch.targets[:, 1:].clone()
     invalid[:, -2:] = 1  # code 15: no class
     assert dataset.decode_labels(invalid).tolist() == [-1, -1, -1]

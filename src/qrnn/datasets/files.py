@@ -51,7 +51,7 @@ from qrnn.datasets.base import (
     lookup,
     register_family,
 )
-from qrnn.datasets.mnist import count_label_words
+from qrnn.datasets.mnist import count_label_words, encode_label_words
 from qrnn.datasets.text import ALPHABET, NEWLINE_GLYPH, encode_text, normalise_text, render_character
 from qrnn.datasets.words import WordDataset, format_aligned, render_digit
 from qrnn.errors import QRNNError
@@ -446,8 +446,7 @@ def build_table(arrays: Mapping[str, Any], source: str, path: str | None, sha256
     if length < 2:
         raise QRNNError(f"{source}: array `inputs` has {length} content word per sample; labels need at least 2")
     label_words = count_label_words(len(names), word_bits)
-    width = label_words * word_bits
-    codes = bits_to_int(int_to_bits(torch.from_numpy(labels), width).reshape(count, label_words, word_bits)).numpy()
+    codes = bits_to_int(encode_label_words(torch.from_numpy(labels), label_words, word_bits)).numpy()
     zeros = np.zeros((count, label_words - 1), dtype=np.int64)
     layout_inputs = np.concatenate([inputs, zeros], axis=1)
     targets = np.concatenate([np.zeros((count, length - 1), dtype=np.int64), codes], axis=1)
@@ -577,6 +576,12 @@ class SequenceDataset(WordDataset):
         rows = self._rows[stage]
         for first in range(0, len(rows), batch_size):
             yield self._batch_of(rows[first : first + batch_size])
+
+    def label_words(self, classes: torch.Tensor) -> torch.Tensor:
+        """Class indices (B) as the K label words (B x K x I) of classification data."""
+        if self.classes is None:
+            raise NotImplementedError(f"dataset {self.name} has no class labels")
+        return encode_label_words(classes, self.table.label_steps, self.input_size)
 
     def decode_labels(self, words: torch.Tensor) -> torch.Tensor:
         """Class indices (B) from the last K of B x (L-1) x I words; -1 for a code that is no class."""

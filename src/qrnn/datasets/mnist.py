@@ -98,6 +98,12 @@ def count_label_words(num_classes: int, word_bits: int) -> int:
     return math.ceil(label_bits(num_classes) / word_bits)
 
 
+def encode_label_words(classes: torch.Tensor, label_steps: int, word_bits: int) -> torch.Tensor:
+    """Class indices (B) as K label words (B x K x I bits): the index in binary, left-padded with zeros to K x I
+    bits, most significant bit first (the original's `pad_and_chunk` of the class index)."""
+    return int_to_bits(classes, label_steps * word_bits).reshape(len(classes), label_steps, word_bits)
+
+
 class _ShuffledEpochs:
     """A pool of image indices handed out in shuffled epochs: a random order of the whole pool, drawn afresh
     whenever the previous one is used up."""
@@ -295,8 +301,7 @@ class MnistDataset(Dataset):
 
     def label_words(self, classes: torch.Tensor) -> torch.Tensor:
         """Class indices (B) as K label words (B x K x I), left-padded, most significant bit first."""
-        width = self.label_steps() * self.input_size
-        return int_to_bits(classes, width).reshape(len(classes), self.label_steps(), self.input_size)
+        return encode_label_words(classes, self.label_steps(), self.input_size)
 
     def make_batch(self, stage: str, indices: np.ndarray, classes: torch.Tensor) -> Batch:
         """The batch of the images at `indices` of `stage`'s split with class indices `classes`: content (padded
