@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import torch
 
 from qrnn import QRNN
+from qrnn.cli import main as qrnn_main
 from qrnn.statevector import flip_lanes, project, zero_state
 
 REFERENCE_DIR = Path(__file__).parent / "data" / "reference-vectors"
@@ -60,3 +62,15 @@ def slow_sequence(
         minimum = min(minimum, float(distribution.detach().gather(1, index.unsqueeze(1)).min()))
         state = flip_lanes(state, list(range(width)), targets[:, t + 1])
     return torch.stack(probs, dim=2), minimum
+
+
+def one_line_error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
+    """Run the CLI expecting a one-line error; return that line."""
+    with pytest.raises(SystemExit) as exit_info:
+        raise SystemExit(qrnn_main(argv))
+    assert exit_info.value.code == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1, captured.err
+    assert "Traceback" not in captured.err and captured.out == ""
+    return lines[0]

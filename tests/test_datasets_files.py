@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import one_line_error
 
 import qrnn
 from qrnn.bits import bits_to_int
-from qrnn.cli import main as qrnn_main
 from qrnn.datasets import canonical_name, dataset_label, from_arrays, get_dataset, lookup
 from qrnn.datasets import files as file_datasets
 from qrnn.datasets.text import encode_text, normalise_text
@@ -28,14 +28,6 @@ def create(name: str, sentence_length: int = 6, batch_size: int = 3, seed: int =
     return entry.create(sentence_length=sentence_length, batch_size=batch_size, shard=0, num_shards=1, seed=seed)
 
 
-def one_line_error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
-    with pytest.raises(SystemExit) as exit_info:
-        raise SystemExit(qrnn_main(argv))
-    assert exit_info.value.code == 2
-    captured = capsys.readouterr()
-    lines = captured.err.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in captured.err, captured.err
-    return lines[0]
 
 
 # ---- text files ----
@@ -235,6 +227,7 @@ def test_text_run_resumes_evaluates_and_refuses_a_changed_file(
     assert report.dataset == f"text:{path}" and report.samples == min(4, windows)
     assert 0 <= report.character_error_rate <= 1
     path.write_text(TEXT + "x")
+    capsys.readouterr()  # the runs above printed their progress
     for argv in (["evaluate", second.final_checkpoint], ["resume", second.final_checkpoint, "--epochs", "5"]):
         line = one_line_error(capsys, argv)
         assert f"dataset text:{path} has changed since checkpoint {second.final_checkpoint} was written" in line

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import one_line_error
 
 import qrnn
 from qrnn.bits import bits_to_int
@@ -194,16 +195,6 @@ def test_config_defaults_match_the_original() -> None:
 # ---- errors: one line on stderr, exit code 2, before any work ----
 
 
-def one_line_error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
-    """Run the CLI expecting a one-line error; return that line."""
-    with pytest.raises(SystemExit) as exit_info:
-        raise SystemExit(qrnn_main(argv))
-    assert exit_info.value.code == 2
-    captured = capsys.readouterr()
-    lines = captured.err.strip().splitlines()
-    assert len(lines) == 1, captured.err
-    assert "Traceback" not in captured.err and captured.out == ""
-    return lines[0]
 
 
 @pytest.mark.parametrize(
