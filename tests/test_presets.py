@@ -19,7 +19,7 @@ from qrnn.training import read_checkpoint
 EXPERIMENTS = {
     "simple-seq-optimizers", "simple-seq-topology", "elman-xor-init", "elman-xor-optimizers",
     "elman-letter-topology", "simple-quotes", "mnist01", "mnist36", "mnist8", "mnist-pca", "mnist-umap", "dna",
-    "dna-rnn", "dna-lstm",
+    "dna-rnn", "dna-lstm", "mnist36-lbfgs",
 }
 # A preset small enough to train in a blink (2-bit words, 4 qubits).
 TINY = """
@@ -81,6 +81,10 @@ def test_presets_hold_the_papers_values() -> None:
         train = load_preset(name).train
         assert (train["dataset"], train["workspace"], train["stages"], train["order"], train["degree"],
                 train["optimizer"], train["batch_size"]) == (name, 8, 2, 2, 2, "adam", 50)
+    lbfgs = load_preset("mnist36-lbfgs")
+    assert {k: lbfgs.train[k] for k in ("dataset", "optimizer", "learning_rate", "batch_size", "workspace")} == {
+        "dataset": "mnist36", "optimizer": "lbfgs", "learning_rate": 0.02, "batch_size": 50, "workspace": 8}
+    assert lbfgs.sweep == {"lbfgs_line_search": ["none", "strong_wolfe"]}
     for name in ("mnist-pca", "mnist-umap"):
         preset = load_preset(name)
         assert preset.train["batch_size"] == 64

@@ -21,7 +21,7 @@ from qrnn.errors import QRNNError
 from qrnn.loss import original_loss
 from qrnn.training import read_checkpoint, resume, train
 from qrnn.training.config import TrainConfig, flag, make_config
-from qrnn.training.models import build_model, initialise_model
+from qrnn.training.models import build_model, build_optimizer, initialise_model
 from qrnn.training.progress import ProgressDisplay, format_duration
 
 
@@ -178,6 +178,19 @@ def test_other_optimizers_train(tmp_path: Path, optimizer: str) -> None:
     assert any(not torch.allclose(moved[name], start[name]) for name in moved)
 
 
+def test_lbfgs_is_the_originals_and_line_search_is_opt_in(tmp_path: Path) -> None:
+    # The original: torch's L-BFGS with history 40, 20 iterations per step, no line search.
+    plain = build_optimizer("lbfgs", [torch.nn.Parameter(torch.zeros(3))], 0.02, 0.0)
+    group = plain.param_groups[0]
+    assert (group["lr"], group["history_size"], group["max_iter"], group["line_search_fn"]) == (0.02, 40, 20, None)
+    result = train(optimizer="lbfgs", lbfgs_line_search="strong_wolfe", epochs=2, validate_every=2,
+                   learning_rate=0.5, out=str(tmp_path))
+    payload = read_checkpoint(result.final_checkpoint)
+    assert payload["optimizer_state_dict"]["param_groups"][0]["line_search_fn"] == "strong_wolfe"
+    assert payload["config"]["lbfgs_line_search"] == "strong_wolfe"
+    assert math.isfinite(result.best_validation_loss)
+
+
 def test_config_defaults_match_the_original() -> None:
     config = TrainConfig()
     assert (config.port, config.num_shards, config.num_validation_samples, config.tag, config.epochs) == (
@@ -207,6 +220,8 @@ def test_config_defaults_match_the_original() -> None:
         (["train", "--learning-rate", "0"], "--learning-rate must be a finite number > 0"),
         (["train", "--epochs", "ten"], "argument --epochs: invalid int value: 'ten'"),
         (["train", "--optimizer", "lbfgs", "--weight-decay", "0.1"], "--optimizer lbfgs has no weight decay"),
+        (["train", "--lbfgs-line-search", "strong_wolfe"], "--lbfgs-line-search strong_wolfe applies to --optimizer"),
+        (["train", "--optimizer", "lbfgs", "--lbfgs-line-search", "armijo"], "invalid choice: 'armijo'"),
         (["train", "--timeout", "-1"], "--timeout must be a number of seconds > 0"),
         (["train", "--workspace", "0"], "--workspace must be an integer >= 1, got 0"),
         (["resume", "/nonexistent/checkpoint.tar"], "checkpoint /nonexistent/checkpoint.tar does not exist"),

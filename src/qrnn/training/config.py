@@ -21,6 +21,9 @@ TRAIN = "train"
 INTERNAL = "internal"
 
 OPTIMIZERS = ("sgd", "adam", "rmsprop", "lbfgs")
+# --lbfgs-line-search: none is the original's fixed step (lr times the quasi-Newton direction); strong_wolfe is
+# torch's line search, an opt-in that is not in the original.
+LBFGS_LINE_SEARCHES = ("none", "strong_wolfe")
 LOSSES = ("original", "nll")
 DEVICES = ("cpu", "cuda", "auto")
 DTYPES = ("float32", "float64")
@@ -92,6 +95,10 @@ class TrainConfig:
     learning_rate: float = _option(0.003, "learning rate", group=TRAIN, parse=float, metavar="LR")
     weight_decay: float = _option(0.0, "weight decay (sgd, adam, rmsprop)", group=TRAIN, parse=float,
                                   metavar="WD")
+    lbfgs_line_search: str = _option("none", "lbfgs: none (the original: a fixed step of --learning-rate along "
+                                     "the quasi-Newton direction) or strong_wolfe (torch's line search, "
+                                     "not in the original)", group=TRAIN, parse=str,
+                                     choices=LBFGS_LINE_SEARCHES)
     initial_bias: float = _option(1.570796, "the fixed bias inside every neuron (the QRNN's `bias`)",
                                   group=TRAIN, parse=float, metavar="IB")
     initial_bias_spread: float = _option(0.1, "std of the neurons' initial thetas", group=TRAIN, parse=float,
@@ -175,6 +182,11 @@ def check_config(config: TrainConfig) -> None:
             raise QRNNError(f"{flag(name)} must be a finite number >= 0, got {value!r}")
     if config.optimizer == "lbfgs" and config.weight_decay:
         raise QRNNError(f"--optimizer lbfgs has no weight decay; use --weight-decay 0, got {config.weight_decay}")
+    if config.lbfgs_line_search != "none" and config.optimizer != "lbfgs":
+        raise QRNNError(
+            f"--lbfgs-line-search {config.lbfgs_line_search} applies to --optimizer lbfgs only, "
+            f"got --optimizer {config.optimizer}; drop the flag or use --optimizer lbfgs"
+        )
     if not _is_number(config.learning_rate) or config.learning_rate <= 0:
         raise QRNNError(f"--learning-rate must be a finite number > 0, got {config.learning_rate!r}")
     if not _is_number(config.initial_bias):

@@ -187,7 +187,8 @@ class ShardTrainer:
 
             self.network = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
         self.optimizer = build_optimizer(
-            config.optimizer, model.parameters(), config.learning_rate, config.weight_decay
+            config.optimizer, model.parameters(), config.learning_rate, config.weight_decay,
+            config.lbfgs_line_search,
         )
         self.loss_function = LOSS_FUNCTIONS[config.loss]
         self.sampling = torch.Generator().manual_seed(sampling_seed(config.seed, launch.rank))
@@ -301,7 +302,8 @@ class ShardTrainer:
             return shared
 
         self.optimizer.step(closure)
-        loss, min_postselection = evaluations[0]
+        # As the original reports it: the last evaluation's (L-BFGS evaluates several times per step).
+        loss, min_postselection = evaluations[-1]
         return float(loss), min_postselection
 
     @torch.no_grad()

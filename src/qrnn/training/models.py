@@ -60,10 +60,20 @@ def initialise_model(model: nn.Module, config: Mapping[str, Any]) -> None:
     )
 
 
+# The original's L-BFGS keeps the last 40 curvature pairs (torch's default is 100); its 20 iterations per step
+# are torch's default.
+LBFGS_HISTORY_SIZE = 40
+
+
 def build_optimizer(
-    name: str, parameters: Iterable[nn.Parameter], learning_rate: float, weight_decay: float
+    name: str,
+    parameters: Iterable[nn.Parameter],
+    learning_rate: float,
+    weight_decay: float,
+    lbfgs_line_search: str = "none",
 ) -> torch.optim.Optimizer:
-    """The optimizer `name` (sgd, adam = AdamW, rmsprop, lbfgs) over `parameters`."""
+    """The optimizer `name` (sgd, adam = AdamW, rmsprop, lbfgs) over `parameters`; `lbfgs_line_search` is
+    "none" (the original's fixed step) or "strong_wolfe"."""
     params = list(parameters)
     if name == "sgd":
         return torch.optim.SGD(params, lr=learning_rate, weight_decay=weight_decay)
@@ -73,7 +83,14 @@ def build_optimizer(
         return torch.optim.RMSprop(params, lr=learning_rate, weight_decay=weight_decay)
     if name == "lbfgs":
         # torch's L-BFGS has no weight decay; check_config rejects a non-zero --weight-decay with it.
-        return torch.optim.LBFGS(params, lr=learning_rate)
+        if lbfgs_line_search not in ("none", "strong_wolfe"):
+            raise QRNNError(f"unknown lbfgs line search {lbfgs_line_search!r}; valid: none, strong_wolfe")
+        return torch.optim.LBFGS(
+            params,
+            lr=learning_rate,
+            history_size=LBFGS_HISTORY_SIZE,
+            line_search_fn=None if lbfgs_line_search == "none" else lbfgs_line_search,
+        )
     raise QRNNError(f"unknown optimizer {name!r}; valid: sgd, adam, rmsprop, lbfgs")
 
 
