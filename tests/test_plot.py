@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import one_line_error
 
 import qrnn
 from qrnn.cli import main as cli_main
@@ -112,3 +113,49 @@ def test_bad_targets_fail_in_one_line(tmp_path: Path) -> None:
         assert "\n" not in str(caught.value)
     with pytest.raises(QRNNError, match="--samples must be an integer >= 1"):
         make_plots(str(empty), samples=0)
+
+
+SWEEP = """
+description = "tiny DNA length sweep"
+seeds = [1, 2]
+
+[train]
+dataset = "dna"
+batch_size = 2
+workspace = 1
+stages = 1
+epochs = {epochs}
+validate_every = 1
+num_validation_samples = 0
+stop_at_loss = {stop}
+
+[sweep]
+sentence_length = [4, 6]
+"""
+
+
+def test_sweep_figure_reads_every_finished_point(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from qrnn.plot import read_sweep
+    from qrnn.presets import load_preset
+    from qrnn.sweep import Sweep
+
+    sweeps = []
+    # One sweep stops at once (any loss is below 100), the other never reaches its threshold.
+    for name, epochs, stop in (("reaches", 3, 100.0), ("misses", 2, 1e-9)):
+        preset = tmp_path / f"{name}.toml"
+        preset.write_text(SWEEP.format(epochs=epochs, stop=stop))
+        Sweep(load_preset(preset), tmp_path / "root", printer=lambda _line: None).run()
+        sweeps.append(tmp_path / "root" / name)
+    capsys.readouterr()  # the training runs' output
+    reaches, misses = (read_sweep(folder) for folder in sweeps)
+    assert reaches.option == misses.option == "sentence_length"
+    assert sorted((row["value"], row["seed"], row["epochs"], row["reached"]) for row in reaches.rows) == [
+        (4, 1, 1, True), (4, 2, 1, True), (6, 1, 1, True), (6, 2, 1, True)]
+    assert sorted((row["value"], row["seed"], row["epochs"], row["reached"]) for row in misses.rows) == [
+        (4, 1, 2, False), (4, 2, 2, False), (6, 1, 2, False), (6, 2, 2, False)]
+    assert all(math.isfinite(row["best_validation_loss"]) for row in reaches.rows + misses.rows)
+    assert cli_main(["plot", *map(str, sweeps), "--out", str(tmp_path / "figures")]) == 0
+    assert capsys.readouterr().out.split() == [str(tmp_path / "figures" / "sweep.png")]
+    assert_png(tmp_path / "figures" / "sweep.png")
+    line = one_line_error(capsys, ["plot", str(sweeps[0]), str(tmp_path / "missing.tar")])
+    assert "several targets must all be sweep folders" in line

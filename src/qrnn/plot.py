@@ -12,6 +12,11 @@
 A target is a run's log directory (`<out>/runs/<run name>`; its newest "best" checkpoint, else its newest
 checkpoint, in `<out>/checkpoints` gives the model) or a checkpoint (its run's log directory gives the curves
 when it is still there).
+
+Targets may instead be one or more sweep folders (`<root>/<preset>` of `qrnn sweep`): `sweep.png` shows, for each
+sweep, the epochs each finished point trained (filled where it reached `--stop-at-loss`, hollow where it stopped
+for another reason) and its best validation loss, against the option the sweep varies besides the seed: the
+DNA length sweeps of the paper's Fig. 9, or a seed study of two optimizer settings.
 """
 
 from __future__ import annotations
@@ -503,9 +508,134 @@ def make_plots(
     return written
 
 
+@dataclass
+class SweepResult:
+    """The finished points of one sweep folder: the option it varies (besides the seed) and, per point, that
+    option's value, the seed, the epochs trained, whether it stopped at `--stop-at-loss`, and its best
+    validation loss."""
+
+    name: str
+    option: str
+    rows: list[dict[str, Any]]
+    unfinished: int
+
+
+def is_sweep_folder(path: Path) -> bool:
+    """Whether `path` is a sweep's folder (`<root>/<preset>`: point folders holding point.json)."""
+    return path.is_dir() and any(path.glob("*/point.json"))
+
+
+def read_sweep(folder: Path) -> SweepResult:
+    """The finished points of the sweep in `folder` (see `SweepResult`); one-line errors."""
+    import json
+
+    from qrnn.sweep import DONE_FILE, POINT_FILE
+
+    rows: list[dict[str, Any]] = []
+    options: set[str] = set()
+    unfinished = 0
+    name = folder.name
+    for point_file in sorted(folder.glob(f"*/{POINT_FILE}")):
+        try:
+            point = json.loads(point_file.read_text())
+            done_file = point_file.parent / DONE_FILE
+            done = json.loads(done_file.read_text()) if done_file.is_file() else None
+        except (OSError, ValueError) as error:
+            raise QRNNError(f"cannot read the sweep point {point_file.parent}: {error}") from None
+        name = str(point.get("preset", name))
+        varying = {key: value for key, value in dict(point.get("varying", {})).items() if key != "seed"}
+        options.update(varying)
+        if done is None:
+            unfinished += 1
+            continue
+        rows.append({
+            "value": next(iter(varying.values()), ""),
+            "seed": point.get("varying", {}).get("seed"),
+            "epochs": int(done["epoch"]),
+            "reached": done.get("stop_reason") == "stop-at-loss",
+            "best_validation_loss": done.get("best_validation_loss"),
+        })
+    if len(options) > 1:
+        raise QRNNError(
+            f"the sweep in {folder} varies {', '.join(sorted(options))} besides the seed; sweep figures show "
+            "sweeps over one option"
+        )
+    if not rows:
+        raise QRNNError(f"the sweep in {folder} has no finished points yet ({unfinished} unfinished)")
+    return SweepResult(name=name, option=next(iter(options), "seed"), rows=rows, unfinished=unfinished)
+
+
+def plot_sweeps(folders: list[Path], path: Path) -> Path:
+    """`sweep.png`: epochs trained and best validation loss against the swept option, one series per sweep
+    (every seed a marker, the median over seeds a line)."""
+    import statistics
+
+    plt = _pyplot()
+    sweeps = [read_sweep(folder) for folder in folders]
+    option = sweeps[0].option
+    if any(sweep.option != option for sweep in sweeps):
+        raise QRNNError(
+            "the sweeps vary different options (" + ", ".join(f"{s.name}: {s.option}" for s in sweeps) + "); "
+            "plot sweeps over the same option together"
+        )
+    values = sorted({row["value"] for sweep in sweeps for row in sweep.rows}, key=lambda v: (str(type(v)), v))
+    numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+    position = {value: (float(value) if numeric else float(index)) for index, value in enumerate(values)}
+    figure, axes = plt.subplots(1, 2, figsize=(11.0, 4.4), squeeze=False)
+    panels = (("epochs", "epochs trained (filled: reached --stop-at-loss)"), ("best_validation_loss",
+                                                                                  "best validation loss"))
+    for axis, (key, label) in zip(axes[0], panels, strict=True):
+        for index, sweep in enumerate(sweeps):
+            colour = f"C{index}"
+            offset = 0.0 if numeric else (index - (len(sweeps) - 1) / 2) * 0.12
+            medians = []
+            for value in values:
+                rows = [row for row in sweep.rows if row["value"] == value and row[key] is not None]
+                if not rows:
+                    continue
+                x = position[value] + offset
+                for row in rows:
+                    axis.scatter([x], [row[key]], s=28, edgecolors=colour,
+                                 facecolors=colour if row["reached"] or key != "epochs" else "none", zorder=3)
+                medians.append((x, statistics.median(row[key] for row in rows)))
+            axis.plot([m[0] for m in medians], [m[1] for m in medians], "-", color=colour, alpha=0.7,
+                      label=f"{sweep.name} ({len(sweep.rows)} runs)")
+        axis.set_yscale("log")
+        axis.set_ylabel(label)
+        axis.set_xlabel(option)
+        if numeric:
+            if min(values) > 0 and max(values) / min(values) >= 20:
+                axis.set_xscale("log")
+        else:
+            axis.set_xticks(range(len(values)), [str(v) for v in values])
+            axis.set_xlim(-0.5, len(values) - 0.5)
+        axis.grid(True, which="both", alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    unfinished = sum(sweep.unfinished for sweep in sweeps)
+    title = ", ".join(sweep.name for sweep in sweeps) + (f" ({unfinished} points unfinished)" if unfinished else "")
+    figure.suptitle(_title(title))
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
 def command_plot(args: argparse.Namespace) -> int:
-    """`plot RUN_OR_CHECKPOINT`: write the figures and print their paths."""
-    for path in make_plots(args.target, args.out, samples=args.samples, seed=args.seed):
+    """`plot RUN_OR_CHECKPOINT` or `plot SWEEP [SWEEP ...]`: write the figures and print their paths."""
+    targets = [Path(target) for target in args.target]
+    sweeps = [is_sweep_folder(target) for target in targets]
+    if all(sweeps):
+        _pyplot()
+        out = Path(args.out) if args.out is not None else targets[0].parent / "plots"
+        print(plot_sweeps(targets, out / "sweep.png"))
+        return 0
+    if len(targets) > 1:
+        raise QRNNError(
+            "several targets must all be sweep folders (<root>/<preset>); give one run directory or checkpoint "
+            "at a time"
+        )
+    for path in make_plots(args.target[0], args.out, samples=args.samples, seed=args.seed):
         print(path)
     return 0
 
@@ -521,11 +651,17 @@ def register(subparsers: Any) -> None:
         "probability over the epochs (from its TensorBoard logs); for MNIST datasets the model's labels "
         "for "
         "test images (pixel datasets), for test codes (PCA/UMAP) or generated digits (mnist01-gen). Give "
-        "a run directory (<out>/runs/<run name>) or a checkpoint. Prints the paths written.",
+        "a run directory (<out>/runs/<run name>) or a checkpoint; or sweep folders of `qrnn sweep` "
+        "(<root>/<preset>) for sweep.png, the epochs and best validation loss of every point against the "
+        "swept option. Prints the paths written.",
         formatter_class=HELP_FORMATTER,
     )
     parser.add_argument(
-        "target", metavar="RUN_OR_CHECKPOINT", help="a run's log directory or a checkpoint file"
+        "target",
+        metavar="RUN_OR_CHECKPOINT",
+        nargs="+",
+        help="a run's log directory or a checkpoint file; or one or more sweep folders (<root>/<preset>) for "
+        "sweep.png",
     )
     parser.add_argument(
         "--out",
