@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from qrnn.errors import QRNNError
@@ -68,6 +69,11 @@ def main(argv: list[str] | None = None, prog: str = "qrnn") -> int:
     except QRNNError as error:
         print(f"{prog}: error: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader went away (`qrnn sweep --status | head`): what it wanted has been printed. Point stdout
+        # at devnull so that the interpreter's final flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":
