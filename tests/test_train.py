@@ -121,13 +121,14 @@ def test_resume_with_overrides(tmp_path: Path, capsys: pytest.CaptureFixture[str
     first = train(dataset="elman-letter", epochs=4, batch_size=2, validate_every=2, out=str(tmp_path))
     code = qrnn_main(
         ["resume", first.final_checkpoint, "--override-learning-rate", "0.05", "--override-batch-size", "3",
-         "--epochs", "7"]
+         "--override-loss", "nll", "--epochs", "7"]
     )
     assert code == 0
     latest = max(checkpoints(tmp_path, "final"), key=lambda p: read_checkpoint(p)["epoch"])
     payload = read_checkpoint(latest)
     assert payload["epoch"] == 7
     assert payload["config"]["batch_size"] == 3 and payload["config"]["learning_rate"] == 0.05
+    assert payload["config"]["loss"] == "nll"
     assert [group["lr"] for group in payload["optimizer_state_dict"]["param_groups"]] == [0.05]
     # Adam's step counter continued from the checkpoint's 4 steps.
     steps = {float(state["step"]) for state in payload["optimizer_state_dict"]["state"].values()}

@@ -14,7 +14,7 @@ import dataclasses
 import sys
 from typing import Any
 
-from qrnn.training.config import GLOBAL, TRAIN, TrainConfig, flag
+from qrnn.training.config import GLOBAL, LOSSES, TRAIN, TrainConfig, flag
 
 HELP_FORMATTER = argparse.ArgumentDefaultsHelpFormatter
 
@@ -80,6 +80,7 @@ def command_resume(args: argparse.Namespace) -> int:
         args.checkpoint,
         override_learning_rate=args.override_learning_rate,
         override_batch_size=args.override_batch_size,
+        override_loss=args.override_loss,
         **_given_options(args),
     ).exit_code
 
@@ -133,6 +134,9 @@ def register(subparsers: Any) -> None:
                         help="continue with this learning rate (None: the checkpoint's)")
     resume.add_argument("--override-batch-size", type=int, default=None, metavar="B",
                         help="continue with this batch size per shard (None: the checkpoint's)")
+    resume.add_argument("--override-loss", default=None, choices=LOSSES,
+                        help="continue with this training loss, e.g. nll to sharpen the label distributions of "
+                        "a model trained with the original's (None: the checkpoint's)")
     add_global_options(resume)
     resume.set_defaults(func=command_resume)
 

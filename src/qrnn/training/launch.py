@@ -274,6 +274,7 @@ def resume(
     checkpoint: str | os.PathLike[str],
     override_learning_rate: float | None = None,
     override_batch_size: int | None = None,
+    override_loss: str | None = None,
     **options: Any,
 ) -> TrainResult:
     """Continue the run of `checkpoint` where it stopped (model, optimizer, random states, epoch, best values,
@@ -296,6 +297,9 @@ def resume(
         config.batch_size = override_batch_size
     if override_learning_rate is not None:
         config.learning_rate = override_learning_rate
+    if override_loss is not None:
+        # A fine-tuning stage: the checkpoint (and those written from here on) record the loss in use.
+        config.loss = override_loss
     check_config(config)
     from qrnn.datasets.files import check_dataset_file
 
