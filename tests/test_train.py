@@ -129,6 +129,9 @@ def test_resume_with_overrides(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert payload["epoch"] == 7
     assert payload["config"]["batch_size"] == 3 and payload["config"]["learning_rate"] == 0.05
     assert payload["config"]["loss"] == "nll"
+    # The best values restart with the new loss: the nll stage's first validation is its best so far.
+    best = read_checkpoint(Path(latest).parent / payload["best_checkpoint"])
+    assert best["epoch"] >= 6 and best["config"]["loss"] == "nll"
     assert [group["lr"] for group in payload["optimizer_state_dict"]["param_groups"]] == [0.05]
     # Adam's step counter continued from the checkpoint's 4 steps.
     steps = {float(state["step"]) for state in payload["optimizer_state_dict"]["state"].values()}

@@ -297,8 +297,9 @@ def resume(
         config.batch_size = override_batch_size
     if override_learning_rate is not None:
         config.learning_rate = override_learning_rate
+    changes_loss = override_loss is not None and override_loss != config.loss
     if override_loss is not None:
-        # A fine-tuning stage: the checkpoint (and those written from here on) record the loss in use.
+        # A fine-tuning stage: the checkpoints written from here on record the loss in use.
         config.loss = override_loss
     check_config(config)
     from qrnn.datasets.files import check_dataset_file
@@ -318,4 +319,4 @@ def resume(
     run = RunInfo(
         name=payload["run"]["name"], run_id=payload["run"]["id"], out=str(out_directory_of(path, config.out))
     )
-    return run_training(config, run, Resumption(str(path), override_learning_rate))
+    return run_training(config, run, Resumption(str(path), override_learning_rate, reset_best=changes_loss))

@@ -97,6 +97,9 @@ class Resumption:
 
     path: str
     override_learning_rate: float | None = None
+    # The loss changed (resume --override-loss): validation losses of the two losses do not compare, so the
+    # best values start afresh.
+    reset_best: bool = False
 
 
 class StopSignals:
@@ -214,6 +217,8 @@ class ShardTrainer:
         self.epoch = int(payload["epoch"])
         self.best_validation_loss = payload["best"]["validation_loss"]
         self.best_character_error_rate = payload["best"]["character_error_rate"]
+        if resumption.reset_best:
+            self.best_validation_loss = self.best_character_error_rate = None
         self.last_validation_loss = payload["last_validation"]["loss"] if payload["last_validation"] else None
         self.best_checkpoint = payload["best_checkpoint"]
         states = payload["random_states"]
