@@ -159,3 +159,18 @@ def test_sweep_figure_reads_every_finished_point(tmp_path: Path, capsys: pytest.
     assert_png(tmp_path / "figures" / "sweep.png")
     line = one_line_error(capsys, ["plot", str(sweeps[0]), str(tmp_path / "missing.tar")])
     assert "several targets must all be sweep folders" in line
+
+
+def test_sweep_over_two_options_shows_each_combination(tmp_path: Path) -> None:
+    from qrnn.plot import plot_sweeps, read_sweep
+    from qrnn.presets import load_preset
+    from qrnn.sweep import Sweep
+
+    preset = tmp_path / "pairs.toml"
+    text = SWEEP.format(epochs=1, stop=1e-9).replace("seeds = [1, 2]", "seeds = [3]")
+    preset.write_text(text + 'optimizer = ["adam", "lbfgs"]\n')
+    Sweep(load_preset(preset), tmp_path / "root", printer=lambda _line: None).run()
+    result = read_sweep(tmp_path / "root" / "pairs")
+    assert result.option == "optimizer, sentence_length"
+    assert sorted(row["value"] for row in result.rows) == ["adam, 4", "adam, 6", "lbfgs, 4", "lbfgs, 6"]
+    assert_png(plot_sweeps([tmp_path / "root" / "pairs"], tmp_path / "sweep.png"))

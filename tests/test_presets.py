@@ -84,7 +84,7 @@ def test_presets_hold_the_papers_values() -> None:
     lbfgs = load_preset("mnist36-lbfgs")
     assert {k: lbfgs.train[k] for k in ("dataset", "optimizer", "learning_rate", "batch_size", "workspace")} == {
         "dataset": "mnist36", "optimizer": "lbfgs", "learning_rate": 0.02, "batch_size": 100, "workspace": 6}
-    assert lbfgs.sweep == {"lbfgs_line_search": ["none", "strong_wolfe"]}
+    assert lbfgs.sweep == {"lbfgs_line_search": ["none", "strong_wolfe"], "learning_rate": [0.02, 1.0]}
     for name in ("mnist-pca", "mnist-umap"):
         preset = load_preset(name)
         assert preset.train["batch_size"] == 64

@@ -15,7 +15,8 @@ when it is still there).
 
 Targets may instead be one or more sweep folders (`<root>/<preset>` of `qrnn sweep`): `sweep.png` shows, for each
 sweep, the epochs each finished point trained (filled where it reached `--stop-at-loss`, hollow where it stopped
-for another reason) and its best validation loss, against the option the sweep varies besides the seed: the
+for another reason) and its best validation loss, against the option the sweep varies besides the seed (or each
+combination of the options, when it varies several): the
 DNA length sweeps of the paper's Fig. 9, or a seed study of two optimizer settings.
 """
 
@@ -550,19 +551,26 @@ def read_sweep(folder: Path) -> SweepResult:
             continue
         rows.append({
             "value": next(iter(varying.values()), ""),
+            "combination": varying,
             "seed": point.get("varying", {}).get("seed"),
             "epochs": int(done["epoch"]),
             "reached": done.get("stop_reason") == "stop-at-loss",
             "best_validation_loss": done.get("best_validation_loss"),
         })
-    if len(options) > 1:
-        raise QRNNError(
-            f"the sweep in {folder} varies {', '.join(sorted(options))} besides the seed; sweep figures show "
-            "sweeps over one option"
-        )
+    names = sorted(options)
+    if len(names) > 1:
+        # Several options vary: each combination is one category, labelled by its values.
+        for row in rows:
+            row["value"] = ", ".join(_format_option(row["combination"].get(name)) for name in names)
+    for row in rows:
+        del row["combination"]
     if not rows:
         raise QRNNError(f"the sweep in {folder} has no finished points yet ({unfinished} unfinished)")
-    return SweepResult(name=name, option=next(iter(options), "seed"), rows=rows, unfinished=unfinished)
+    return SweepResult(name=name, option=", ".join(names) or "seed", rows=rows, unfinished=unfinished)
+
+
+def _format_option(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def plot_sweeps(folders: list[Path], path: Path) -> Path:
