@@ -550,20 +550,21 @@ def read_sweep(folder: Path) -> SweepResult:
             unfinished += 1
             continue
         rows.append({
-            "value": next(iter(varying.values()), ""),
-            "combination": varying,
+            # A point written before the grid grew records fewer varying options: its full options say all.
+            "combination": {**dict(point.get("options", {})), **varying},
             "seed": point.get("varying", {}).get("seed"),
             "epochs": int(done["epoch"]),
             "reached": done.get("stop_reason") == "stop-at-loss",
             "best_validation_loss": done.get("best_validation_loss"),
         })
     names = sorted(options)
-    if len(names) > 1:
-        # Several options vary: each combination is one category, labelled by its values.
-        for row in rows:
-            row["value"] = ", ".join(_format_option(row["combination"].get(name)) for name in names)
     for row in rows:
-        del row["combination"]
+        combination = row.pop("combination")
+        if len(names) == 1:
+            row["value"] = combination.get(names[0])
+        else:
+            # Several options vary: each combination is one category, labelled by its values.
+            row["value"] = ", ".join(_format_option(combination.get(name)) for name in names)
     if not rows:
         raise QRNNError(f"the sweep in {folder} has no finished points yet ({unfinished} unfinished)")
     return SweepResult(name=name, option=", ".join(names) or "seed", rows=rows, unfinished=unfinished)
