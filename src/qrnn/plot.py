@@ -528,21 +528,17 @@ def is_sweep_folder(path: Path) -> bool:
 
 def read_sweep(folder: Path) -> SweepResult:
     """The finished points of the sweep in `folder` (see `SweepResult`); one-line errors."""
-    import json
-
-    from qrnn.sweep import DONE_FILE, POINT_FILE
+    from qrnn.sweep import DONE_FILE, POINT_FILE, format_value, read_json
 
     rows: list[dict[str, Any]] = []
     options: set[str] = set()
     unfinished = 0
     name = folder.name
     for point_file in sorted(folder.glob(f"*/{POINT_FILE}")):
-        try:
-            point = json.loads(point_file.read_text())
-            done_file = point_file.parent / DONE_FILE
-            done = json.loads(done_file.read_text()) if done_file.is_file() else None
-        except (OSError, ValueError) as error:
-            raise QRNNError(f"cannot read the sweep point {point_file.parent}: {error}") from None
+        point = read_json(point_file)
+        if point is None:
+            raise QRNNError(f"cannot read the sweep point {point_file}: not a JSON file")
+        done = read_json(point_file.parent / DONE_FILE)  # None: not finished (or its record is being written)
         name = str(point.get("preset", name))
         varying = {key: value for key, value in dict(point.get("varying", {})).items() if key != "seed"}
         options.update(varying)
@@ -564,14 +560,10 @@ def read_sweep(folder: Path) -> SweepResult:
             row["value"] = combination.get(names[0])
         else:
             # Several options vary: each combination is one category, labelled by its values.
-            row["value"] = ", ".join(_format_option(combination.get(name)) for name in names)
+            row["value"] = ", ".join(format_value(combination.get(name)) for name in names)
     if not rows:
         raise QRNNError(f"the sweep in {folder} has no finished points yet ({unfinished} unfinished)")
     return SweepResult(name=name, option=", ".join(names) or "seed", rows=rows, unfinished=unfinished)
-
-
-def _format_option(value: Any) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def plot_sweeps(folders: list[Path], path: Path) -> Path:

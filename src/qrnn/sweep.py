@@ -115,7 +115,7 @@ def _publish_once(path: Path, payload: dict[str, Any]) -> bool:
     return write_atomically(path, _json_writer(payload), exclusive=True)
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
+def read_json(path: Path) -> dict[str, Any] | None:
     """A JSON file's contents, or None if it is missing, partly written or not JSON."""
     try:
         with open(path) as stream:
@@ -175,7 +175,7 @@ def _read_lock(path: Path) -> LockInfo | None:
         age = time.time() - path.stat().st_mtime
     except FileNotFoundError:
         return None
-    return LockInfo(path, _read_json(path), age)
+    return LockInfo(path, read_json(path), age)
 
 
 def _is_stale(lock: LockInfo, stale_after: float) -> bool:
@@ -315,10 +315,10 @@ class Sweep:
     def status(self, point: SweepPoint) -> PointStatus:
         """The state of `point` as the files say (done, failed, running, interrupted, pending)."""
         directory = self.point_directory(point)
-        done = _read_json(directory / DONE_FILE)
+        done = read_json(directory / DONE_FILE)
         if done is not None:
             return PointStatus(point, DONE, str(done.get("stop_reason", "")), done.get("best_validation_loss"))
-        failed = _read_json(directory / FAILED_FILE)
+        failed = read_json(directory / FAILED_FILE)
         if failed is not None:
             return PointStatus(point, FAILED, str(failed.get("reason", "")), None)
         if not directory.is_dir():
@@ -346,7 +346,7 @@ class Sweep:
         rows = []
         for status in statuses:
             loss = "-" if status.best_validation_loss is None else f"{status.best_validation_loss:.4g}"
-            values = [_format_value(status.point.varying[name]) for name in names]
+            values = [format_value(status.point.varying[name]) for name in names]
             rows.append([status.point.id, *values, status.state, loss, status.detail])
         widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header) - 1)]
         lines = [
@@ -523,7 +523,8 @@ def _summary_from_checkpoint(checkpoint: dict[str, Any], epochs: int, stop_at_lo
     }
 
 
-def _format_value(value: Any) -> str:
+def format_value(value: Any) -> str:
+    """An option value as sweep tables and figures show it (floats in %g form)."""
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 

@@ -13,6 +13,7 @@ from torch import nn
 
 from qrnn.errors import QRNNError
 from qrnn.loss import nll_loss, original_loss
+from qrnn.training.config import LBFGS_LINE_SEARCHES
 
 LossFunction = Callable[[torch.Tensor, torch.Tensor, "torch.Tensor | None"], torch.Tensor]
 
@@ -83,8 +84,10 @@ def build_optimizer(
         return torch.optim.RMSprop(params, lr=learning_rate, weight_decay=weight_decay)
     if name == "lbfgs":
         # torch's L-BFGS has no weight decay; check_config rejects a non-zero --weight-decay with it.
-        if lbfgs_line_search not in ("none", "strong_wolfe"):
-            raise QRNNError(f"unknown lbfgs line search {lbfgs_line_search!r}; valid: none, strong_wolfe")
+        if lbfgs_line_search not in LBFGS_LINE_SEARCHES:
+            raise QRNNError(
+                f"unknown lbfgs line search {lbfgs_line_search!r}; valid: {', '.join(LBFGS_LINE_SEARCHES)}"
+            )
         return torch.optim.LBFGS(
             params,
             lr=learning_rate,
