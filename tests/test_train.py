@@ -359,3 +359,16 @@ def test_evaluate_confusion_matrix_on_a_classification_dataset(
 def test_cuda_requested_without_cuda(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     line = one_line_error(capsys, ["train", "--device", "cuda", "--out", str(tmp_path)])
     assert "--device cuda was asked for, but CUDA is not available here; use --device cpu or auto" in line
+
+
+def test_flush_denormals_flushes_inside_and_restores_after() -> None:
+    from qrnn.training.models import flush_denormals
+
+    subnormal = torch.tensor([1e-39], dtype=torch.float32)
+    assert float(subnormal * 0.5) > 0.0  # torch's default keeps subnormals
+    with flush_denormals() as supported:
+        if not supported:
+            pytest.skip("this CPU cannot flush subnormal floats")
+        assert float(subnormal * 0.5) == 0.0
+        assert float(torch.tensor([1e-30]) * 0.5) == pytest.approx(5e-31)  # normal numbers are untouched
+    assert float(subnormal * 0.5) > 0.0

@@ -28,7 +28,7 @@ from qrnn.training.distributed import (
     torchrun_launch,
 )
 from qrnn.training.loop import Resumption, RunInfo, ShardTrainer, StopSignals, TrainResult
-from qrnn.training.models import build_model, choose_threads, resolve_device
+from qrnn.training.models import build_model, choose_threads, flush_denormals, resolve_device
 from qrnn.training.progress import ProgressDisplay
 from qrnn.training.run_log import RunLog
 
@@ -125,7 +125,7 @@ def run_shard(
         torch.set_num_threads(threads)
     join_process_group(launch, device, address, config.port if address is not None else None)
     try:
-        with StopSignals(escalate) as stop:
+        with StopSignals(escalate) as stop, flush_denormals():
             leader = launch.rank == 0
             trainer = ShardTrainer(launch, device, config, run, resumption)
             if leader:

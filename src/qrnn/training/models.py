@@ -4,8 +4,9 @@ device and the dtype. Every model kind goes through `build_model`, so adding a b
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import torch
@@ -115,6 +116,22 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
             raise QRNNError("--device cuda was asked for, but CUDA is not available here; use --device cpu or auto")
         return torch.device("cuda", local_rank % torch.cuda.device_count())
     raise QRNNError(f"unknown device {name!r}; valid: cpu, cuda, auto")
+
+
+@contextlib.contextmanager
+def flush_denormals() -> Iterator[bool]:
+    """Within the block, the CPU flushes subnormal floats to zero (torch.set_flush_denormal); yields whether
+    this CPU supports it, and restores torch's default (off) on exit.
+
+    A trained QRNN's postselected branches carry amplitudes and gradients far below 1e-38 (float32's smallest
+    normal number); arithmetic on such subnormals takes a slow path on x86 CPUs. On MNIST 3 vs 6 after 2400
+    epochs a training step ran 2.9 times faster with them flushed, with the same losses to every printed digit:
+    what is flushed is below 1e-38 of the values that matter."""
+    supported = torch.set_flush_denormal(True)
+    try:
+        yield supported
+    finally:
+        torch.set_flush_denormal(False)
 
 
 # Below this many amplitudes per step (batch x 2^workspace), torch's intra-op threads cost more than they save:
