@@ -34,7 +34,7 @@ def _chart_svg(runs: list[np.ndarray], log_values: bool) -> str:
     )
     labels = {0: "0", 500: "500", 1000: "1k", 1500: "1.5k"}
     ticks_x = "".join(
-        f'<text style="text-anchor: middle;" x="{x_pixel(s) + 49.0 - 49.0}" y="0" dy="0.95em">{t}</text>'
+        f'<text style="text-anchor: middle;" x="{x_pixel(s)}" y="0" dy="0.95em">{t}</text>'
         for s, t in labels.items()
     )
     colours = ["rgb(0, 119, 187)", "rgb(255, 112, 67)", "rgb(187, 187, 187)"]

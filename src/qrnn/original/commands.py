@@ -38,7 +38,7 @@ def command_original_logs(args: argparse.Namespace) -> int:
                 "runs": [
                     {"colour": run.colour, "points": len(run.steps), "last_step": run.last_step,
                      "best": run.best, "best_step": run.best_step}
-                    for run in sorted(chart.runs, key=lambda run: run.best)
+                    for run in chart.ranked()
                 ],
                 "below": {f"{t:g}": chart.count_below(t, args.by_step) for t in args.below},
                 "by_step": args.by_step,

@@ -30,6 +30,8 @@ _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 # TensorBoard abbreviates large step labels: 1.2k, 3M.
 _SUFFIXES = {"": 1.0, "k": 1e3, "M": 1e6, "G": 1e9}
 _TICK = re.compile(r"^\s*([-+−]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([kMG]?)\s*$")
+# A run's line is an absolute polyline (M/L only); curves and arcs draw markers and icons.
+_POLYLINE = re.compile(r"[\sML0-9.,eE+-]*")
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,10 @@ class Chart:
     path: str
     runs: tuple[Run, ...]
     log_values: bool
+
+    def ranked(self) -> list[Run]:
+        """The runs, lowest best value first."""
+        return sorted(self.runs, key=lambda run: run.best)
 
     def count_below(self, threshold: float, until: float | None = None) -> int:
         """How many runs logged a value below `threshold` (by step `until`, if given)."""
@@ -142,10 +148,10 @@ def read_chart(path: str | Path) -> Chart:
             y = dy + float(element.get("y", "0") or 0)
             by_row.setdefault(round(y, 3), []).append((x, value))
             by_column.setdefault(round(x, 3), []).append((y, value))
-        elif tag == "path" and element.get("d"):
-            numbers = [float(n) for n in _NUMBER.findall(element.get("d", ""))]
-            if len(numbers) < 2 or len(numbers) % 2 or not re.fullmatch(r"[\sML0-9.,eE+-]*", element.get("d", "")):
-                continue  # not an absolute polyline (curves and arcs draw markers and icons)
+        elif tag == "path" and (data := element.get("d")):
+            numbers = [float(n) for n in _NUMBER.findall(data)]
+            if len(numbers) < 2 or len(numbers) % 2 or not _POLYLINE.fullmatch(data):
+                continue
             colour = element.get("stroke") or _style(element, "stroke") or "?"
             points = [(dx + numbers[i], dy + numbers[i + 1]) for i in range(0, len(numbers), 2)]
             lines.append((colour, points))
@@ -186,7 +192,7 @@ def _style(element: ElementTree.Element, key: str) -> str | None:
 
 def summarise(chart: Chart, thresholds: Sequence[float], by_step: float | None = None) -> str:
     """A text table of a chart's runs (best value first) and how many runs got below each threshold."""
-    runs = sorted(chart.runs, key=lambda run: run.best)
+    runs = chart.ranked()
     lines = [f"{chart.path}: {len(runs)} runs ({'log' if chart.log_values else 'linear'} value axis)"]
     lines.append(f"  {'run':>4}  {'colour':<20} {'points':>6} {'last step':>9} {'best':>8} {'at step':>8}")
     for index, run in enumerate(runs, start=1):
