@@ -195,6 +195,19 @@ def test_lbfgs_is_the_originals_and_line_search_is_opt_in(tmp_path: Path) -> Non
     assert math.isfinite(result.best_validation_loss)
 
 
+def test_gradient_clip_defaults_to_the_originals_and_zero_turns_it_off(tmp_path: Path) -> None:
+    # L-BFGS keeps the last gradient it saw: its norm is what the closure left after clipping.
+    norms = {}
+    for clip in (0.5, 0.0):
+        result = train(optimizer="lbfgs", gradient_clip=clip, epochs=1, validate_every=1, learning_rate=0.02,
+                       initial_weights_spread=1.0, initial_unitaries_spread=1.0, out=str(tmp_path / str(clip)))
+        payload = read_checkpoint(result.final_checkpoint)
+        assert payload["config"]["gradient_clip"] == clip
+        norms[clip] = float(payload["optimizer_state_dict"]["state"][0]["prev_flat_grad"].norm())
+    assert norms[0.5] == pytest.approx(0.5, rel=1e-5)
+    assert norms[0.0] > 1.0
+
+
 def test_config_defaults_match_the_original() -> None:
     config = TrainConfig()
     assert (config.port, config.num_shards, config.num_validation_samples, config.tag, config.epochs) == (
@@ -207,6 +220,7 @@ def test_config_defaults_match_the_original() -> None:
     )
     assert (config.initial_bias, config.initial_bias_spread, config.initial_weights_spread) == (1.570796, 0.1, 0.01)
     assert config.initial_unitaries_spread == 0.01 and config.weight_decay == 0.0
+    assert config.gradient_clip == 0.5
 
 
 # ---- errors: one line on stderr, exit code 2, before any work ----
@@ -227,6 +241,7 @@ def test_config_defaults_match_the_original() -> None:
         (["train", "--lbfgs-line-search", "strong_wolfe"], "--lbfgs-line-search strong_wolfe applies to --optimizer"),
         (["train", "--optimizer", "lbfgs", "--lbfgs-line-search", "armijo"], "invalid choice: 'armijo'"),
         (["train", "--timeout", "-1"], "--timeout must be a number of seconds > 0"),
+        (["train", "--gradient-clip", "-0.5"], "--gradient-clip must be a finite number >= 0, got -0.5"),
         (["train", "--workspace", "0"], "--workspace must be an integer >= 1, got 0"),
         (["resume", "/nonexistent/checkpoint.tar"], "checkpoint /nonexistent/checkpoint.tar does not exist"),
         (["evaluate", "/nonexistent/checkpoint.tar"], "does not exist"),

@@ -99,6 +99,9 @@ class TrainConfig:
                                      "the quasi-Newton direction) or strong_wolfe (torch's line search, "
                                      "not in the original)", group=TRAIN, parse=str,
                                      choices=LBFGS_LINE_SEARCHES)
+    gradient_clip: float = _option(0.5, "clip the gradient's norm to this before each step (the original: 0.5); "
+                                   "0 turns clipping off, as in the paper's L-BFGS runs", group=TRAIN,
+                                   parse=float, metavar="NORM")
     initial_bias: float = _option(1.570796, "the fixed bias inside every neuron (the QRNN's `bias`)",
                                   group=TRAIN, parse=float, metavar="IB")
     initial_bias_spread: float = _option(0.1, "std of the neurons' initial thetas", group=TRAIN, parse=float,
@@ -175,7 +178,9 @@ def check_config(config: TrainConfig) -> None:
             raise QRNNError(f"{flag(name)} must be {allowed}, got {value!r}")
     if config.batch_size is not None and (not _is_int(config.batch_size) or config.batch_size < 1):
         raise QRNNError(f"--batch-size must be an integer >= 1, got {config.batch_size!r}")
-    non_negative = ["weight_decay", "initial_bias_spread", "initial_weights_spread", "initial_unitaries_spread"]
+    non_negative = [
+        "weight_decay", "gradient_clip", "initial_bias_spread", "initial_weights_spread", "initial_unitaries_spread"
+    ]
     for name in non_negative:
         value = getattr(config, name)
         if not _is_number(value) or value < 0:

@@ -1,14 +1,15 @@
 """The training loop of one shard, with the original implementation's semantics.
 
 Per epoch: one training batch per shard, forward with postselection on the targets, the loss on the scored steps,
-backward (DistributedDataParallel averages the gradients over shards), the gradient norm clipped to 0.5, an
-optimizer step (through a closure, which L-BFGS needs); the loss value is averaged over shards so every shard
-sees the same number. Every `--validate-every` epochs and after the last: a validation batch that postselects
-the dataset's advice steps (`Batch.postselection`: the original's `ignore_output_at_step`) and samples the
-others, with the loss and the character error rate over the scored steps (the original's `filter`); minimum
-postselection probability gathered over shards; samples printed; a "best" checkpoint when the validation loss
-is the best so far. The run stops at `--epochs` ("final" checkpoint), when the validation loss falls below
-`--stop-at-loss` ("final"), at `--timeout` or on SIGINT/SIGTERM ("interrupted").
+backward (DistributedDataParallel averages the gradients over shards), the gradient norm clipped to
+`--gradient-clip` (the original's 0.5; 0: not clipped), an optimizer step (through a closure, which L-BFGS
+needs); the loss value is averaged over shards so every shard sees the same number. Every `--validate-every`
+epochs and after the last: a validation batch that postselects the dataset's advice steps (`Batch.postselection`:
+the original's `ignore_output_at_step`) and samples the others, with the loss and the character error rate over
+the scored steps (the original's `filter`); minimum postselection probability gathered over shards; samples
+printed; a "best" checkpoint when the validation loss is the best so far. The run stops at `--epochs` ("final"
+checkpoint), when the validation loss falls below `--stop-at-loss` ("final"), at `--timeout` or on SIGINT/SIGTERM
+("interrupted").
 """
 
 from __future__ import annotations
@@ -49,8 +50,6 @@ from qrnn.training.models import (
     initialise_model,
     set_learning_rate,
 )
-
-GRADIENT_CLIP_NORM = 0.5
 
 
 @dataclass
@@ -300,7 +299,8 @@ class ShardTrainer:
             probs, _, min_postselection = self.network(inputs, targets, postselect=True)
             loss = self.loss_function(probs, target_words, scored)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), GRADIENT_CLIP_NORM)
+            if self.config.gradient_clip > 0:
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.gradient_clip)
             # L-BFGS decides its line search on this value: the shards must all see the same number.
             shared = self.collectives.mean(loss.detach())
             evaluations.append((shared, min_postselection))
