@@ -19,7 +19,7 @@ import torch
 from qrnn.cli import main as qrnn_main
 from qrnn.errors import QRNNError
 from qrnn.presets import load_preset
-from qrnn.sweep import DONE_FILE, FAILED_FILE, Sweep, expand, try_claim
+from qrnn.sweep import DONE_FILE, FAILED_FILE, Sweep, expand, point_id, try_claim
 from qrnn.training import read_checkpoint, train
 
 TINY = """
@@ -85,6 +85,17 @@ def test_point_ids_are_stable_and_distinct(tmp_path: Path) -> None:
     assert {p.id for p in points} < {p.id for p in grown} and len(grown) == 6
     longer = expand(load_preset(tiny_preset(tmp_path, epochs=5)))
     assert not {p.id for p in points} & {p.id for p in longer}
+
+
+def test_point_ids_survive_options_added_later() -> None:
+    # The ids the L-BFGS seed study's points had before --gradient-clip existed (results/REPORT.md cites them).
+    points = expand(load_preset("mnist36-lbfgs"))
+    ids = {(p.varying["lbfgs_line_search"], p.varying["learning_rate"], p.varying["seed"]): p.id for p in points}
+    assert ids[("none", 0.02, 1)] == "c63270308bd2" and ids[("strong_wolfe", 1.0, 4)] == "d2e76bd1010e"
+    assert all(p.options["gradient_clip"] == 0.5 for p in points)
+    # Away from its default, an option added later is part of the id.
+    options = dict(points[0].options)
+    assert point_id({**options, "gradient_clip": 0.0}) != points[0].id == point_id(options)
 
 
 def test_claims_are_exclusive_and_stale_locks_are_taken_over(tmp_path: Path) -> None:

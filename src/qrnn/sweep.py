@@ -75,9 +75,20 @@ class PointStatus:
     best_validation_loss: float | None
 
 
+# Training options added after sweeps first wrote their point ids, with their defaults. At its default such an
+# option is left out of the id, so that the points of a sweep started with an older qrnn keep their ids.
+LATER_OPTION_DEFAULTS: dict[str, Any] = {"gradient_clip": 0.5}
+
+
 def point_id(options: dict[str, Any]) -> str:
-    """A stable id of a full option set: the first hex digits of the SHA-256 of its canonical JSON."""
-    canonical = json.dumps(options, sort_keys=True, separators=(",", ":"))
+    """A stable id of a full option set: the first hex digits of the SHA-256 of its canonical JSON (options of
+    `LATER_OPTION_DEFAULTS` left out while at their default)."""
+    hashed = {
+        name: value
+        for name, value in options.items()
+        if not (name in LATER_OPTION_DEFAULTS and value == LATER_OPTION_DEFAULTS[name])
+    }
+    canonical = json.dumps(hashed, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:ID_LENGTH]
 
 
