@@ -75,18 +75,21 @@ class PointStatus:
     best_validation_loss: float | None
 
 
-# Training options added after sweeps first wrote their point ids, with their defaults. At its default such an
-# option is left out of the id, so that the points of a sweep started with an older qrnn keep their ids.
-LATER_OPTION_DEFAULTS: dict[str, Any] = {"gradient_clip": 0.5}
+# Training options added after sweeps first wrote their point ids. At its default such an option is left out of
+# the id, so that the points of a sweep started with an older qrnn keep their ids.
+LATER_OPTIONS = ("gradient_clip",)
 
 
 def point_id(options: dict[str, Any]) -> str:
-    """A stable id of a full option set: the first hex digits of the SHA-256 of its canonical JSON (options of
-    `LATER_OPTION_DEFAULTS` left out while at their default)."""
+    """A stable id of a full option set: the first hex digits of the SHA-256 of its canonical JSON (the
+    `LATER_OPTIONS` left out while at their default)."""
+    from qrnn.training.config import TrainConfig
+
+    defaults = TrainConfig()
     hashed = {
         name: value
         for name, value in options.items()
-        if not (name in LATER_OPTION_DEFAULTS and value == LATER_OPTION_DEFAULTS[name])
+        if not (name in LATER_OPTIONS and value == getattr(defaults, name))
     }
     canonical = json.dumps(hashed, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:ID_LENGTH]
