@@ -19,13 +19,14 @@ with ancillas), kept as the slow reference that the tests compare the fast path 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
 
 from qrnn.bits import int_to_bits
 from qrnn.errors import QRNNError
-from qrnn.gates import ry_matrix
+from qrnn.gates import ry_matrices, ry_matrix
 from qrnn.neuron import (
     QuantumNeuron,
     amplified_amplitudes,
@@ -52,12 +53,30 @@ _MONOMIAL_TABLE_MAX_ENTRIES = 2**20
 _DENSE_LAYER_MAX_WIDTH = 256
 
 
-def kron_all(matrices: list[torch.Tensor]) -> torch.Tensor:
-    """The Kronecker product of the matrices, the first one acting on the most significant lane."""
+def kron_all(matrices: Sequence[torch.Tensor]) -> torch.Tensor:
+    """The Kronecker product of the matrices, the first one acting on the most significant lane; matrices with
+    leading (batch) axes, the same for all, give one product per batch entry."""
     result = matrices[0]
     for matrix in matrices[1:]:
-        result = torch.kron(result, matrix)
+        rows, cols = result.shape[-2] * matrix.shape[-2], result.shape[-1] * matrix.shape[-1]
+        product = result[..., :, None, :, None] * matrix[..., None, :, None, :]
+        result = product.reshape(*product.shape[:-4], rows, cols)
     return result
+
+
+def rescale_pairs(cos_table: torch.Tensor, sin_table: torch.Tensor, dims: int | tuple[int, ...] = -1
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(cos^m, sin^m) tables divided by their largest entry over `dims` (a constant to autograd).
+
+    At amplification order k every neuron may shrink the state by 2^((1-2^k)/2), so from order 4 on float32
+    kernels and readouts underflow to zero within a step. A step's outputs (its distribution over outcomes and
+    the renormalised state) do not change when a sample's state is scaled, nor when the readout is, so dividing
+    a neuron's pair of tables by a positive constant (per input word for the workspace neurons) changes neither
+    the outputs nor their gradients, and keeps the largest coefficient at 1.
+    """
+    largest = torch.maximum(cos_table.abs().amax(dims, keepdim=True), sin_table.abs().amax(dims, keepdim=True))
+    scale = largest.detach().clamp_min(torch.finfo(largest.dtype).tiny).reciprocal()
+    return cos_table * scale, sin_table * scale
 
 
 class WorkStage(nn.Module):
@@ -133,10 +152,19 @@ class QRNNCell(nn.Module):
             neurons.extend(stage.neurons)
         return neurons
 
-    def _tables(self, neurons: list[QuantumNeuron]) -> tuple[torch.Tensor, torch.Tensor]:
-        """(cos^m, sin^m) over the source configurations for a list of neurons, in one batched evaluation."""
-        weights = torch.stack([n.weights for n in neurons])
-        theta = torch.stack([n.theta for n in neurons])
+    def _stacked(self, members: Sequence[QRNNCell] | None, read: Callable[[QRNNCell], torch.Tensor]) -> torch.Tensor:
+        """`read(self)`, or `read(cell)` of every member of a pool stacked along a new leading member axis."""
+        if members is None:
+            return read(self)
+        return torch.stack([read(cell) for cell in members])
+
+    def _tables(
+        self, neurons_of: Callable[[QRNNCell], list[QuantumNeuron]], members: Sequence[QRNNCell] | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(cos^m, sin^m) over the source configurations for a list of neurons, in one batched evaluation:
+        (#neurons x 2^#sources), or (M x #neurons x 2^#sources) for the `members` of a pool."""
+        weights = self._stacked(members, lambda cell: torch.stack([n.weights for n in neurons_of(cell)]))
+        theta = self._stacked(members, lambda cell: torch.stack([n.theta for n in neurons_of(cell)]))
         if self.monomials is not None:
             eta = neuron_angles(weights, theta, self.monomials.to(weights.dtype), self.bias)
         else:
@@ -144,73 +172,93 @@ class QRNNCell(nn.Module):
             eta = subset_sum_angles(weights, theta, num_sources, self.degree, self.bias)
         return amplified_amplitudes(eta, self.order)
 
-    def workspace_tables(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def workspace_tables(
+        self, members: Sequence[QRNNCell] | None = None, rescale: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(cos^m, sin^m) of every workspace neuron, in the order they act: 2 tables (#neurons x 2^I x 2^(H-1)).
 
         Entry [n, x, c] is for input word x and the configuration c of the other workspace lanes (in lane
         order, top bit first): a workspace neuron's sources are the other workspace lanes, then the I/O lanes.
+        With `members` (cells of the same topology: a pool), the tables of each member stacked along a leading
+        member axis. With `rescale`, each neuron's pair of tables is divided by its largest entry per input word
+        (`rescale_pairs`: the same sequence outputs, no underflow at high order).
         """
-        cos_all, sin_all = self._tables(self.workspace_neurons)
-        shape = (-1, 2 ** (self.workspace_size - 1), 2**self.input_size)
-        return cos_all.reshape(shape).transpose(1, 2), sin_all.reshape(shape).transpose(1, 2)
+        cos_all, sin_all = self._tables(lambda cell: cell.workspace_neurons, members)
+        shape = (*cos_all.shape[:-1], 2 ** (self.workspace_size - 1), 2**self.input_size)
+        cos_tables, sin_tables = cos_all.reshape(shape).transpose(-1, -2), sin_all.reshape(shape).transpose(-1, -2)
+        return rescale_pairs(cos_tables, sin_tables) if rescale else (cos_tables, sin_tables)
 
-    def readout_table(self) -> torch.Tensor:
+    def readout_table(self, members: Sequence[QRNNCell] | None = None, rescale: bool = False) -> torch.Tensor:
         """`readout` (2^I x 2^H): the amplitude of outcome y after the output stage is `readout[y] * z` for the
-        workspace state z (unnormalised; p(y) = |readout[y] * z|^2 / sum over y)."""
+        workspace state z (unnormalised; p(y) = |readout[y] * z|^2 / sum over y). With `members`, one per member
+        along a leading axis; with `rescale`, each output neuron's tables divided by their largest entry
+        (`rescale_pairs`: a constant factor of the readout, which leaves the distributions as they are)."""
         I, W, X = self.input_size, 2**self.workspace_size, 2**self.input_size
-        cos_out, sin_out = self._tables(list(self.output_stage))
-        cos_out = cos_out.reshape(I, W, X // 2)
-        sin_out = sin_out.reshape(I, W, X // 2)
-        lanes = torch.arange(I, device=self.readout_bit.device).unsqueeze(1)
+        cos_out, sin_out = self._tables(lambda cell: list(cell.output_stage), members)
+        if rescale:
+            cos_out, sin_out = rescale_pairs(cos_out, sin_out)
+        lead = cos_out.shape[:-2]
+        # (..., I, 2^(I-1), W): output neuron j's coefficients per configuration of the other I/O lanes.
+        cos_out = cos_out.reshape(*lead, I, W, X // 2).transpose(-1, -2)
+        sin_out = sin_out.reshape(*lead, I, W, X // 2).transpose(-1, -2)
+        index = self.readout_config.unsqueeze(-1).expand(I, X, W).expand(*lead, I, X, W)
         chosen = torch.where(
-            self.readout_bit.unsqueeze(-1).bool(),
-            sin_out[lanes, :, self.readout_config],
-            cos_out[lanes, :, self.readout_config],
+            self.readout_bit.unsqueeze(-1).bool(), sin_out.gather(-2, index), cos_out.gather(-2, index)
         )
-        return chosen.prod(dim=0)
+        return chosen.prod(dim=-3)
 
-    def transfer_tables(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def transfer_tables(
+        self, members: Sequence[QRNNCell] | None = None, rescale: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """The step as two small tables, differentiable in the parameters.
 
         `kernels` (2^I x 2^H x 2^H): for input word x and workspace state psi, the unnormalised workspace state
         after the input and work stages is `kernels[x] @ psi`.
         `readout`: `readout_table()`.
+        With `members` (a pool), both carry a leading member axis; with `rescale`, they are built from the
+        rescaled neuron tables (`rescale_pairs`): each kernel and the readout up to a positive factor, which
+        the sequence model's renormalisation removes.
         """
         I, H = self.input_size, self.workspace_size
         X, W = 2**I, 2**H
         dtype = self.output_stage[0].weights.dtype
         device = self.readout_bit.device
-        # x goes first in the neuron tables: one group of kernel columns per input word.
-        neuron_cos, neuron_sin = self.workspace_tables()
+        # x goes first in the neuron tables: one group of kernel columns per input word (and member).
+        neuron_cos, neuron_sin = self.workspace_tables(members, rescale)
+        lead = neuron_cos.shape[:-3]
+        groups = X * (len(members) if members is not None else 1)
+        neuron_cos = neuron_cos.movedim(-3, 0).reshape(-1, groups, W // 2)
+        neuron_sin = neuron_sin.movedim(-3, 0).reshape(-1, groups, W // 2)
         # An rY layer is the same for every input word: as one dense Kronecker product while 2^H is small
         # (a matrix product beats H passes over memory), else lane by lane.
         dense_layers = W <= _DENSE_LAYER_MAX_WIDTH
         program: list[tuple[str, int, int]] = [("rotate", j, j) for j in range(H)]
         layer_matrices, rotation_cos, rotation_sin = [], [], []
-        for s, stage in enumerate(self.work_stages):
-            half = stage.rotations / 2
+        for s in range(self.stages):
+            angles = self._stacked(members, lambda cell, s=s: cell.work_stages[s].rotations)
             if dense_layers:
                 program.append(("dense", s, -1))
-                layer_matrices.append(kron_all([ry_matrix(a, dtype) for a in stage.rotations]))
+                rotations = ry_matrices(angles)
+                layer_matrices.append(kron_all([rotations[..., j, :, :] for j in range(H)]))
             else:
-                program.extend(("rotate", len(self.workspace_neurons) + s * H + j, j) for j in range(H))
-                rotation_cos.append(torch.cos(half))
-                rotation_sin.append(torch.sin(half))
+                program.extend(("rotate", neuron_cos.shape[0] + s * H + j, j) for j in range(H))
+                rotation_cos.append(torch.cos(angles / 2).movedim(-1, 0))
+                rotation_sin.append(torch.sin(angles / 2).movedim(-1, 0))
             program.extend(("rotate", H * (s + 1) + j, j) for j in range(H))
         if dense_layers:
             cos_tables, sin_tables = neuron_cos, neuron_sin
-            dense = torch.stack(layer_matrices) if layer_matrices else neuron_cos.new_zeros(0, W, W)
+            dense = torch.stack(layer_matrices) if layer_matrices else neuron_cos.new_zeros(0, *lead, W, W)
         else:
             # Scalar rotations broadcast over the input words and the other lanes.
-            extra_cos = torch.cat(rotation_cos).view(-1, 1, 1).expand(-1, X, W // 2)
-            extra_sin = torch.cat(rotation_sin).view(-1, 1, 1).expand(-1, X, W // 2)
+            per_group = (-1, *lead, 1, 1)
+            extra_cos = torch.cat(rotation_cos).view(per_group).expand(-1, *lead, X, W // 2).reshape(-1, groups, W // 2)
+            extra_sin = torch.cat(rotation_sin).view(per_group).expand(-1, *lead, X, W // 2).reshape(-1, groups, W // 2)
             cos_tables = torch.cat([neuron_cos, extra_cos])
             sin_tables = torch.cat([neuron_sin, extra_sin])
-            dense = neuron_cos.new_zeros(0, W, W)
-        identity = torch.eye(W, dtype=dtype, device=device).expand(X, W, W)
+            dense = neuron_cos.new_zeros(0, *lead, W, W)
+        identity = torch.eye(W, dtype=dtype, device=device).expand(groups, W, W)
         kernels = run_rotation_program(identity, program, cos_tables, sin_tables, dense)
-
-        return kernels, self.readout_table()
+        return kernels.view(*lead, X, W, W), self.readout_table(members, rescale)
 
     # ---- the slow reference: the same step, gate by gate, on the full register ----
 
