@@ -19,7 +19,7 @@ with ancillas), kept as the slow reference that the tests compare the fast path 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -152,19 +152,11 @@ class QRNNCell(nn.Module):
             neurons.extend(stage.neurons)
         return neurons
 
-    def _stacked(self, members: Sequence[QRNNCell] | None, read: Callable[[QRNNCell], torch.Tensor]) -> torch.Tensor:
-        """`read(self)`, or `read(cell)` of every member of a pool stacked along a new leading member axis."""
-        if members is None:
-            return read(self)
-        return torch.stack([read(cell) for cell in members])
-
-    def _tables(
-        self, neurons_of: Callable[[QRNNCell], list[QuantumNeuron]], members: Sequence[QRNNCell] | None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def _tables(self, neurons: list[QuantumNeuron]) -> tuple[torch.Tensor, torch.Tensor]:
         """(cos^m, sin^m) over the source configurations for a list of neurons, in one batched evaluation:
-        (#neurons x 2^#sources), or (M x #neurons x 2^#sources) for the `members` of a pool."""
-        weights = self._stacked(members, lambda cell: torch.stack([n.weights for n in neurons_of(cell)]))
-        theta = self._stacked(members, lambda cell: torch.stack([n.theta for n in neurons_of(cell)]))
+        (#neurons x 2^#sources), with the parameters' leading member axis in front where they have one."""
+        weights = torch.stack([n.weights for n in neurons], dim=-2)
+        theta = torch.stack([n.theta for n in neurons], dim=-1)
         if self.monomials is not None:
             eta = neuron_angles(weights, theta, self.monomials.to(weights.dtype), self.bias)
         else:
@@ -172,29 +164,27 @@ class QRNNCell(nn.Module):
             eta = subset_sum_angles(weights, theta, num_sources, self.degree, self.bias)
         return amplified_amplitudes(eta, self.order)
 
-    def workspace_tables(
-        self, members: Sequence[QRNNCell] | None = None, rescale: bool = False
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def workspace_tables(self, rescale: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """(cos^m, sin^m) of every workspace neuron, in the order they act: 2 tables (#neurons x 2^I x 2^(H-1)).
 
         Entry [n, x, c] is for input word x and the configuration c of the other workspace lanes (in lane
         order, top bit first): a workspace neuron's sources are the other workspace lanes, then the I/O lanes.
-        With `members` (cells of the same topology: a pool), the tables of each member stacked along a leading
-        member axis. With `rescale`, each neuron's pair of tables is divided by its largest entry per input word
+        Parameters with a leading member axis (a pool's, see `forward`) give tables with that axis in front.
+        With `rescale`, each neuron's pair of tables is divided by its largest entry per input word
         (`rescale_pairs`: the same sequence outputs, no underflow at high order).
         """
-        cos_all, sin_all = self._tables(lambda cell: cell.workspace_neurons, members)
+        cos_all, sin_all = self._tables(self.workspace_neurons)
         shape = (*cos_all.shape[:-1], 2 ** (self.workspace_size - 1), 2**self.input_size)
         cos_tables, sin_tables = cos_all.reshape(shape).transpose(-1, -2), sin_all.reshape(shape).transpose(-1, -2)
         return rescale_pairs(cos_tables, sin_tables) if rescale else (cos_tables, sin_tables)
 
-    def readout_table(self, members: Sequence[QRNNCell] | None = None, rescale: bool = False) -> torch.Tensor:
+    def readout_table(self, rescale: bool = False) -> torch.Tensor:
         """`readout` (2^I x 2^H): the amplitude of outcome y after the output stage is `readout[y] * z` for the
-        workspace state z (unnormalised; p(y) = |readout[y] * z|^2 / sum over y). With `members`, one per member
-        along a leading axis; with `rescale`, each output neuron's tables divided by their largest entry
+        workspace state z (unnormalised; p(y) = |readout[y] * z|^2 / sum over y). One per member along a leading
+        axis where the parameters have one; with `rescale`, each output neuron's tables divided by their largest entry
         (`rescale_pairs`: a constant factor of the readout, which leaves the distributions as they are)."""
         I, W, X = self.input_size, 2**self.workspace_size, 2**self.input_size
-        cos_out, sin_out = self._tables(lambda cell: list(cell.output_stage), members)
+        cos_out, sin_out = self._tables(list(self.output_stage))
         if rescale:
             cos_out, sin_out = rescale_pairs(cos_out, sin_out)
         lead = cos_out.shape[:-2]
@@ -207,16 +197,14 @@ class QRNNCell(nn.Module):
         )
         return chosen.prod(dim=-3)
 
-    def transfer_tables(
-        self, members: Sequence[QRNNCell] | None = None, rescale: bool = False
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def transfer_tables(self, rescale: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """The step as two small tables, differentiable in the parameters.
 
         `kernels` (2^I x 2^H x 2^H): for input word x and workspace state psi, the unnormalised workspace state
         after the input and work stages is `kernels[x] @ psi`.
         `readout`: `readout_table()`.
-        With `members` (a pool), both carry a leading member axis; with `rescale`, they are built from the
-        rescaled neuron tables (`rescale_pairs`): each kernel and the readout up to a positive factor, which
+        Both carry a leading member axis where the parameters have one (a pool's); with `rescale`, they are built
+        from the rescaled neuron tables (`rescale_pairs`): each kernel and the readout up to a positive factor, which
         the sequence model's renormalisation removes.
         """
         I, H = self.input_size, self.workspace_size
@@ -224,9 +212,9 @@ class QRNNCell(nn.Module):
         dtype = self.output_stage[0].weights.dtype
         device = self.readout_bit.device
         # x goes first in the neuron tables: one group of kernel columns per input word (and member).
-        neuron_cos, neuron_sin = self.workspace_tables(members, rescale)
+        neuron_cos, neuron_sin = self.workspace_tables(rescale)
         lead = neuron_cos.shape[:-3]
-        groups = X * (len(members) if members is not None else 1)
+        groups = X * math.prod(lead)
         neuron_cos = neuron_cos.movedim(-3, 0).reshape(-1, groups, W // 2)
         neuron_sin = neuron_sin.movedim(-3, 0).reshape(-1, groups, W // 2)
         # An rY layer is the same for every input word: as one dense Kronecker product while 2^H is small
@@ -234,8 +222,8 @@ class QRNNCell(nn.Module):
         dense_layers = W <= _DENSE_LAYER_MAX_WIDTH
         program: list[tuple[str, int, int]] = [("rotate", j, j) for j in range(H)]
         layer_matrices, rotation_cos, rotation_sin = [], [], []
-        for s in range(self.stages):
-            angles = self._stacked(members, lambda cell, s=s: cell.work_stages[s].rotations)
+        for s, stage in enumerate(self.work_stages):
+            angles = stage.rotations
             if dense_layers:
                 program.append(("dense", s, -1))
                 rotations = ry_matrices(angles)
@@ -258,7 +246,12 @@ class QRNNCell(nn.Module):
             dense = neuron_cos.new_zeros(0, *lead, W, W)
         identity = torch.eye(W, dtype=dtype, device=device).expand(groups, W, W)
         kernels = run_rotation_program(identity, program, cos_tables, sin_tables, dense)
-        return kernels.view(*lead, X, W, W), self.readout_table(members, rescale)
+        return kernels.view(*lead, X, W, W), self.readout_table(rescale)
+
+    def forward(self, rescale: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """`transfer_tables(rescale)`: what the kernel path needs of the cell. As the module's forward, it runs
+        under `torch.func.functional_call` with a pool's stacked parameters (a leading member axis each)."""
+        return self.transfer_tables(rescale)
 
     # ---- the slow reference: the same step, gate by gate, on the full register ----
 

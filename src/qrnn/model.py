@@ -46,12 +46,32 @@ _MATMUL_COST = 0.1
 _OPERATION_COST = 5_000
 
 
+def _padded_positions(words: torch.Tensor, count: int) -> tuple[torch.Tensor, int]:
+    """For rows of word indices (N x R, words in [0, count)): each entry's row in a padded layout that gives
+    every word `depth` consecutive rows (word w's k-th entry, in order, at w depth + k), and `depth`, the most
+    entries any word has in any row of `words`."""
+    order = torch.argsort(words, dim=1, stable=True)
+    counts = torch.zeros(words.shape[0], count, dtype=torch.long, device=words.device)
+    counts.scatter_add_(1, words, torch.ones_like(words))
+    starts = counts.cumsum(1) - counts
+    ranks_sorted = torch.arange(words.shape[1], device=words.device) - starts.gather(1, words.gather(1, order))
+    ranks = torch.empty_like(ranks_sorted).scatter_(1, order, ranks_sorted)
+    depth = max(int(counts.max()), 1)
+    return words * depth + ranks, depth
+
+
 class _StepLayout:
     """How the batch is laid out at each step, and the per-sample kernel products in that layout.
 
     The batch holds P members' samples (a pool; P = 1 for one model), member-major: rows [p B, (p + 1) B) are
-    member p's. `flat_words` index the members' kernels laid end to end (member p's word x is p X + x), and
-    every layout keeps each member's rows in its own block, so that per-member operations see (P, B, ...)."""
+    member p's; `flat_words` index the members' kernels laid end to end (member p's word x is p X + x). Three
+    ways to multiply each row by its own kernel, chosen by the shapes:
+    - "every": one product per member with all its kernels, then a gather (few words, small kernels: fewest
+      operations);
+    - "grouped" (one model): the batch sorted by word at every step, one product per word (fewest flops);
+    - "padded" (a pool): the rows scattered into a padded block per kernel, one batched product for all of them,
+      gathered back (a fixed handful of operations however many members and words).
+    """
 
     def __init__(self, kernels: torch.Tensor, flat_words: torch.Tensor) -> None:
         members, count, width = kernels.shape[0], kernels.shape[1], kernels.shape[-1]
@@ -59,21 +79,27 @@ class _StepLayout:
         batch = rows // members
         self.members = members
         self.words = flat_words
-        self.grouped = batch * (count - 1) * width * width > count * _OPERATION_COST_IN_FLOPS
-        if self.grouped:
-            # Sorting by member-major word keeps each member's rows in its block.
+        self.step_words = flat_words
+        sparse = batch * (count - 1) * width * width > count * _OPERATION_COST_IN_FLOPS
+        self.mode = ("grouped" if members == 1 else "padded") if sparse else "every"
+        flat = kernels.reshape(members * count, width, width)
+        if self.mode == "grouped":
             self.order = torch.argsort(flat_words, dim=1, stable=True)
             self.inverse = torch.argsort(self.order, dim=1)
-            counts = torch.zeros(steps, members * count, dtype=torch.long, device=flat_words.device)
+            counts = torch.zeros(steps, count, dtype=torch.long, device=flat_words.device)
             counts.scatter_add_(1, flat_words, torch.ones_like(flat_words))
             self.counts = counts.tolist()
             self.step_words = flat_words.gather(1, self.order)
-            flat = kernels.reshape(members * count, width, width)
+            self.forward_matrices = flat.transpose(1, 2)
+            self.backward_matrices = flat
+        elif self.mode == "padded":
+            self.pad_index, self.depth = _padded_positions(flat_words, members * count)
+            self.padded_rows = kernels.new_zeros(members * count * self.depth, width)
+            self.padded_products = torch.empty_like(self.padded_rows)
             self.forward_matrices = flat.transpose(1, 2)
             self.backward_matrices = flat
         else:
             self.rows = torch.arange(rows, device=flat_words.device)
-            self.step_words = flat_words
             self.local_words = flat_words - (self.rows // batch * count)
             # Per member: psi @ [kernels[0]^T | kernels[1]^T | ...] (W x XW), and the same for the backward pass.
             self.forward_matrices = kernels.transpose(2, 3).permute(0, 2, 1, 3).reshape(members, width, count * width)
@@ -81,34 +107,39 @@ class _StepLayout:
 
     def to_step(self, values: torch.Tensor) -> torch.Tensor:
         """Per-step tensors (steps, batch, ...) from the batch's order into the step layout."""
-        if not self.grouped:
+        if self.mode != "grouped":
             return values
         index = self.order.view(self.order.shape + (1,) * (values.dim() - 2)).expand_as(values)
         return values.gather(1, index)
 
     def from_step(self, values: torch.Tensor) -> torch.Tensor:
         """Per-step tensors (steps, batch, ...) from the step layout back into the batch's order."""
-        if not self.grouped:
+        if self.mode != "grouped":
             return values
         index = self.inverse.view(self.inverse.shape + (1,) * (values.dim() - 2)).expand_as(values)
         return values.gather(1, index)
 
     def enter(self, t: int, rows: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         """Rows in the batch's order -> step t's layout."""
-        return torch.index_select(rows, 0, self.order[t], out=out) if self.grouped else out.copy_(rows)
+        return torch.index_select(rows, 0, self.order[t], out=out) if self.mode == "grouped" else out.copy_(rows)
 
     def leave(self, t: int, rows: torch.Tensor) -> torch.Tensor:
         """Rows in step t's layout -> the batch's order."""
-        return rows.index_select(0, self.inverse[t]) if self.grouped else rows
+        return rows.index_select(0, self.inverse[t]) if self.mode == "grouped" else rows
 
     def products(self, t: int, rows: torch.Tensor, backward: bool, out: torch.Tensor) -> torch.Tensor:
         """rows[b] @ kernels[x_b]^T (forward) or rows[b] @ kernels[x_b] (backward), in step t's layout."""
         matrices = self.backward_matrices if backward else self.forward_matrices
-        if not self.grouped:
-            width = rows.shape[1]
+        width = rows.shape[1]
+        if self.mode == "every":
             every = torch.matmul(rows.view(self.members, -1, width), matrices)
-            index = self._flat_index(t, matrices.shape[2] // width)
+            index = self.rows * (matrices.shape[2] // width) + self.local_words[t]
             return torch.index_select(every.view(-1, width), 0, index, out=out)
+        if self.mode == "padded":
+            self.padded_rows.index_copy_(0, self.pad_index[t], rows)
+            shape = (matrices.shape[0], self.depth, width)
+            torch.bmm(self.padded_rows.view(shape), matrices, out=self.padded_products.view(shape))
+            return torch.index_select(self.padded_products, 0, self.pad_index[t], out=out)
         start = 0
         for word, count in enumerate(self.counts[t]):
             if count:
@@ -116,8 +147,29 @@ class _StepLayout:
                 start += count
         return out
 
-    def _flat_index(self, t: int, count: int) -> torch.Tensor:
-        return self.rows * count + self.local_words[t]
+    def kernel_gradients(self, states: torch.Tensor, grad_products: torch.Tensor, count: int) -> torch.Tensor:
+        """sum over steps and rows with kernel w of outer(grad_products, states), for every kernel w (count x W x
+        W); both inputs per step in the step layout."""
+        width = states.shape[-1]
+        flat_words = self.step_words.reshape(1, -1)
+        flat_states = states.reshape(-1, width)
+        flat_grads = grad_products.reshape(-1, width)
+        if self.mode != "grouped":
+            # One batched product over blocks padded to the most rows any kernel has.
+            index, depth = _padded_positions(flat_words, count)
+            padded_states = states.new_zeros(count * depth, width).index_copy_(0, index[0], flat_states)
+            padded_grads = states.new_zeros(count * depth, width).index_copy_(0, index[0], flat_grads)
+            shape = (count, depth, width)
+            return torch.bmm(padded_grads.view(shape).transpose(1, 2), padded_states.view(shape))
+        grad_kernels = states.new_zeros(count, width, width)
+        order = torch.argsort(flat_words[0], stable=True)
+        counts = torch.bincount(flat_words[0], minlength=count).tolist()
+        for word, (rows_in, rows_out) in enumerate(
+            zip(flat_states[order].split(counts), flat_grads[order].split(counts), strict=True)
+        ):
+            if rows_in.shape[0]:
+                grad_kernels[word] = rows_out.T @ rows_in
+        return grad_kernels
 
 
 class _SequenceFunction(torch.autograd.Function):
@@ -232,17 +284,7 @@ class _SequenceFunction(torch.autograd.Function):
             grad_z.addcmul_(correction, through_norm[t])
             grad_psi = layout.leave(t, layout.products(t, grad_z, True, grad_rows))
         grad_weights.scatter_add_(2, measured.unsqueeze(2), grad_norms)
-        grad_kernels = torch.zeros_like(kernels).view(count, width, width)
-        flat_words = layout.step_words.reshape(-1)
-        flat_states = states.reshape(-1, width)
-        flat_grad_products = grad_products.reshape(-1, width)
-        order = torch.argsort(flat_words, stable=True)
-        counts = torch.bincount(flat_words, minlength=count).tolist()
-        for word, (rows_in, rows_out) in enumerate(
-            zip(flat_states[order].split(counts), flat_grad_products[order].split(counts), strict=True)
-        ):
-            if rows_in.shape[0]:
-                grad_kernels[word] = rows_out.T @ rows_in
+        grad_kernels = layout.kernel_gradients(states, grad_products, count)
         # Per member: sum over steps and samples of dL/du (outcomes) times z^2 (workspace states).
         member_grad_weights = grad_weights.view(steps, members, batch, outcomes).transpose(0, 1)
         member_squares = products.pow(2).view(steps, members, batch, width).transpose(0, 1)
@@ -519,6 +561,57 @@ class QRNN(nn.Module):
         )
 
 
+def stack_parameters(members: Sequence[nn.Module]) -> dict[str, torch.Tensor]:
+    """The members' parameters stacked along a leading member axis, by name (differentiable: gradients flow back
+    to each member's own parameters)."""
+    tables = [dict(member.named_parameters()) for member in members]
+    return {name: torch.stack([table[name] for table in tables]) for name in tables[0]}
+
+
+class ParameterPool:
+    """The parameters of a pool's members as one leaf tensor per name with a leading member axis, each member's
+    parameter aliasing its slice (`param.data` becomes a view of the stacked storage).
+
+    A pooled pass then reads one leaf per name (not P), so autograd does per-name work once per pass, while each
+    member keeps its own `nn.Parameter` objects: its own optimizer updates them in place (and so the stacked
+    storage), and `state_dict`, `load_state_dict` and checkpoints work as for a lone model. After a backward
+    pass, `distribute_gradients` gives each member's parameters their slices of the stacked gradients.
+    Set it up after the members have their final dtype and device (`.to` would break the aliasing).
+    """
+
+    def __init__(self, members: Sequence[nn.Module]) -> None:
+        check_pool(members)
+        self.members = list(members)
+        tables = [dict(member.named_parameters()) for member in self.members]
+        self.names = list(tables[0])
+        self.stacked: dict[str, torch.Tensor] = {}
+        self.member_parameters = [[table[name] for name in self.names] for table in tables]
+        with torch.no_grad():
+            for index, name in enumerate(self.names):
+                leaf = torch.stack([row[index].detach() for row in self.member_parameters]).requires_grad_()
+                for p, row in enumerate(self.member_parameters):
+                    row[index].data = leaf.detach()[p]
+                self.stacked[name] = leaf
+
+    def zero_grad(self) -> None:
+        """Clear the stacked and the members' gradients."""
+        for leaf in self.stacked.values():
+            leaf.grad = None
+        for row in self.member_parameters:
+            for parameter in row:
+                parameter.grad = None
+
+    def distribute_gradients(self) -> None:
+        """Each member parameter's gradient: a view of its slice of the stacked gradient. Where a pass used the
+        members' own parameters instead (the statevector path runs member by member), their gradients stay."""
+        for index, name in enumerate(self.names):
+            grad = self.stacked[name].grad
+            if grad is None:
+                continue
+            for p, row in enumerate(self.member_parameters):
+                row[index].grad = grad[p]
+
+
 def check_pool(members: Sequence[nn.Module]) -> None:
     """One-line errors unless `members` are models that can run as one pool: at least one, all of the same
     class, configuration (topology), dtype and device."""
@@ -545,6 +638,7 @@ def run_pool(
     targets: torch.Tensor,
     postselect: Postselect = True,
     generators: Sequence[torch.Generator | None] | None = None,
+    parameters: ParameterPool | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Run P models of the same topology as one pool: member p's sequences `inputs[p]`, `targets[p]` (P x B x L x
     I bits, the same B and L for all) through member p's parameters, in one pass whose tensors carry a leading
@@ -552,7 +646,9 @@ def run_pool(
     optimizer). Member p's results equal `members[p](inputs[p], targets[p], ...)`.
 
     `postselect` as in `QRNN.forward`, a callable seeing the P B samples member-major; `generators`: one per
-    member (or None) for the sampled steps. Returns `probs` (P x B x 2^I x (L-1)), `measured` (P x B x (L-1) x
+    member (or None) for the sampled steps. `parameters`: the members' `ParameterPool`, if they have one (then
+    the pass reads its stacked leaves, and gradients land in them; else it stacks the members' parameters,
+    and gradients flow back to each). Returns `probs` (P x B x 2^I x (L-1)), `measured` (P x B x (L-1) x
     I) and each member's smallest postselection probability (P).
     """
     check_pool(members)
@@ -582,11 +678,14 @@ def run_pool(
         streams = generators if generators is not None else [None] * size
         uniforms = torch.cat([sampling_uniforms(length - 1, batch, g, device, dtype) for g in streams], dim=1)
     if method == "kernel":
-        # A pool of one runs on the model's own tables (no stacking).
-        cells = None if size == 1 else [m.cell for m in members]
-        kernels, readout = cell.transfer_tables(cells, rescale=True)
-        if cells is None:
+        if size == 1:
+            kernels, readout = cell.transfer_tables(rescale=True)
             kernels, readout = kernels.unsqueeze(0), readout.unsqueeze(0)
+        else:
+            stacked = parameters.stacked if parameters is not None else stack_parameters(members)
+            prefix = "cell."
+            cell_parameters = {name[len(prefix) :]: value for name, value in stacked.items()}
+            kernels, readout = torch.func.functional_call(cell, cell_parameters, (True,))
         probs, measured, minimum = _SequenceFunction.apply(
             kernels, readout, words, target_words, postselected, uniforms
         )
