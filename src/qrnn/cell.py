@@ -157,6 +157,9 @@ class QRNNCell(nn.Module):
         (#neurons x 2^#sources), with the parameters' leading member axis in front where they have one."""
         weights = torch.stack([n.weights for n in neurons], dim=-2)
         theta = torch.stack([n.theta for n in neurons], dim=-1)
+        if weights.dim() == 2:
+            # One model computes as a pool of one, so that a pool's members get exactly its numbers.
+            weights, theta = weights.unsqueeze(0), theta.unsqueeze(0)
         if self.monomials is not None:
             eta = neuron_angles(weights, theta, self.monomials.to(weights.dtype), self.bias)
         else:
@@ -173,6 +176,16 @@ class QRNNCell(nn.Module):
         With `rescale`, each neuron's pair of tables is divided by its largest entry per input word
         (`rescale_pairs`: the same sequence outputs, no underflow at high order).
         """
+        cos_tables, sin_tables = self._member_workspace_tables(rescale)
+        return (cos_tables, sin_tables) if self.pooled else (cos_tables[0], sin_tables[0])
+
+    @property
+    def pooled(self) -> bool:
+        """Whether the parameters carry a leading member axis (a pool's, under `torch.func.functional_call`)."""
+        return self.output_stage[0].theta.dim() == 1
+
+    def _member_workspace_tables(self, rescale: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """`workspace_tables` with a leading member axis, also for one model (a pool of one)."""
         cos_all, sin_all = self._tables(self.workspace_neurons)
         shape = (*cos_all.shape[:-1], 2 ** (self.workspace_size - 1), 2**self.input_size)
         cos_tables, sin_tables = cos_all.reshape(shape).transpose(-1, -2), sin_all.reshape(shape).transpose(-1, -2)
@@ -183,6 +196,11 @@ class QRNNCell(nn.Module):
         workspace state z (unnormalised; p(y) = |readout[y] * z|^2 / sum over y). One per member along a leading
         axis where the parameters have one; with `rescale`, each output neuron's tables divided by their largest entry
         (`rescale_pairs`: a constant factor of the readout, which leaves the distributions as they are)."""
+        readout = self._member_readout_table(rescale)
+        return readout if self.pooled else readout[0]
+
+    def _member_readout_table(self, rescale: bool) -> torch.Tensor:
+        """`readout_table` with a leading member axis, also for one model (a pool of one)."""
         I, W, X = self.input_size, 2**self.workspace_size, 2**self.input_size
         cos_out, sin_out = self._tables(list(self.output_stage))
         if rescale:
@@ -191,11 +209,20 @@ class QRNNCell(nn.Module):
         # (..., I, 2^(I-1), W): output neuron j's coefficients per configuration of the other I/O lanes.
         cos_out = cos_out.reshape(*lead, I, W, X // 2).transpose(-1, -2)
         sin_out = sin_out.reshape(*lead, I, W, X // 2).transpose(-1, -2)
-        index = self.readout_config.unsqueeze(-1).expand(I, X, W).expand(*lead, I, X, W)
-        chosen = torch.where(
-            self.readout_bit.unsqueeze(-1).bool(), sin_out.gather(-2, index), cos_out.gather(-2, index)
-        )
-        return chosen.prod(dim=-3)
+        # Lane by lane, each outcome's row picked by index_select and the lanes multiplied in a fixed order (not
+        # gather and `prod`, whose orders of summing the gradient and of multiplying depend on the tensor's
+        # shape), so that a pool's member computes exactly the numbers of the lone model, forward and backward.
+        readout = None
+        for lane in range(I):
+            config = self.readout_config[lane]
+            chosen = torch.where(
+                self.readout_bit[lane].unsqueeze(-1).bool(),
+                sin_out[..., lane, :, :].index_select(-2, config),
+                cos_out[..., lane, :, :].index_select(-2, config),
+            )
+            readout = chosen if readout is None else readout * chosen
+        assert readout is not None
+        return readout
 
     def transfer_tables(self, rescale: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """The step as two small tables, differentiable in the parameters.
@@ -207,12 +234,17 @@ class QRNNCell(nn.Module):
         from the rescaled neuron tables (`rescale_pairs`): each kernel and the readout up to a positive factor, which
         the sequence model's renormalisation removes.
         """
+        kernels, readout = self._member_transfer_tables(rescale)
+        return (kernels, readout) if self.pooled else (kernels[0], readout[0])
+
+    def _member_transfer_tables(self, rescale: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """`transfer_tables` with a leading member axis, also for one model (a pool of one)."""
         I, H = self.input_size, self.workspace_size
         X, W = 2**I, 2**H
         dtype = self.output_stage[0].weights.dtype
         device = self.readout_bit.device
         # x goes first in the neuron tables: one group of kernel columns per input word (and member).
-        neuron_cos, neuron_sin = self.workspace_tables(rescale)
+        neuron_cos, neuron_sin = self._member_workspace_tables(rescale)
         lead = neuron_cos.shape[:-3]
         groups = X * math.prod(lead)
         neuron_cos = neuron_cos.movedim(-3, 0).reshape(-1, groups, W // 2)
@@ -223,7 +255,7 @@ class QRNNCell(nn.Module):
         program: list[tuple[str, int, int]] = [("rotate", j, j) for j in range(H)]
         layer_matrices, rotation_cos, rotation_sin = [], [], []
         for s, stage in enumerate(self.work_stages):
-            angles = stage.rotations
+            angles = stage.rotations if self.pooled else stage.rotations.unsqueeze(0)
             if dense_layers:
                 program.append(("dense", s, -1))
                 rotations = ry_matrices(angles)
@@ -246,12 +278,13 @@ class QRNNCell(nn.Module):
             dense = neuron_cos.new_zeros(0, *lead, W, W)
         identity = torch.eye(W, dtype=dtype, device=device).expand(groups, W, W)
         kernels = run_rotation_program(identity, program, cos_tables, sin_tables, dense)
-        return kernels.view(*lead, X, W, W), self.readout_table(rescale)
+        return kernels.view(*lead, X, W, W), self._member_readout_table(rescale)
 
     def forward(self, rescale: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-        """`transfer_tables(rescale)`: what the kernel path needs of the cell. As the module's forward, it runs
-        under `torch.func.functional_call` with a pool's stacked parameters (a leading member axis each)."""
-        return self.transfer_tables(rescale)
+        """The kernel path's tables (`transfer_tables`), always with a leading member axis (one model: a pool of
+        one). As the module's forward it runs under `torch.func.functional_call` with a pool's stacked
+        parameters."""
+        return self._member_transfer_tables(rescale)
 
     # ---- the slow reference: the same step, gate by gate, on the full register ----
 

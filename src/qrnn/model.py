@@ -60,42 +60,42 @@ def _padded_positions(words: torch.Tensor, count: int) -> tuple[torch.Tensor, in
     return words * depth + ranks, depth
 
 
+# The padded layout gives each kernel at least this many rows: batched products with fewer rows run a different
+# kernel (other rounding), and a pool's member must get exactly the lone model's numbers whatever its depth.
+_PADDED_MIN_DEPTH = 8
+
+
 class _StepLayout:
-    """How the batch is laid out at each step, and the per-sample kernel products in that layout.
+    """The per-sample kernel products of each step.
 
     The batch holds P members' samples (a pool; P = 1 for one model), member-major: rows [p B, (p + 1) B) are
-    member p's; `flat_words` index the members' kernels laid end to end (member p's word x is p X + x). Three
-    ways to multiply each row by its own kernel, chosen by the shapes:
-    - "every": one product per member with all its kernels, then a gather (few words, small kernels: fewest
-      operations);
-    - "grouped" (one model): the batch sorted by word at every step, one product per word (fewest flops);
-    - "padded" (a pool): the rows scattered into a padded block per kernel, one batched product for all of them,
-      gathered back (a fixed handful of operations however many members and words).
+    member p's; `flat_words` index the members' kernels laid end to end (member p's word x is p X + x). Two
+    ways to multiply each row by its own kernel, chosen by the shapes of one member (so that a member of a pool
+    computes exactly as the lone model):
+    - "every": per member, one batched product with all its kernels, then a gather (few words, small kernels:
+      fewest operations);
+    - "padded": the rows scattered into a zero-padded block per kernel, one batched product for all of them,
+      gathered back (many words or large kernels: fewest flops, and a fixed handful of operations however many
+      members and words).
+    Every product is batched over the members with the same shapes per member as for one model: the rounding of
+    a matrix product depends on its shape.
     """
 
     def __init__(self, kernels: torch.Tensor, flat_words: torch.Tensor) -> None:
         members, count, width = kernels.shape[0], kernels.shape[1], kernels.shape[-1]
-        steps, rows = flat_words.shape
+        rows = flat_words.shape[1]
         batch = rows // members
         self.members = members
-        self.words = flat_words
         self.step_words = flat_words
         sparse = batch * (count - 1) * width * width > count * _OPERATION_COST_IN_FLOPS
-        self.mode = ("grouped" if members == 1 else "padded") if sparse else "every"
-        flat = kernels.reshape(members * count, width, width)
-        if self.mode == "grouped":
-            self.order = torch.argsort(flat_words, dim=1, stable=True)
-            self.inverse = torch.argsort(self.order, dim=1)
-            counts = torch.zeros(steps, count, dtype=torch.long, device=flat_words.device)
-            counts.scatter_add_(1, flat_words, torch.ones_like(flat_words))
-            self.counts = counts.tolist()
-            self.step_words = flat_words.gather(1, self.order)
-            self.forward_matrices = flat.transpose(1, 2)
-            self.backward_matrices = flat
-        elif self.mode == "padded":
-            self.pad_index, self.depth = _padded_positions(flat_words, members * count)
+        self.mode = "padded" if sparse else "every"
+        if self.mode == "padded":
+            self.pad_index, depth = _padded_positions(flat_words, members * count)
+            self.depth = max(depth, _PADDED_MIN_DEPTH)
+            self.pad_index = flat_words * self.depth + (self.pad_index - flat_words * depth)
             self.padded_rows = kernels.new_zeros(members * count * self.depth, width)
             self.padded_products = torch.empty_like(self.padded_rows)
+            flat = kernels.reshape(members * count, width, width)
             self.forward_matrices = flat.transpose(1, 2)
             self.backward_matrices = flat
         else:
@@ -105,71 +105,38 @@ class _StepLayout:
             self.forward_matrices = kernels.transpose(2, 3).permute(0, 2, 1, 3).reshape(members, width, count * width)
             self.backward_matrices = kernels.permute(0, 2, 1, 3).reshape(members, width, count * width)
 
-    def to_step(self, values: torch.Tensor) -> torch.Tensor:
-        """Per-step tensors (steps, batch, ...) from the batch's order into the step layout."""
-        if self.mode != "grouped":
-            return values
-        index = self.order.view(self.order.shape + (1,) * (values.dim() - 2)).expand_as(values)
-        return values.gather(1, index)
-
-    def from_step(self, values: torch.Tensor) -> torch.Tensor:
-        """Per-step tensors (steps, batch, ...) from the step layout back into the batch's order."""
-        if self.mode != "grouped":
-            return values
-        index = self.inverse.view(self.inverse.shape + (1,) * (values.dim() - 2)).expand_as(values)
-        return values.gather(1, index)
-
-    def enter(self, t: int, rows: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-        """Rows in the batch's order -> step t's layout."""
-        return torch.index_select(rows, 0, self.order[t], out=out) if self.mode == "grouped" else out.copy_(rows)
-
-    def leave(self, t: int, rows: torch.Tensor) -> torch.Tensor:
-        """Rows in step t's layout -> the batch's order."""
-        return rows.index_select(0, self.inverse[t]) if self.mode == "grouped" else rows
-
     def products(self, t: int, rows: torch.Tensor, backward: bool, out: torch.Tensor) -> torch.Tensor:
-        """rows[b] @ kernels[x_b]^T (forward) or rows[b] @ kernels[x_b] (backward), in step t's layout."""
+        """rows[b] @ kernels[x_b]^T (forward) or rows[b] @ kernels[x_b] (backward) at step t."""
         matrices = self.backward_matrices if backward else self.forward_matrices
         width = rows.shape[1]
         if self.mode == "every":
             every = torch.matmul(rows.view(self.members, -1, width), matrices)
             index = self.rows * (matrices.shape[2] // width) + self.local_words[t]
             return torch.index_select(every.view(-1, width), 0, index, out=out)
-        if self.mode == "padded":
-            self.padded_rows.index_copy_(0, self.pad_index[t], rows)
-            shape = (matrices.shape[0], self.depth, width)
-            torch.bmm(self.padded_rows.view(shape), matrices, out=self.padded_products.view(shape))
-            return torch.index_select(self.padded_products, 0, self.pad_index[t], out=out)
-        start = 0
-        for word, count in enumerate(self.counts[t]):
-            if count:
-                torch.mm(rows[start : start + count], matrices[word], out=out[start : start + count])
-                start += count
-        return out
+        self.padded_rows.index_copy_(0, self.pad_index[t], rows)
+        shape = (matrices.shape[0], self.depth, width)
+        torch.bmm(self.padded_rows.view(shape), matrices, out=self.padded_products.view(shape))
+        return torch.index_select(self.padded_products, 0, self.pad_index[t], out=out)
 
     def kernel_gradients(self, states: torch.Tensor, grad_products: torch.Tensor, count: int) -> torch.Tensor:
-        """sum over steps and rows with kernel w of outer(grad_products, states), for every kernel w (count x W x
-        W); both inputs per step in the step layout."""
+        """For every member's kernel x: the sum over steps and the member's rows with word x of
+        outer(grad_products, states), (P X) x W x W. Member by member (each a batched product over its words,
+        padded to its own depth), so that each member's sums are the lone model's."""
         width = states.shape[-1]
-        flat_words = self.step_words.reshape(1, -1)
-        flat_states = states.reshape(-1, width)
-        flat_grads = grad_products.reshape(-1, width)
-        if self.mode != "grouped":
-            # One batched product over blocks padded to the most rows any kernel has.
-            index, depth = _padded_positions(flat_words, count)
-            padded_states = states.new_zeros(count * depth, width).index_copy_(0, index[0], flat_states)
-            padded_grads = states.new_zeros(count * depth, width).index_copy_(0, index[0], flat_grads)
-            shape = (count, depth, width)
-            return torch.bmm(padded_grads.view(shape).transpose(1, 2), padded_states.view(shape))
-        grad_kernels = states.new_zeros(count, width, width)
-        order = torch.argsort(flat_words[0], stable=True)
-        counts = torch.bincount(flat_words[0], minlength=count).tolist()
-        for word, (rows_in, rows_out) in enumerate(
-            zip(flat_states[order].split(counts), flat_grads[order].split(counts), strict=True)
-        ):
-            if rows_in.shape[0]:
-                grad_kernels[word] = rows_out.T @ rows_in
-        return grad_kernels
+        steps = states.shape[0]
+        words = count // self.members
+        member_words = (self.step_words.view(steps, self.members, -1) % words).transpose(0, 1).reshape(self.members, -1)
+        member_states = states.view(steps, self.members, -1, width).transpose(0, 1).reshape(self.members, -1, width)
+        member_grads = grad_products.view(steps, self.members, -1, width).transpose(0, 1)
+        member_grads = member_grads.reshape(self.members, -1, width)
+        gradients = []
+        for p in range(self.members):
+            index, depth = _padded_positions(member_words[p : p + 1], words)
+            padded_states = states.new_zeros(words * depth, width).index_copy_(0, index[0], member_states[p])
+            padded_grads = states.new_zeros(words * depth, width).index_copy_(0, index[0], member_grads[p])
+            shape = (words, depth, width)
+            gradients.append(torch.bmm(padded_grads.view(shape).transpose(1, 2), padded_states.view(shape)))
+        return torch.cat(gradients)
 
 
 class _SequenceFunction(torch.autograd.Function):
@@ -177,9 +144,8 @@ class _SequenceFunction(torch.autograd.Function):
     at once (P = 1 for one model): kernels (P x 2^I x 2^H x 2^H), readout (P x 2^I x 2^H), and per step the
     P x B samples member-major.
 
-    Everything the backward pass needs is saved per step in the step layout (`_StepLayout`); the parts of the
-    backward pass that do not depend on later steps are computed for all steps at once, so that the recursion
-    over steps is a handful of operations.
+    Everything the backward pass needs is saved per step; the parts of the backward pass that do not depend on
+    later steps are computed for all steps at once, so that the recursion over steps is a handful of operations.
     """
 
     @staticmethod
@@ -199,11 +165,8 @@ class _SequenceFunction(torch.autograd.Function):
         offsets = torch.arange(members, device=words.device).repeat_interleave(batch) * outcomes
         layout = _StepLayout(kernels, words + offsets)
         flat_readout = readout.reshape(members * outcomes, width)
-        targets = layout.to_step(targets)
-        postselected = layout.to_step(postselected)
         sampling = not bool(postselected.all())
         if sampling:
-            uniforms = layout.to_step(uniforms)
             measured = torch.empty(steps, rows, dtype=torch.long, device=kernels.device)
         else:
             measured = targets
@@ -218,8 +181,8 @@ class _SequenceFunction(torch.autograd.Function):
         weights = psi.new_empty(steps, rows, outcomes)
         inverse_norms = psi.new_empty(steps, rows, 1)
         for t in range(steps):
-            rows_t = layout.enter(t, psi, states[t])
-            z = layout.products(t, rows_t, False, products[t])
+            states[t].copy_(psi)
+            z = layout.products(t, psi, False, products[t])
             u = torch.matmul((z * z).view(members, batch, width), squared_readout_t,
                              out=weights[t].view(members, batch, outcomes)).view(rows, outcomes)
             if sampling:
@@ -233,7 +196,7 @@ class _SequenceFunction(torch.autograd.Function):
                 step_readout = chosen_readout[t]
             inverse_norm = torch.rsqrt(u.gather(1, y.unsqueeze(1)), out=inverse_norms[t])
             torch.mul(step_readout, inverse_norm, out=scales[t])
-            psi = layout.leave(t, torch.mul(scales[t], z, out=outputs[t]))
+            psi = torch.mul(scales[t], z, out=outputs[t])
         probs = weights / weights.sum(2, keepdim=True)
         chosen_probability = probs.gather(2, measured.unsqueeze(2)).squeeze(2)
         minimum = _member_minimum(chosen_probability, postselected, members)
@@ -241,8 +204,8 @@ class _SequenceFunction(torch.autograd.Function):
             kernels, readout, measured, states, products, scales, outputs, weights, inverse_norms, probs, offsets
         )
         ctx.layout = layout
-        probs_out = layout.from_step(probs).permute(1, 2, 0)
-        measured_out = layout.from_step(measured)
+        probs_out = probs.permute(1, 2, 0)
+        measured_out = measured if sampling else measured.clone()
         ctx.mark_non_differentiable(measured_out, minimum)
         return probs_out, measured_out, minimum
 
@@ -262,7 +225,7 @@ class _SequenceFunction(torch.autograd.Function):
         flat_measured = measured + offsets
         if grad_probs is None:
             grad_probs = probs.new_zeros(rows, outcomes, steps)
-        grad_probs = layout.to_step(grad_probs.permute(2, 0, 1))
+        grad_probs = grad_probs.permute(2, 0, 1)
         # u -> p = u / sum(u): the part of dL/du that comes from the output distributions, for all steps.
         totals = weights.sum(2, keepdim=True)
         grad_weights = (grad_probs - (grad_probs * probs).sum(2, keepdim=True)) / totals
@@ -278,11 +241,11 @@ class _SequenceFunction(torch.autograd.Function):
         grad_rows = torch.empty(rows, width, dtype=kernels.dtype, device=kernels.device)
         grad_psi = torch.zeros(rows, width, dtype=kernels.dtype, device=kernels.device)
         for t in range(steps - 1, -1, -1):
-            grad_next = layout.enter(t, grad_psi, grad_outputs[t])
+            grad_next = grad_outputs[t].copy_(grad_psi)
             correction = torch.mul((grad_next * outputs[t]).sum(1, keepdim=True), norm_factor[t], out=grad_norms[t])
             grad_z = torch.addcmul(base[t], grad_next, scales[t], out=grad_products[t])
             grad_z.addcmul_(correction, through_norm[t])
-            grad_psi = layout.leave(t, layout.products(t, grad_z, True, grad_rows))
+            grad_psi = layout.products(t, grad_z, True, grad_rows)
         grad_weights.scatter_add_(2, measured.unsqueeze(2), grad_norms)
         grad_kernels = layout.kernel_gradients(states, grad_products, count)
         # Per member: sum over steps and samples of dL/du (outcomes) times z^2 (workspace states).
@@ -679,8 +642,7 @@ def run_pool(
         uniforms = torch.cat([sampling_uniforms(length - 1, batch, g, device, dtype) for g in streams], dim=1)
     if method == "kernel":
         if size == 1:
-            kernels, readout = cell.transfer_tables(rescale=True)
-            kernels, readout = kernels.unsqueeze(0), readout.unsqueeze(0)
+            kernels, readout = cell(True)
         else:
             stacked = parameters.stacked if parameters is not None else stack_parameters(members)
             prefix = "cell."
