@@ -37,6 +37,9 @@ class BenchConfig:
 CONFIGS = {
     c.name: c
     for c in [
+        # The original's experiment scripts: experiment-1 (simple-seq) and experiment-2 (Elman XOR).
+        BenchConfig("simple-seq", 3, 5, 2, 2, 3, 2, 20, None),
+        BenchConfig("elman-xor", 2, 4, 1, 2, 3, 16, 36, None),
         BenchConfig("umap", 2, 6, 2, 2, 3, 160, 5, 0.50),
         BenchConfig("mnist01", 2, 8, 2, 2, 2, 20, 100, 4.5),
         BenchConfig("dna100", 3, 5, 1, 2, 3, 16, 100, 2.0),
@@ -58,32 +61,75 @@ DEFAULT_CONFIGS = ["umap", "mnist01", "dna100", "elman-letter", "dna500", "dna10
 _SLOW_STEP_SECONDS = 5.0
 
 
+class _BenchMember:
+    """What a pool's training step needs of a member (as `ShardTrainer` has it): model, optimizer, clipping."""
+
+    def __init__(self, model: object, optimizer: object, clip: float) -> None:
+        self.model = model
+        self.optimizer = optimizer
+        self.clip = clip
+
+    def clip_gradients(self) -> None:
+        import torch
+
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.clip)  # type: ignore[attr-defined]
+
+
+def _median_seconds(step: object, repeats: int) -> tuple[float, int]:
+    """Median seconds of `step()` (after warm-up), within about 20 s of timing."""
+    start = time.perf_counter()
+    step()  # type: ignore[operator]
+    slow = time.perf_counter() - start > _SLOW_STEP_SECONDS
+    if not slow:
+        step()  # type: ignore[operator]
+    times = []
+    budget_end = time.perf_counter() + 20.0
+    for _ in range(repeats):
+        start = time.perf_counter()
+        step()  # type: ignore[operator]
+        times.append(time.perf_counter() - start)
+        if time.perf_counter() > budget_end and len(times) >= (1 if slow else 3):
+            break
+    return statistics.median(times), len(times)
+
+
 def time_config(
-    config: BenchConfig, device: str, dtype: str, repeats: int, seed: int = 0, method: str = "auto"
+    config: BenchConfig, device: str, dtype: str, repeats: int, seed: int = 0, method: str = "auto", pool: int = 0
 ) -> dict[str, object]:
     """Median seconds per training step of `config`, the method the model ran, and the process's peak resident
-    memory (and peak CUDA memory on a GPU)."""
+    memory (and peak CUDA memory on a GPU). With `pool` M > 0, also the seconds of one training step of a pool
+    of M members (different seeds and learning rates, each its own AdamW), timed in the same process."""
     import resource
 
     import torch
 
     from qrnn.bits import bits_to_int
     from qrnn.loss import original_loss
-    from qrnn.model import QRNN
+    from qrnn.model import QRNN, ParameterPool
     from qrnn.training.config import TrainConfig
     from qrnn.training.models import flush_denormals
+    from qrnn.training.pool import PooledOptimizers, pool_step
 
     generator = torch.Generator().manual_seed(seed)
-    model = QRNN(config.input_size, config.workspace_size, config.stages, config.order, config.degree, method=method)
-    model.reset_parameters(generator=generator)
-    model = model.to(device=device, dtype=getattr(torch, dtype))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=0.01)
+
+    def new_model(member_seed: int) -> QRNN:
+        member = QRNN(config.input_size, config.workspace_size, config.stages, config.order, config.degree,
+                      method=method)
+        member.reset_parameters(generator=torch.Generator().manual_seed(member_seed))
+        return member.to(device=device, dtype=getattr(torch, dtype))
+
+    model = new_model(seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.01, foreach=True)
     shape = (config.batch, config.length, config.input_size)
     inputs = torch.randint(0, 2, shape, generator=generator).to(device)
     targets = torch.randint(0, 2, shape, generator=generator).to(device)
     target_words = bits_to_int(targets[:, 1:])
 
     clip = TrainConfig().gradient_clip  # the original's step clips at its default
+
+    def synchronise() -> None:
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
 
     def step() -> None:
         optimizer.zero_grad()
@@ -92,30 +138,42 @@ def time_config(
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
         optimizer.step()
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
+        synchronise()
 
+    pool_row: dict[str, object] = {}
     # Timed as training runs them: with subnormal floats flushed (see flush_denormals).
     with flush_denormals():
-        start = time.perf_counter()
-        step()
-        slow = time.perf_counter() - start > _SLOW_STEP_SECONDS
-        if not slow:
-            step()
-        times = []
-        budget_end = time.perf_counter() + 20.0
-        for _ in range(repeats):
-            start = time.perf_counter()
-            step()
-            times.append(time.perf_counter() - start)
-            if time.perf_counter() > budget_end and len(times) >= (1 if slow else 3):
-                break
-    seconds = statistics.median(times)
+        seconds, runs = _median_seconds(step, repeats)
+        if pool:
+            models = [new_model(seed + 1 + m) for m in range(pool)]
+            members = [
+                _BenchMember(member, torch.optim.AdamW(member.parameters(), lr=0.001 * (1 + m // 10), foreach=True),
+                             clip)
+                for m, member in enumerate(models)
+            ]
+            parameters = ParameterPool(models)
+            optimizers = PooledOptimizers(parameters, [member.optimizer for member in members])
+            pool_shape = (pool, *shape)
+            pool_inputs = torch.randint(0, 2, pool_shape, generator=generator).to(device)
+            pool_targets = torch.randint(0, 2, pool_shape, generator=generator).to(device)
+            pool_words = bits_to_int(pool_targets[:, :, 1:])
+
+            def pooled() -> None:
+                pool_step(members, parameters, optimizers, pool_inputs, pool_targets,
+                          lambda p, probs: original_loss(probs, pool_words[p]), [clip] * pool)
+                synchronise()
+
+            pool_seconds, _ = _median_seconds(pooled, repeats)
+            pool_row = {
+                "pool": pool,
+                "pool_seconds_per_step": pool_seconds,
+                "pool_speedup": pool * seconds / pool_seconds,
+            }
     return {
         "config": config.name,
         "seconds_per_step": seconds,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "runs": len(times),
+        "runs": runs,
         "method": model.choose_method(config.batch, config.length),
         "peak_cuda_mb": torch.cuda.max_memory_allocated() / 2**20 if device.startswith("cuda") else None,
         "threads": torch.get_num_threads(),
@@ -123,6 +181,7 @@ def time_config(
         "dtype": dtype,
         "original_seconds_per_step": config.original_seconds,
         "speedup": None if config.original_seconds is None else config.original_seconds / seconds,
+        **pool_row,
         **{k: v for k, v in asdict(config).items() if k not in ("name", "original_seconds")},
     }
 
@@ -140,10 +199,15 @@ def run_bench(args: argparse.Namespace) -> int:
 
         if not torch.cuda.is_available():
             raise QRNNError("--device cuda was asked for, but torch sees no CUDA device here")
+    if args.pool < 0:
+        raise QRNNError(f"--pool must be a number of models >= 1 (0: no pool), got {args.pool}")
+    if args.threads is not None and args.threads < 1:
+        raise QRNNError(f"--threads must be >= 1, got {args.threads}")
+    pool_header = f" {'pool s/step':>12} {'pool gain':>9}" if args.pool else ""
     if not args.json:
         print(
             f"{'name':<13} {'I':>2} {'H':>2} {'S':>2} {'k':>2} {'d':>2} {'B':>4} {'L':>5} "
-            f"{'s/step':>9} {'original':>9} {'speedup':>8} {'peak RSS MB':>12} {'method':>12}"
+            f"{'s/step':>9} {'original':>9} {'speedup':>8} {'peak RSS MB':>12} {'method':>12}{pool_header}"
         )
     for name in names:
         command = [
@@ -160,7 +224,11 @@ def run_bench(args: argparse.Namespace) -> int:
             str(args.repeats),
             "--method",
             args.method,
+            "--pool",
+            str(args.pool),
         ]
+        if args.threads is not None:
+            command += ["--threads", str(args.threads)]
         result = subprocess.run(command, capture_output=True, text=True)
         if result.returncode != 0:
             print(f"{name}: failed: {result.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
@@ -172,11 +240,14 @@ def run_bench(args: argparse.Namespace) -> int:
         original = row["original_seconds_per_step"]
         original_text = "-" if original is None else f"{original:.2f}s"
         speedup_text = "-" if row["speedup"] is None else f"{row['speedup']:.0f}x"
+        pool_text = ""
+        if args.pool:
+            pool_text = f" {row['pool_seconds_per_step'] * 1000:>10.1f}ms {row['pool_speedup']:>8.1f}x"
         print(
             f"{name:<13} {row['input_size']:>2} {row['workspace_size']:>2} {row['stages']:>2} "
             f"{row['order']:>2} {row['degree']:>2} {row['batch']:>4} {row['length']:>5} "
             f"{row['seconds_per_step'] * 1000:>7.1f}ms "
-            f"{original_text:>9} {speedup_text:>8} {row['peak_rss_mb']:>12.0f} {row['method']:>12}",
+            f"{original_text:>9} {speedup_text:>8} {row['peak_rss_mb']:>12.0f} {row['method']:>12}{pool_text}",
             flush=True,
         )
     return 0
@@ -202,6 +273,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--method", default="auto", choices=["auto", "kernel", "statevector"], help="how a pass runs (see qrnn.QRNN)"
     )
+    parser.add_argument(
+        "--pool", type=int, default=0, metavar="M",
+        help="also time one training step of a pool of M models (different seeds and learning rates), and its "
+        "gain: M one-model steps over one pool step",
+    )
+    parser.add_argument("--threads", type=int, default=None, help="intra-op CPU threads (default: torch's)")
     parser.add_argument("--json", action="store_true", help="print one JSON object per config")
     parser.set_defaults(func=run_bench)
 
@@ -213,8 +290,15 @@ def _child_main() -> None:
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--method", default="auto")
+    parser.add_argument("--pool", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()
-    print(json.dumps(time_config(CONFIGS[args.child], args.device, args.dtype, args.repeats, method=args.method)))
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    row = time_config(CONFIGS[args.child], args.device, args.dtype, args.repeats, method=args.method, pool=args.pool)
+    print(json.dumps(row))
 
 
 if __name__ == "__main__":

@@ -40,6 +40,11 @@ METHODS = ("auto", "kernel", "statevector")
 # sorted by word at every step: fewer flops). One extra small operation costs about this many multiply-adds.
 _OPERATION_COST_IN_FLOPS = 160_000
 
+# A pool's training step runs its members in chunks (forward and backward) of at most about this many bytes of
+# working memory each (`pool_chunks`): a pass over a whole pool of large members (MNIST) ran slower than member
+# by member, its working set far outside the caches.
+POOL_CHUNK_BYTES = 32 << 20
+
 # For `QRNN.estimate_cost`: a matrix product's multiply-add and one tensor operation's fixed cost, in elementwise
 # operations on single numbers.
 _MATMUL_COST = 0.1
@@ -575,6 +580,17 @@ class ParameterPool:
                 row[index].grad = grad[p]
 
 
+def pool_chunks(model: nn.Module, members: int, batch: int, length: int) -> list[tuple[int, int]]:
+    """The runs of members (start, end) that a pool's training step computes one after another, forward and
+    backward: as many members each as fit in about POOL_CHUNK_BYTES of working memory (all of them for the
+    paper's small models, one at a time for MNIST's)."""
+    estimate = getattr(model, "estimate_memory_bytes", None)
+    if estimate is None:
+        return [(0, members)]
+    size = max(1, POOL_CHUNK_BYTES // max(1, estimate(batch, length)))
+    return [(start, min(members, start + size)) for start in range(0, members, size)]
+
+
 def check_pool(members: Sequence[nn.Module]) -> None:
     """One-line errors unless `members` are models that can run as one pool: at least one, all of the same
     class, configuration (topology), dtype and device."""
@@ -601,7 +617,7 @@ def run_pool(
     targets: torch.Tensor,
     postselect: Postselect = True,
     generators: Sequence[torch.Generator | None] | None = None,
-    parameters: ParameterPool | None = None,
+    parameters: ParameterPool | dict[str, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Run P models of the same topology as one pool: member p's sequences `inputs[p]`, `targets[p]` (P x B x L x
     I bits, the same B and L for all) through member p's parameters, in one pass whose tensors carry a leading
@@ -609,9 +625,10 @@ def run_pool(
     optimizer). Member p's results equal `members[p](inputs[p], targets[p], ...)`.
 
     `postselect` as in `QRNN.forward`, a callable seeing the P B samples member-major; `generators`: one per
-    member (or None) for the sampled steps. `parameters`: the members' `ParameterPool`, if they have one (then
-    the pass reads its stacked leaves, and gradients land in them; else it stacks the members' parameters,
-    and gradients flow back to each). Returns `probs` (P x B x 2^I x (L-1)), `measured` (P x B x (L-1) x
+    member (or None) for the sampled steps. `parameters`: the members' `ParameterPool` (or its stacked tensors, or
+    slices of them along the member axis for these members), if they have one: then the pass reads those, and
+    gradients land in the stacked leaves; else it stacks the members' parameters, and gradients flow back to
+    each. Returns `probs` (P x B x 2^I x (L-1)), `measured` (P x B x (L-1) x
     I) and each member's smallest postselection probability (P).
     """
     check_pool(members)
@@ -641,12 +658,18 @@ def run_pool(
         streams = generators if generators is not None else [None] * size
         uniforms = torch.cat([sampling_uniforms(length - 1, batch, g, device, dtype) for g in streams], dim=1)
     if method == "kernel":
-        if size == 1:
+        if parameters is None and size == 1:
             kernels, readout = cell(True)
         else:
-            stacked = parameters.stacked if parameters is not None else stack_parameters(members)
+            if parameters is None:
+                stacked = stack_parameters(members)
+            else:
+                stacked = parameters.stacked if isinstance(parameters, ParameterPool) else parameters
             prefix = "cell."
-            cell_parameters = {name[len(prefix) :]: value for name, value in stacked.items()}
+            # A pool of one reads its parameters without the member axis, exactly as the lone model does.
+            cell_parameters = {
+                name[len(prefix) :]: value[0] if size == 1 else value for name, value in stacked.items()
+            }
             kernels, readout = torch.func.functional_call(cell, cell_parameters, (True,))
         probs, measured, minimum = _SequenceFunction.apply(
             kernels, readout, words, target_words, postselected, uniforms

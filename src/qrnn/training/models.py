@@ -77,12 +77,14 @@ def build_optimizer(
     """The optimizer `name` (sgd, adam = AdamW, rmsprop, lbfgs) over `parameters`; `lbfgs_line_search` is
     "none" (the original's fixed step) or "strong_wolfe"."""
     params = list(parameters)
+    # foreach: torch's multi-tensor step, also on the CPU (where torch defaults to one tensor at a time): the
+    # same numbers, bit for bit, in fewer operations; a pool steps many members' optimizers as one.
     if name == "sgd":
-        return torch.optim.SGD(params, lr=learning_rate, weight_decay=weight_decay)
+        return torch.optim.SGD(params, lr=learning_rate, weight_decay=weight_decay, foreach=True)
     if name == "adam":
-        return torch.optim.AdamW(params, lr=learning_rate, weight_decay=weight_decay)
+        return torch.optim.AdamW(params, lr=learning_rate, weight_decay=weight_decay, foreach=True)
     if name == "rmsprop":
-        return torch.optim.RMSprop(params, lr=learning_rate, weight_decay=weight_decay)
+        return torch.optim.RMSprop(params, lr=learning_rate, weight_decay=weight_decay, foreach=True)
     if name == "lbfgs":
         # torch's L-BFGS has no weight decay; check_config rejects a non-zero --weight-decay with it.
         if lbfgs_line_search not in LBFGS_LINE_SEARCHES:

@@ -130,6 +130,147 @@ def _pool_forward(
     )
 
 
+def optimizer_group_key(optimizer: torch.optim.Optimizer) -> tuple[Any, ...]:
+    """What members' optimizers must share to step as one: class, hyperparameters and the number of steps
+    taken (resumed members may have taken different numbers)."""
+    if len(optimizer.param_groups) != 1:
+        raise QRNNError("a pool's optimizers must have one parameter group each")
+    hyper = {k: repr(v) for k, v in optimizer.param_groups[0].items() if k != "params"}
+    steps = sorted({repr(state.get("step")) for state in optimizer.state.values()})
+    return (type(optimizer).__name__, tuple(sorted(hyper.items())), tuple(steps))
+
+
+class PooledOptimizers:
+    """Steps the members' optimizers of a pool.
+
+    With `stacked` (the members' gradients land in the `ParameterPool`'s stacked leaves), members whose optimizers
+    share `optimizer_group_key` (a pool of seeds: all of them; they must be consecutive members) step as ONE
+    optimizer of their class over slices of the stacked leaves: torch's own step, once for the group, on tensors
+    with a leading member axis. An optimizer's update is elementwise in each tensor, its state and hyperparameters,
+    so every member gets exactly the numbers its own optimizer would have computed. The members' optimizer states
+    become views of the group's stacked state (their `state_dict`, and so their checkpoints, stay current and
+    ordinary). Without `stacked`, each member's optimizer steps on its own.
+    """
+
+    def __init__(self, parameters: Any, optimizers: Sequence[torch.optim.Optimizer], stacked: bool = True) -> None:
+        self.parameters = parameters
+        self.optimizers = list(optimizers)
+        # (first member, end, group optimizer, its leaves) per run of members with the same key.
+        self.groups: list[tuple[int, int, torch.optim.Optimizer, list[torch.Tensor]]] = []
+        self.aliased = False
+        if not stacked:
+            return
+        keys = [optimizer_group_key(optimizer) for optimizer in self.optimizers]
+        start = 0
+        for index in range(1, len(keys) + 1):
+            if index == len(keys) or keys[index] != keys[start]:
+                self.groups.append(self._group(start, index))
+                start = index
+
+    def _group(self, start: int, end: int) -> tuple[int, int, torch.optim.Optimizer, list[torch.Tensor]]:
+        first = self.optimizers[start]
+        leaves = [self.parameters.stacked[name].detach()[start:end].requires_grad_() for name in self.parameters.names]
+        hyper = {k: v for k, v in first.param_groups[0].items() if k != "params"}
+        group = type(first)([{"params": leaves, **hyper}], lr=hyper["lr"])
+        states = [self.optimizers[m].state for m in range(start, end)]
+        members_parameters = [self.optimizers[m].param_groups[0]["params"] for m in range(start, end)]
+        if len(states[0]):
+            # Resumed members: the group's state stacks theirs (and their states become views of it below).
+            for index, leaf in enumerate(leaves):
+                member_states = [state[params[index]] for state, params in zip(states, members_parameters, strict=True)]
+                group.state[leaf] = {
+                    key: value if key == "step" or not isinstance(value, torch.Tensor)
+                    else torch.stack([member_state[key] for member_state in member_states])
+                    for key, value in member_states[0].items()
+                }
+        return start, end, group, leaves
+
+    def _alias_states(self) -> None:
+        """Make each member's optimizer state views of its group's stacked state (and share its step)."""
+        for start, end, group, leaves in self.groups:
+            for index, leaf in enumerate(leaves):
+                stacked_state = group.state[leaf]
+                for m in range(start, end):
+                    optimizer = self.optimizers[m]
+                    parameter = optimizer.param_groups[0]["params"][index]
+                    optimizer.state[parameter] = {
+                        key: value[m - start] if isinstance(value, torch.Tensor) and key != "step" else value
+                        for key, value in stacked_state.items()
+                    }
+        self.aliased = True
+
+    def step(self) -> None:
+        """One step of every member's optimizer (after the gradients are in place and clipped)."""
+        if not self.groups:
+            for optimizer in self.optimizers:
+                optimizer.step()
+            return
+        for start, end, group, leaves in self.groups:
+            for name, leaf in zip(self.parameters.names, leaves, strict=True):
+                grad = self.parameters.stacked[name].grad
+                leaf.grad = None if grad is None else grad[start:end]
+            group.step()
+        if not self.aliased:
+            self._alias_states()
+
+
+def clip_pool_gradients(parameters: Any, max_norms: Sequence[float]) -> bool:
+    """Clip each member's gradient norm to its `max_norms[p]` (0: not clipped), on the pool's stacked gradients:
+    torch's `clip_grad_norm_` arithmetic, per member (the norm of each gradient, the norm of those, the factor
+    max_norm / (norm + 1e-6) clamped at 1), in one operation per parameter name. False (nothing done) where the
+    members' gradients are not all in the stacked leaves (a pass that ran member by member)."""
+    grads = [parameters.stacked[name].grad for name in parameters.names]
+    if any(grad is None for grad in grads) or not any(norm > 0 for norm in max_norms):
+        return not any(grad is None for grad in grads)
+    members = len(max_norms)
+    norms = torch.stack([torch.linalg.vector_norm(grad.reshape(members, -1), dim=1) for grad in grads], dim=1)
+    total = torch.linalg.vector_norm(norms, dim=1)
+    limits = torch.tensor(max_norms, dtype=total.dtype, device=total.device)
+    factor = torch.clamp((total + 1e-6).reciprocal() * limits, max=1.0)
+    factor = torch.where(limits > 0, factor, torch.ones_like(factor))
+    for grad in grads:
+        grad.mul_(factor.view(members, *(1,) * (grad.dim() - 1)))
+    return True
+
+
+def pool_step(
+    members: Sequence[Any],
+    parameters: Any,
+    optimizers: PooledOptimizers,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    loss_of: Callable[[int, torch.Tensor], torch.Tensor],
+    max_norms: Sequence[float],
+) -> tuple[list[float], list[float]]:
+    """One training step of a pool: the pooled forward pass with postselection on the targets (P x B x L x I),
+    member p's loss `loss_of(p, probs_p)`, one backward pass, each member's gradient clipped to its
+    `max_norms[p]`, and the members' optimizers stepped. `members` have `.model` and `.clip_gradients()` (a
+    `ShardTrainer`); `parameters` is their models' `ParameterPool`. Returns the losses and the smallest
+    postselection probabilities."""
+    from qrnn.model import pool_chunks
+
+    parameters.zero_grad()
+    losses: list[float] = []
+    minima: list[float] = []
+    for start, end in pool_chunks(members[0].model, len(members), inputs.shape[1], inputs.shape[2]):
+        stacked = {name: leaf[start:end] for name, leaf in parameters.stacked.items()}
+        probs, _, minimum = _pool_forward(
+            members[start:end], inputs[start:end], targets[start:end], True, None, stacked
+        )
+        chunk_losses = torch.stack([loss_of(start + p, probs[p]) for p in range(end - start)])
+        chunk_losses.sum().backward()
+        losses.extend(chunk_losses.detach().cpu().tolist())
+        minima.extend(minimum.cpu().tolist())
+    if not optimizers.groups:
+        # The members' own optimizers step: they read their parameters' gradients.
+        parameters.distribute_gradients()
+    if not clip_pool_gradients(parameters, max_norms):
+        for member in members:
+            member.clip_gradients()
+    optimizers.step()
+    return losses, minima
+
+
 class PoolTrainer:
     """Trains the members of a pool together (see the module docstring)."""
 
@@ -142,29 +283,31 @@ class PoolTrainer:
             for member in self.members
         ]
 
-    def _parameters(self, active: list[int]) -> Any:
-        from qrnn.model import ParameterPool
+    def _parameters(self, active: list[int]) -> tuple[Any, PooledOptimizers]:
+        """The pool of the `active` members (in that order: `run` keeps members that can step their optimizers
+        as one consecutive)."""
+        from qrnn.model import QRNN, ParameterPool
 
-        return ParameterPool([self.trainers[i].model for i in active])
+        trainers = [self.trainers[i] for i in active]
+        first = trainers[0]
+        pool = ParameterPool([t.model for t in trainers])
+        # Where the pass runs member by member (the statevector path, the baselines), the gradients are the
+        # members' own, and so are the optimizer steps.
+        stacked = isinstance(first.model, QRNN) and first.model.choose_method(
+            first.config.batch_size or 1, first.dataset.sentence_length if hasattr(first.dataset, "sentence_length")
+            else first.config.sentence_length) == "kernel"
+        return pool, PooledOptimizers(pool, [t.optimizer for t in trainers], stacked=stacked)
 
     def _train_step(self, active: list[int], parameters: Any) -> tuple[list[float], list[float]]:
         trainers = [self.trainers[i] for i in active]
         batches = [trainer.training_batch() for trainer in trainers]
-        parameters.zero_grad()
-        probs, _, minimum = _pool_forward(
-            trainers, torch.stack([b.inputs for b in batches]), torch.stack([b.targets for b in batches]), True,
-            None, parameters,
+        pool, optimizers = parameters
+        return pool_step(
+            trainers, pool, optimizers,
+            torch.stack([b.inputs for b in batches]), torch.stack([b.targets for b in batches]),
+            lambda p, probs: trainers[p].loss_function(probs, batches[p].target_words, batches[p].scored),
+            [trainer.config.gradient_clip for trainer in trainers],
         )
-        losses = [
-            trainer.loss_function(probs[p], batch.target_words, batch.scored)
-            for p, (trainer, batch) in enumerate(zip(trainers, batches, strict=True))
-        ]
-        torch.stack(losses).sum().backward()
-        parameters.distribute_gradients()
-        for trainer in trainers:
-            trainer.clip_gradients()
-            trainer.optimizer.step()
-        return [float(loss) for loss in torch.stack(losses).detach().cpu()], [float(m) for m in minimum.cpu()]
 
     @torch.no_grad()
     def _validate(self, due: list[int], parameters: Any) -> list[dict[str, Any]]:
@@ -178,7 +321,7 @@ class PoolTrainer:
             postselected = torch.cat([batch.postselected for batch in batches])
             probs, measured, minimum = _pool_forward(
                 trainers, torch.stack([b.inputs for b in batches]), torch.stack([b.targets for b in batches]),
-                postselect_steps(postselected), [trainer.sampling for trainer in trainers], parameters,
+                postselect_steps(postselected), [trainer.sampling for trainer in trainers], parameters[0],
             )
             return [
                 trainer.validation_result(batch, probs[p], measured[p], float(minimum[p]))
@@ -194,6 +337,8 @@ class PoolTrainer:
         results: list[TrainResult | None] = [None] * len(self.trainers)
         first_epochs = [trainer.epoch for trainer in self.trainers]
         active = [i for i, trainer in enumerate(self.trainers) if trainer.epoch < trainer.config.epochs]
+        # Members whose optimizers can step as one, next to each other.
+        active.sort(key=lambda i: repr(optimizer_group_key(self.trainers[i].optimizer)))
         parameters = self._parameters(active) if active else None
         while active:
             step_started = time.perf_counter()
