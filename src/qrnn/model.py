@@ -104,8 +104,9 @@ class _StepLayout:
             self.forward_matrices = flat.transpose(1, 2)
             self.backward_matrices = flat
         else:
-            self.rows = torch.arange(rows, device=flat_words.device)
-            self.local_words = flat_words - (self.rows // batch * count)
+            row_numbers = torch.arange(rows, device=flat_words.device)
+            # Row b's product with its word's kernel, in the (rows x count) products with every kernel.
+            self.flat_index = row_numbers * count + (flat_words - row_numbers // batch * count)
             # Per member: psi @ [kernels[0]^T | kernels[1]^T | ...] (W x XW), and the same for the backward pass.
             self.forward_matrices = kernels.transpose(2, 3).permute(0, 2, 1, 3).reshape(members, width, count * width)
             self.backward_matrices = kernels.permute(0, 2, 1, 3).reshape(members, width, count * width)
@@ -115,9 +116,8 @@ class _StepLayout:
         matrices = self.backward_matrices if backward else self.forward_matrices
         width = rows.shape[1]
         if self.mode == "every":
-            every = torch.matmul(rows.view(self.members, -1, width), matrices)
-            index = self.rows * (matrices.shape[2] // width) + self.local_words[t]
-            return torch.index_select(every.view(-1, width), 0, index, out=out)
+            every = torch.bmm(rows.view(self.members, -1, width), matrices)
+            return torch.index_select(every.view(-1, width), 0, self.flat_index[t], out=out)
         self.padded_rows.index_copy_(0, self.pad_index[t], rows)
         shape = (matrices.shape[0], self.depth, width)
         torch.bmm(self.padded_rows.view(shape), matrices, out=self.padded_products.view(shape))
@@ -185,11 +185,12 @@ class _SequenceFunction(torch.autograd.Function):
         outputs = torch.empty_like(states)
         weights = psi.new_empty(steps, rows, outcomes)
         inverse_norms = psi.new_empty(steps, rows, 1)
+        member_weights = weights.view(steps, members, batch, outcomes)
         for t in range(steps):
             states[t].copy_(psi)
             z = layout.products(t, psi, False, products[t])
-            u = torch.matmul((z * z).view(members, batch, width), squared_readout_t,
-                             out=weights[t].view(members, batch, outcomes)).view(rows, outcomes)
+            torch.bmm((z * z).view(members, batch, width), squared_readout_t, out=member_weights[t])
+            u = weights[t]
             if sampling:
                 p = u / u.sum(1, keepdim=True)
                 sampled = sample_outcomes(p, uniforms[t])
