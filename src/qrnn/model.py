@@ -583,12 +583,19 @@ class ParameterPool:
 
 def pool_chunks(model: nn.Module, members: int, batch: int, length: int) -> list[tuple[int, int]]:
     """The runs of members (start, end) that a pool's training step computes one after another, forward and
-    backward: as many members each as fit in about POOL_CHUNK_BYTES of working memory (all of them for the
-    paper's small models, one at a time for MNIST's)."""
+    backward: on the CPU as many members each as fit in about POOL_CHUNK_BYTES of working memory (all of them
+    for the paper's small models, one at a time for MNIST's), on a GPU as many as half its free memory holds."""
     estimate = getattr(model, "estimate_memory_bytes", None)
     if estimate is None:
         return [(0, members)]
-    size = max(1, POOL_CHUNK_BYTES // max(1, estimate(batch, length)))
+    need = max(1, estimate(batch, length))
+    device = next(model.parameters()).device
+    if device.type == "cuda":
+        # A GPU wants the whole pool at once: as many members as half its free memory holds.
+        budget = _available_memory(device) or need * members
+        size = max(1, budget // 2 // need)
+    else:
+        size = max(1, POOL_CHUNK_BYTES // need)
     return [(start, min(members, start + size)) for start in range(0, members, size)]
 
 
