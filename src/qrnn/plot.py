@@ -104,7 +104,7 @@ def resolve_target(target: str | os.PathLike[str]) -> PlotSource:
         )
     payload = read_checkpoint(path)
     run_name = payload["run"]["name"]
-    log_dir = out_directory_of(path, payload["config"]["out"]) / "runs" / run_name
+    log_dir = out_directory_of(path) / "runs" / run_name
     return PlotSource(name=run_name, log_dir=log_dir if log_dir.is_dir() else None, checkpoint=path)
 
 

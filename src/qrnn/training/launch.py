@@ -317,6 +317,6 @@ def resume(
     if world != shards:
         raise QRNNError(f"checkpoint {path} was written by {shards} shard(s); resume it with {shards}, not {world}")
     run = RunInfo(
-        name=payload["run"]["name"], run_id=payload["run"]["id"], out=str(out_directory_of(path, config.out))
+        name=payload["run"]["name"], run_id=payload["run"]["id"], out=str(out_directory_of(path))
     )
     return run_training(config, run, Resumption(str(path), override_learning_rate, reset_best=changes_loss))
