@@ -326,3 +326,210 @@ def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+# ---- 5: memory bombs in data files ----
+
+
+def npz_with_header(path: Path, shape: tuple[int, ...], dtype: str = "|u1") -> Path:
+    """An .npz whose `inputs` member declares `shape` but holds no data (a few hundred bytes)."""
+    import numpy as np
+
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": dtype, "fortran_order": False, "shape": shape})
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("inputs.npy", header.getvalue())
+    return path
+
+
+def test_an_npz_header_claiming_a_huge_shape_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = npz_with_header(tmp_path / "bomb.npz", (10**6, 10**6, 2))
+    assert path.stat().st_size < 1000
+    line = one_line_error(capsys, ["train", "--dataset", f"npz:{path}", "--out", str(tmp_path / "out")])
+    assert "array `inputs` of shape (1000000, 1000000, 2)" in line and "qrnn loads at most" in line
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_npz_that_inflates_past_the_cap_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import numpy as np
+
+    import qrnn.datasets.files as files
+
+    monkeypatch.setattr(files, "MAX_FILE_BYTES", 2**20)
+    path = tmp_path / "zeros.npz"
+    np.savez_compressed(path, inputs=np.zeros((2**18, 8), dtype=np.int64), word_bits=np.array(3))
+    assert path.stat().st_size < 2**16
+    line = one_line_error(capsys, ["train", "--dataset", f"npz:{path}"])
+    assert "array `inputs` of shape (262144, 8) (int64) would take 16,777,216" in line
+
+
+def test_a_resource_that_inflates_past_the_cap_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from qrnn.datasets import resources
+    from qrnn.errors import QRNNError
+
+    npz_with_header(tmp_path / "mnist-pca.npz", (2**20, 2**10), "<i8")
+    monkeypatch.setenv(resources.DATA_DIR_VARIABLE, str(tmp_path))
+    resources.clear_cache()
+    try:
+        for load in (lambda: resources.load_resource("mnist-pca.npz"),
+                     lambda: resources.load_resource_array("mnist-pca.npz", "inputs")):
+            with pytest.raises(QRNNError, match=r"dataset resource .*mnist-pca.npz: array `inputs` of shape"):
+                load()
+    finally:
+        resources.clear_cache()
+
+
+def test_a_csv_gz_that_inflates_past_the_cap_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import gzip
+
+    from qrnn.original.data import MAX_CSV_BYTES
+
+    folder = tmp_path / "res"
+    folder.mkdir()
+    bomb = folder / "mnist-simple-0-train.csv.gz"
+    bomb.write_bytes(gzip.compress(b"0," * (MAX_CSV_BYTES // 2 + 1000), compresslevel=1))
+    assert bomb.stat().st_size < 2**20
+    line = one_line_error(capsys, ["data", "import-original", str(folder), "--out", str(tmp_path / "data")])
+    assert f"{bomb} inflates to more than {MAX_CSV_BYTES:,} bytes" in line
+    assert not (tmp_path / "data").exists()
+
+
+# ---- 7, 9: importing the original's data on a full disk, over existing files, with the umask ----
+
+
+def original_files(folder: Path) -> Path:
+    """A tiny copy of the original's data files (see test_original_data)."""
+    from test_original_data import write_original_files
+
+    write_original_files(folder)
+    return folder
+
+
+def test_import_on_a_full_disk_leaves_out_as_it_was(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import qrnn.datasets.pipeline as pipeline
+
+    folder = original_files(tmp_path / "res")
+    out = tmp_path / "data"
+    out.mkdir()
+    (out / "mnist-px10.npz").write_bytes(b"the old resource")
+    (out / "notes.txt").write_text("mine")
+    before = {path: path.read_bytes() for path in out.iterdir()}
+    real = pipeline.write_atomically
+    calls = []
+
+    def fills_up(path: Path, write: Callable, exclusive: bool = False) -> bool:
+        calls.append(path)
+        if len(calls) == 3:
+            def partly(stream: io.BufferedIOBase) -> None:
+                stream.write(b"PK")
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            return real(path, partly, exclusive)
+        return real(path, write, exclusive)
+
+    monkeypatch.setattr(pipeline, "write_atomically", fills_up)
+    code = qrnn_main(["data", "import-original", str(folder), "--out", str(out)])
+    captured = capsys.readouterr()
+    assert code == 1 and "Traceback" not in captured.err
+    lines = captured.err.strip().splitlines()
+    assert lines[0] == f"warning: replacing mnist-px10.npz in {out}"
+    assert len(lines) == 2 and lines[1].endswith(f"No space left on device; {out} is left as it was"), lines
+    assert {path: path.read_bytes() for path in out.iterdir()} == before
+    # Nothing is left beside it either, and a folder that did not exist is not created.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "res"]
+    calls.clear()
+    assert qrnn_main(["data", "import-original", str(folder), "--out", str(tmp_path / "new")]) == 1
+    assert not (tmp_path / "new").exists()
+
+
+def test_imported_resources_honour_the_umask(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = original_files(tmp_path / "res")
+    previous = os.umask(0o022)
+    try:
+        assert qrnn_main(["data", "import-original", str(folder), "--out", str(tmp_path / "data")]) == 0
+    finally:
+        os.umask(previous)
+    modes = {path.name: path.stat().st_mode & 0o777 for path in (tmp_path / "data").iterdir()}
+    assert len(modes) == 5 and set(modes.values()) == {0o644}, modes
+    assert "warning" not in capsys.readouterr().err
+
+
+# ---- 10, 11: presets, file paths and npz messages ----
+
+
+def test_paths_that_are_loops_or_folders_say_what_they_are(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    loop = tmp_path / "loop.txt"
+    loop.symlink_to(tmp_path / "other.txt")
+    (tmp_path / "other.txt").symlink_to(loop)
+    for dataset in (f"text:{loop}", f"npz:{loop}"):
+        line = one_line_error(capsys, ["train", "--dataset", dataset])
+        assert f"{loop} is a loop of symbolic links" in line and "does not exist" not in line
+    folder = tmp_path / "folder.toml"
+    folder.mkdir()
+    assert f"preset file {folder} is a folder, not a file" in one_line_error(capsys, ["train", "--preset", str(folder)])
+    preset_loop = tmp_path / "loop.toml"
+    preset_loop.symlink_to(preset_loop)
+    line = one_line_error(capsys, ["train", "--preset", str(preset_loop)])
+    assert f"preset file {preset_loop} is a loop of symbolic links" in line
+    dangling = tmp_path / "dangling.txt"
+    dangling.symlink_to(tmp_path / "gone.txt")
+    line = one_line_error(capsys, ["train", "--dataset", f"text:{dangling}"])
+    assert f"{dangling} is a symbolic link to {tmp_path / 'gone.txt'}, which does not exist" in line
+
+
+def test_a_preset_that_is_not_utf8_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "latin1.toml"
+    path.write_bytes('description = "caf\u00e9"\n'.encode("latin-1"))
+    line = one_line_error(capsys, ["train", "--preset", str(path)])
+    assert f"preset {path} is not UTF-8 text (byte 18 is 0xe9)" in line
+
+
+def test_an_npz_word_of_2_to_the_64_minus_1_is_reported_as_it_is(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import numpy as np
+
+    path = tmp_path / "big.npz"
+    inputs = np.zeros((10, 4), dtype=np.uint64)
+    inputs[2, 3] = 2**64 - 1
+    np.savez(path, inputs=inputs, word_bits=np.array(3))
+    line = one_line_error(capsys, ["train", "--dataset", f"npz:{path}"])
+    assert "has the value 18446744073709551615 at (2, 3)" in line and "-1 at" not in line
+
+
+def test_a_bytes_split_is_read_like_a_text_split(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import numpy as np
+
+    from qrnn.datasets.files import load_npz
+
+    names = ["train"] * 6 + ["validate"] * 2 + ["test"] * 2
+    inputs = np.arange(40).reshape(10, 4) % 8
+    np.savez(tmp_path / "bytes.npz", inputs=inputs, word_bits=np.array(3), split=np.array([n.encode() for n in names]))
+    np.savez(tmp_path / "text.npz", inputs=inputs, word_bits=np.array(3), split=np.array(names))
+    assert load_npz(str(tmp_path / "bytes.npz")).stage.tolist() == load_npz(str(tmp_path / "text.npz")).stage.tolist()
+    np.savez(tmp_path / "bad.npz", inputs=inputs, word_bits=np.array(3), split=np.array([b"\xfftrain"] * 10))
+    line = one_line_error(capsys, ["train", "--dataset", f"npz:{tmp_path / 'bad.npz'}"])
+    assert "array `split` holds bytes that are not ASCII text" in line
+
+
+def test_preset_descriptions_name_the_digits_of_their_dataset() -> None:
+    import re
+
+    from qrnn.datasets import lookup
+    from qrnn.presets import load_preset, preset_names
+
+    checked = 0
+    for name in preset_names():
+        preset = load_preset(name)
+        match = re.search(r"digits (\d)-(\d)", preset.description)
+        if match and "dataset" in preset.train:
+            digits = lookup(preset.train["dataset"]).cls.digits
+            assert (int(match.group(1)), int(match.group(2))) == (digits[0], digits[-1]), name
+            checked += 1
+    assert checked >= 1
+    assert "digits 0-8" in load_preset("mnist8").description

@@ -21,6 +21,8 @@ from typing import BinaryIO
 
 from qrnn.errors import QRNNError
 
+# What qrnn reads of a user's or a resource file into memory, and what the arrays of an `.npz` may take there.
+MAX_MEMORY_BYTES = 256 * 2**20
 # Longest name of a run, checkpoint or other file name taken from a file: what most filesystems allow (bytes).
 MAX_NAME_BYTES = 255
 TEMPORARY_SUFFIX = ".tmp"
@@ -194,10 +196,15 @@ def npz_members(archive: zipfile.ZipFile, source: str, limit: int) -> Iterator[t
         for side in shape:
             count *= int(side)
         size = count * dtype.itemsize
-        total += max(size, info.file_size)
-        if size > limit or info.file_size > limit + 2**16 or total > limit:
+        total += size
+        if size > limit or total > limit:
             raise QRNNError(
-                f"{source}: array `{name}` of shape {tuple(shape)} ({dtype}) would take {max(size, info.file_size):,} "
-                f"bytes in memory ({total:,} with the arrays before it); qrnn loads at most {limit:,} bytes"
+                f"{source}: array `{name}` of shape {tuple(shape)} ({dtype}) would take {size:,} bytes in memory "
+                f"({total:,} with the arrays before it); qrnn loads at most {limit:,} bytes"
+            )
+        if info.file_size > size + 2**16:
+            raise QRNNError(
+                f"{source}: member {info.filename} declares {info.file_size:,} bytes for an array of {size:,}; it "
+                "was not written by numpy"
             )
         yield name, tuple(int(side) for side in shape), size
