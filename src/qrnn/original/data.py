@@ -6,9 +6,9 @@ one image per row, one file per digit and split:
   3-bit pixel words (bit 2 is view 0), and `mnist-centroids[-deskewed[-large]].csv.gz`: one such row per digit;
 - `mnist-pca-8bit-{digit}-{split}.csv.gz`: 8 codes 0-255;
 - `mnist-umap-{D}-{digit}-{split}.csv.gz`: D codes 0-255, for D = 2, 3, 4.
-`import_original` reads and checks every file first, then writes the MNIST resources in format 2 (the shipped
-file names, see `qrnn.datasets.mnist`), each atomically; a missing file or a malformed row stops it with one
-line naming the file and the row, before anything is written.
+`import_original` reads and checks every file first (each inflating to at most `MAX_CSV_BYTES`), then writes the
+MNIST resources in format 2 (the shipped file names, see `qrnn.datasets.mnist`), all or none; a missing file or a
+malformed row stops it with one line naming the file and the row, before anything is written.
 """
 
 from __future__ import annotations
