@@ -45,6 +45,7 @@ MAX_PICKLE_BYTES = 16 * 2**20
 PARAMETER_COPIES = 2 * 40 + 8
 SHARD_STATE_BYTES = 16 * 2**20
 _RUN_ID = re.compile(r"[0-9a-f]{6}")
+_TENSOR_MEMBER = re.compile(r"/data/\d+$")
 KINDS = ("best", "final", "interrupted", "converted")
 
 
@@ -90,11 +91,15 @@ def read_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
         pickles = [info for info in archive.infolist() if info.filename.endswith("/data.pkl")]
         if len(pickles) != 1:
             raise QRNNError(f"{path} is not a qrnn checkpoint (no torch data record)")
-        tensor_bytes = sum(info.file_size for info in archive.infolist()) - pickles[0].file_size
-        if pickles[0].file_size > MAX_PICKLE_BYTES or tensor_bytes > MAX_CHECKPOINT_BYTES:
+        # Tensors are the members `<archive>/data/<key>`; the others (the pickle, torch's version and byte
+        # order records) are small, and torch reads them whole even when the tensors stay on the meta device.
+        tensors = [info for info in archive.infolist() if _TENSOR_MEMBER.search(info.filename)]
+        tensor_bytes = sum(info.file_size for info in tensors)
+        plain = max((info.file_size for info in archive.infolist() if info not in tensors), default=0)
+        if plain > MAX_PICKLE_BYTES or tensor_bytes > MAX_CHECKPOINT_BYTES:
             raise QRNNError(
-                f"checkpoint {path} declares {pickles[0].file_size:,} bytes of plain data and {tensor_bytes:,} of "
-                f"tensors; qrnn loads at most {MAX_PICKLE_BYTES:,} and {MAX_CHECKPOINT_BYTES:,}"
+                f"checkpoint {path} declares {plain:,} bytes of plain data and {tensor_bytes:,} of tensors; qrnn "
+                f"loads at most {MAX_PICKLE_BYTES:,} and {MAX_CHECKPOINT_BYTES:,}"
             )
         _check_crcs(archive, pickles)
     except zipfile.BadZipFile as error:
