@@ -533,3 +533,21 @@ def test_preset_descriptions_name_the_digits_of_their_dataset() -> None:
             checked += 1
     assert checked >= 1
     assert "digits 0-8" in load_preset("mnist8").description
+
+
+def test_a_full_disk_under_the_logs_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from torch.utils.tensorboard import SummaryWriter
+
+    def flush(self: SummaryWriter) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(SummaryWriter, "flush", flush)
+    code = qrnn_main(["train", "--epochs", "2", "--out", str(tmp_path)])
+    captured = capsys.readouterr()
+    assert code == 1 and "Traceback" not in captured.err
+    assert captured.err.strip().splitlines() == [
+        f"qrnn: error: cannot write TensorBoard logs in {next((tmp_path / 'runs').iterdir())}: No space left on device"
+    ]
+    assert len(list((tmp_path / "checkpoints").glob("*-final-*.tar"))) == 1
