@@ -239,6 +239,8 @@ def test_a_corrupted_checkpoint_is_refused(
         (lambda p: p["random_states"][0].pop("dataset_generators"), "random states of shard 0"),
         (lambda p: p.update(optimizer_state_dict=None), "`optimizer_state_dict` must be"),
         (lambda p: p.update(input_size="2"), "`input_size` must be"),
+        (lambda p: p.update(kind="../best"), "`kind` must be"),
+        (lambda p: p.update(data={"kind": "directory", "path": "/", "files": ["../../etc/passwd"]}), "data file"),
     ],
 )
 def test_crafted_checkpoints_are_one_line(

@@ -47,6 +47,7 @@ SHARD_STATE_BYTES = 16 * 2**20
 _RUN_ID = re.compile(r"[0-9a-f]{6}")
 _TENSOR_MEMBER = re.compile(r"/data/\d+$")
 KINDS = ("best", "final", "interrupted", "converted")
+_KIND = re.compile(r"[a-z][a-z-]{0,31}")
 
 
 def timestamp(when: datetime | None = None) -> str:
@@ -177,8 +178,8 @@ def _check_payload(payload: Any, path: Path, tensor_bytes: int) -> None:
         raise malformed("input_size", "the word width (an integer from 1 to 64)")
     if not integer(payload.get("epoch")) or payload["epoch"] < 0:
         raise malformed("epoch", "a whole number >= 0")
-    if payload.get("kind") not in KINDS:
-        raise malformed("kind", "one of " + ", ".join(KINDS))
+    if not isinstance(payload.get("kind"), str) or not _KIND.fullmatch(payload["kind"]):
+        raise malformed("kind", "a checkpoint kind such as " + ", ".join(KINDS))
     best = payload.get("best")
     if not isinstance(best, dict) or not all(
         isinstance(best.get(key), _NUMBER_OR_NONE) and not isinstance(best.get(key), bool)
@@ -212,6 +213,12 @@ def _check_payload(payload: Any, path: Path, tensor_bytes: int) -> None:
     for key in ("dataset_file", "data"):
         if payload.get(key) is not None and not isinstance(payload[key], dict):
             raise malformed(key, "None or a dict")
+    # The names of the resource files the run read: looked up in the data directory to compare fingerprints.
+    files = (payload.get("data") or {}).get("files", [])
+    if not isinstance(files, list):
+        raise QRNNError(f"{source} is malformed: the data record's files must be a list of file names")
+    for name in files:
+        check_name(name, "data file", source)
     expected = _expected_model_state(config, payload["input_size"], source)
     state = payload.get("model_state_dict")
     if not isinstance(state, dict) or not state:
