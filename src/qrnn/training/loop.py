@@ -297,15 +297,19 @@ class ShardTrainer:
 
     def _drop_old_bests(self, newest: str) -> None:
         # Keep one "best" per run: the older ones are superseded (also those a killed run left behind, and the
-        # one a resume started from). Only regular files named as this run's bests in its own checkpoints
-        # folder are removed; a name read from a checkpoint never chooses what is deleted.
+        # one a resume started from, unless the resume changed the loss: that best is of the other loss). Only
+        # regular files named as this run's bests in its own checkpoints folder are removed; a name read from a
+        # checkpoint never chooses what is deleted.
         prefix = self._own_prefix() + "best-"
+        keep = {newest}
+        if self.resumption is not None and self.resumption.reset_best:
+            keep.add(Path(self.resumption.path).name)
         try:
             entries = list(os.scandir(self.run.checkpoint_dir))
         except OSError:
             return
         for entry in entries:
-            if entry.name != newest and entry.name.startswith(prefix) and entry.name.endswith(SUFFIX):
+            if entry.name not in keep and entry.name.startswith(prefix) and entry.name.endswith(SUFFIX):
                 if entry.is_file(follow_symlinks=False):
                     Path(entry.path).unlink(missing_ok=True)
 
