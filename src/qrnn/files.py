@@ -15,6 +15,7 @@ import os
 import re
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -170,6 +171,10 @@ def check_name(value: object, what: str, source: str) -> str:
 
 # ---- .npz archives ----
 
+# What reading a member's header may raise: a bad header or archive, cut-off or bad deflate data, an encrypted
+# member (RuntimeError), an unknown compression method (NotImplementedError).
+_NPZ_MEMBER_ERRORS = (ValueError, OSError, EOFError, zipfile.BadZipFile, RuntimeError, NotImplementedError, zlib.error)
+
 
 def npz_members(archive: zipfile.ZipFile, source: str, limit: int) -> Iterator[tuple[str, tuple[int, ...], int]]:
     """(array name, declared shape, bytes) of every array of the `.npz` `archive`, read from numpy's headers
@@ -181,8 +186,8 @@ def npz_members(archive: zipfile.ZipFile, source: str, limit: int) -> Iterator[t
     total = 0
     for info in archive.infolist():
         name = info.filename[: -len(".npy")] if info.filename.endswith(".npy") else info.filename
-        with archive.open(info) as stream:
-            try:
+        try:
+            with archive.open(info) as stream:
                 version = np.lib.format.read_magic(stream)
                 if version == (1, 0):
                     shape, _, dtype = np.lib.format.read_array_header_1_0(stream)
@@ -190,8 +195,8 @@ def npz_members(archive: zipfile.ZipFile, source: str, limit: int) -> Iterator[t
                     shape, _, dtype = np.lib.format.read_array_header_2_0(stream)
                 else:
                     raise ValueError(f"npy format version {version}")
-            except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
-                raise QRNNError(f"{source}: member {info.filename} is not a numpy array ({error})") from None
+        except _NPZ_MEMBER_ERRORS as error:
+            raise QRNNError(f"{source}: member {info.filename} is not a numpy array ({error})") from None
         count = 1
         for side in shape:
             count *= int(side)

@@ -5,6 +5,9 @@ A checkpoint is a `torch.save` file (a zip) holding only tensors and plain data,
 states, the whole configuration, the epoch counter, the best values, the run's identity (log directory), and
 every shard's random states (torch CPU and CUDA, the sampling generator, the data generators, Python's and
 NumPy's global generators), so that `resume` continues exactly where the run stopped.
+
+`read_checkpoint` checks a file before anything in it is used (see its docstring): integrity (zip CRCs), sizes
+(declared before inflating, bounded by what the configuration needs), and every key, type and name.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import os
 import random
 import re
 import zipfile
+import zlib
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -46,6 +50,9 @@ PARAMETER_COPIES = 2 * 40 + 8
 SHARD_STATE_BYTES = 16 * 2**20
 _RUN_ID = re.compile(r"[0-9a-f]{6}")
 _TENSOR_MEMBER = re.compile(r"/data/\d+$")
+# What zipfile raises for a damaged archive: bad structure or CRC, bad deflate data, an unknown compression
+# method or an encrypted member.
+_ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError, OSError, ValueError)
 KINDS = ("best", "final", "interrupted", "converted")
 _KIND = re.compile(r"[a-z][a-z-]{0,31}")
 
@@ -103,13 +110,15 @@ def read_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
                 f"loads at most {MAX_PICKLE_BYTES:,} and {MAX_CHECKPOINT_BYTES:,}"
             )
         _check_crcs(archive, pickles)
-    except zipfile.BadZipFile as error:
+    except QRNNError:
+        raise
+    except _ZIP_ERRORS as error:
         raise (corrupt if "CRC" in str(error) else _corrupt(path, error)) from None
     # The tensors stay on the meta device: nothing but the small pickle is inflated before the sizes are known.
     _check_payload(_torch_load(data, path, "meta"), path, tensor_bytes)
     try:
         _check_crcs(archive, archive.infolist())
-    except zipfile.BadZipFile as error:
+    except _ZIP_ERRORS as error:
         raise (corrupt if "CRC" in str(error) else _corrupt(path, error)) from None
     payload = _torch_load(data, path, map_location)
     for shard, state in enumerate(payload["random_states"]):
