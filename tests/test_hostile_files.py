@@ -4,6 +4,7 @@ checkpoints, memory bombs, a full disk, leftovers of killed runs, permissions, a
 from __future__ import annotations
 
 import errno
+import importlib.util
 import io
 import os
 import zipfile
@@ -471,6 +472,11 @@ def test_paths_that_are_loops_or_folders_say_what_they_are(
     for dataset in (f"text:{loop}", f"npz:{loop}"):
         line = one_line_error(capsys, ["train", "--dataset", dataset])
         assert f"{loop} is a loop of symbolic links" in line and "does not exist" not in line
+    for command in (["evaluate", str(loop)], ["resume", str(loop)], ["convert-reference", str(loop), "x.tar"]):
+        line = one_line_error(capsys, command)
+        assert f"checkpoint {loop} is a loop of symbolic links" in line and "does not exist" not in line
+    if importlib.util.find_spec("matplotlib") is not None:
+        assert f"plot target {loop} is a loop of symbolic links" in one_line_error(capsys, ["plot", str(loop)])
     folder = tmp_path / "folder.toml"
     folder.mkdir()
     assert f"preset file {folder} is a folder, not a file" in one_line_error(capsys, ["train", "--preset", str(folder)])
