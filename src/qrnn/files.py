@@ -61,7 +61,15 @@ def write_atomically(path: str | os.PathLike[str], write: Callable[[BinaryIO], N
 
 
 def current_umask() -> int:
-    """The process's umask (read by setting it and putting it back: POSIX has no plain getter)."""
+    """The process's umask: from Linux's /proc/self/status, else by setting it and putting it back (POSIX has no
+    plain getter; the round trip could race with another thread creating a file, the /proc read cannot)."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
