@@ -31,6 +31,7 @@ from qrnn.datasets.base import STAGES, Dataset
 from qrnn.errors import QRNNError, RunFault
 from qrnn.files import check_name, describe_error, read_bytes, write_atomically
 from qrnn.training.config import TrainConfig, check_config
+from qrnn.training.models import LBFGS_HISTORY_SIZE
 
 FORMAT = "qrnn-training-checkpoint"
 # Bump when the layout changes incompatibly; loading refuses files of a newer version with one line.
@@ -46,7 +47,7 @@ MAX_PICKLE_BYTES = 16 * 2**20
 # Tensor bytes a checkpoint may hold besides the model's parameters: the optimizer's state, up to L-BFGS's
 # history of two vectors per step (`PARAMETER_COPIES` times the parameters), and per shard the random states (a
 # few KB) and a dataset's own state (MNIST's sampling orders, under 2 MB).
-PARAMETER_COPIES = 2 * 40 + 8
+PARAMETER_COPIES = 2 * LBFGS_HISTORY_SIZE + 8
 SHARD_STATE_BYTES = 16 * 2**20
 _RUN_ID = re.compile(r"[0-9a-f]{6}")
 _TENSOR_MEMBER = re.compile(r"/data/\d+$")
