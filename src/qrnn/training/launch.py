@@ -11,6 +11,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +116,7 @@ def run_shard(
     resumption: Resumption | None,
     address: str | None = None,
     escalate: bool = True,
+    on_validation: Callable[[int, float], str | None] | None = None,
 ) -> TrainResult:
     """Train this process's shard to the end (the result is complete on shard 0)."""
     started = time.monotonic()
@@ -127,7 +129,7 @@ def run_shard(
     try:
         with StopSignals(escalate) as stop, flush_denormals():
             leader = launch.rank == 0
-            trainer = ShardTrainer(launch, device, config, run, resumption)
+            trainer = ShardTrainer(launch, device, config, run, resumption, on_validation=on_validation)
             if leader:
                 trainer.display = ProgressDisplay(config.epochs, trainer.epoch)
                 trainer.log = RunLog(run.log_dir, purge_step=trainer.epoch + 1 if resumption else None)
@@ -222,9 +224,15 @@ def _spawn(config: TrainConfig, run: RunInfo, resumption: Resumption | None) -> 
     raise RuntimeError("the shards finished without reporting a result")
 
 
-def run_training(config: TrainConfig, run: RunInfo | None = None, resumption: Resumption | None = None) -> TrainResult:
+def run_training(
+    config: TrainConfig,
+    run: RunInfo | None = None,
+    resumption: Resumption | None = None,
+    on_validation: Callable[[int, float], str | None] | None = None,
+) -> TrainResult:
     """Check, then train (here, spawned, or as this process's torchrun shard); the result of shard 0 (under
-    torchrun every process returns its shard's view, complete on rank 0)."""
+    torchrun every process returns its shard's view, complete on rank 0). `on_validation` (one process only):
+    called after each validation with (epoch, loss), see `ShardTrainer`."""
     launch = torchrun_launch()
     config = prepare(config, launch)
     run = run or new_run(config)
@@ -233,7 +241,7 @@ def run_training(config: TrainConfig, run: RunInfo | None = None, resumption: Re
     if launch is not None:
         return run_shard(launch, config, run, resumption)
     if config.num_shards == 1:
-        return run_shard(Launch(0, 1, 0, 1, distributed=False), config, run, resumption)
+        return run_shard(Launch(0, 1, 0, 1, distributed=False), config, run, resumption, on_validation=on_validation)
     return _spawn(config, run, resumption)
 
 
