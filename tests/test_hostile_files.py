@@ -559,3 +559,20 @@ def test_a_full_disk_under_the_logs_is_one_line(
         f"qrnn: error: cannot write TensorBoard logs in {next((tmp_path / 'runs').iterdir())}: No space left on device"
     ]
     assert len(list((tmp_path / "checkpoints").glob("*-final-*.tar"))) == 1
+
+
+def test_a_pool_member_resumes_beside_its_checkpoint_not_where_it_says(run_dir: Path, tmp_path: Path) -> None:
+    from qrnn.training.pool import train_pool
+
+    elsewhere = tmp_path / "elsewhere"
+
+    def change(payload: dict) -> None:
+        payload["config"]["out"] = str(elsewhere)
+
+    path = crafted(run_dir, tmp_path / "lone", change)
+    options = {"epochs": 3, "validate_every": 1, "out": str(elsewhere)}
+    resumed, fresh = train_pool([options, {**options, "seed": 2, "out": str(tmp_path / "fresh")}],
+                                resume_from=[str(path), None])
+    assert Path(resumed.final_checkpoint).parent == tmp_path / "lone" / "checkpoints"
+    assert Path(fresh.final_checkpoint).parent == tmp_path / "fresh" / "checkpoints"
+    assert not elsewhere.exists()
