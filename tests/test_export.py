@@ -357,8 +357,13 @@ def test_resources_text_without_a_checkpoint(capsys: pytest.CaptureFixture[str])
 
 def baseline_checkpoint(checkpoint: Path, folder: Path) -> Path:
     """A copy of `checkpoint` that says it holds a classical baseline (as `--model rnn` runs will)."""
+    from qrnn.training.models import build_model
+
     payload = torch.load(checkpoint, weights_only=True)
     payload["config"]["model"] = "rnn"
+    # Loading checks that the parameters are the ones the configuration builds.
+    model = build_model({**payload["config"], "input_size": payload["input_size"]})
+    payload["model_state_dict"] = model.state_dict()
     path = folder / "baseline.tar"
     torch.save(payload, path)
     return path

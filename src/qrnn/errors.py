@@ -5,3 +5,12 @@ from __future__ import annotations
 
 class QRNNError(ValueError):
     """Bad input or configuration, reported before any work starts; the message is one actionable line."""
+
+    # The command line's exit code for it.
+    exit_code = 2
+
+
+class RunFault(QRNNError):
+    """A fault while the work runs (a full disk): one line like `QRNNError`, exit code 1."""
+
+    exit_code = 1

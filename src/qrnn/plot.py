@@ -88,6 +88,7 @@ def _checkpoint_for_run(log_dir: Path) -> Path | None:
 
 def resolve_target(target: str | os.PathLike[str]) -> PlotSource:
     """A run's log directory or a checkpoint file, resolved to both where they exist. One-line errors."""
+    from qrnn.files import path_problem
     from qrnn.training.checkpoint import out_directory_of, read_checkpoint
 
     path = Path(target)
@@ -98,13 +99,12 @@ def resolve_target(target: str | os.PathLike[str]) -> PlotSource:
                 "or a checkpoint file"
             )
         return PlotSource(name=path.name, log_dir=path, checkpoint=_checkpoint_for_run(path))
-    if not path.exists():
-        raise QRNNError(
-            f"{path} does not exist; give a run directory (<out>/runs/<run name>) or a checkpoint"
-        )
+    problem = path_problem(path, "plot target")
+    if problem is not None:
+        raise QRNNError(f"{problem}; give a run directory (<out>/runs/<run name>) or a checkpoint")
     payload = read_checkpoint(path)
     run_name = payload["run"]["name"]
-    log_dir = out_directory_of(path, payload["config"]["out"]) / "runs" / run_name
+    log_dir = out_directory_of(path) / "runs" / run_name
     return PlotSource(name=run_name, log_dir=log_dir if log_dir.is_dir() else None, checkpoint=path)
 
 

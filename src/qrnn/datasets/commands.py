@@ -109,7 +109,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Read the original implementation's preprocessed MNIST files (mnist-simple-*, "
         "mnist-centroids*, mnist-pca-8bit-*, mnist-umap-* .csv.gz) and write them as qrnn resources with the "
         "shipped names into DIR; then train or evaluate on them with --data-dir DIR. Every file is checked "
-        "before anything is written, and each is written atomically.",
+        "before anything is written, and all are written or none (a full disk leaves DIR as it was); resources "
+        "already in DIR are named in a warning before they are replaced.",
     )
     importer.add_argument(
         "path", type=Path, metavar="PATH", help="a checkout of the original (the folder holding RVQE/) or its "

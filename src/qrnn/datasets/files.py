@@ -55,10 +55,12 @@ from qrnn.datasets.mnist import count_label_words, encode_label_words
 from qrnn.datasets.text import ALPHABET, NEWLINE_GLYPH, encode_text, normalise_text, render_character
 from qrnn.datasets.words import WordDataset, format_aligned, render_digit
 from qrnn.errors import QRNNError
+from qrnn.files import MAX_MEMORY_BYTES, npz_members, read_bytes
 
 ALPHABETS = (DEFAULT_ALPHABET, "original")
-# Files are read whole into memory; larger ones are refused before reading.
-MAX_FILE_BYTES = 256 * 2**20
+# Files are read whole into memory; larger ones are refused before reading, and so are `.npz` files whose arrays
+# would take more than this once inflated.
+MAX_FILE_BYTES = MAX_MEMORY_BYTES
 # The model's output is a distribution over 2^I words, so wide words cost memory exponentially.
 MAX_WORD_BITS = 12
 MAX_TEXT_SYMBOLS = 32
@@ -73,19 +75,7 @@ NPZ_ARRAYS = ("inputs", "targets", "scored", "labels", "classes", "split", "word
 
 def _read_file(path: Path, what: str) -> bytes:
     """The bytes of a user's file, or one line saying why not."""
-    if not path.exists():
-        raise QRNNError(f"{what} {path} does not exist")
-    if not path.is_file():
-        raise QRNNError(f"{what} {path} is not a file")
-    size = path.stat().st_size
-    if size > MAX_FILE_BYTES:
-        raise QRNNError(
-            f"{what} {path} has {size:,} bytes; qrnn reads at most {MAX_FILE_BYTES:,} bytes into memory"
-        )
-    try:
-        return path.read_bytes()
-    except OSError as error:
-        raise QRNNError(f"cannot read {what} {path}: {error.strerror}") from None
+    return read_bytes(path, what, MAX_FILE_BYTES)
 
 
 def _file_key(argument: str) -> tuple[str, int, int]:
@@ -319,6 +309,13 @@ def _as_integers(source: str, key: str, value: np.ndarray) -> np.ndarray:
         )
     if value.dtype.kind not in "biu":
         raise QRNNError(f"{source}: array `{key}` has dtype {value.dtype}; it must hold integers or booleans")
+    if value.dtype.kind == "u" and value.size and value.max() > np.iinfo(np.int64).max:
+        # int64 would wrap these to negative numbers: report the value the file holds.
+        where = tuple(int(i) for i in np.argwhere(value > np.iinfo(np.int64).max)[0])
+        raise QRNNError(
+            f"{source}: array `{key}` has the value {int(value[where])} at {where}; qrnn reads integers up to "
+            f"{np.iinfo(np.int64).max}"
+        )
     return value.astype(np.int64)
 
 
@@ -368,6 +365,15 @@ def _stage_of_rows(source: str, split: np.ndarray | None, count: int) -> np.ndar
         return stage[np.random.default_rng(SPLIT_SEED).permutation(count)]
     if split.ndim != 1 or len(split) != count:
         raise QRNNError(f"{source}: array `split` has shape {split.shape}; it must have one entry per row ({count})")
+    if split.dtype.kind == "S":
+        # Byte strings (b"train", as numpy.savez writes a list of bytes) name the splits as text does.
+        try:
+            split = np.char.decode(split, "ascii")
+        except UnicodeDecodeError:
+            raise QRNNError(
+                f"{source}: array `split` holds bytes that are not ASCII text; allowed: {', '.join(STAGES)} "
+                "(or 0, 1, 2)"
+            ) from None
     if split.dtype.kind == "U":
         unknown = sorted(set(split.tolist()) - set(STAGES))
         if unknown:
@@ -470,6 +476,10 @@ def _load_npz(path_text: str, _mtime: int, _size: int) -> SequenceTable:
     source = f"npz file {path}"
     arrays: dict[str, np.ndarray] = {}
     try:
+        with zipfile.ZipFile(io.BytesIO(data)) as members:
+            # The declared shapes and sizes, before anything is inflated.
+            for _ in npz_members(members, source, MAX_FILE_BYTES):
+                pass
         with np.load(io.BytesIO(data), allow_pickle=False) as archive:
             for key in archive.files:
                 try:

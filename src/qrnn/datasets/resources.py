@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from qrnn.errors import QRNNError
+from qrnn.files import MAX_MEMORY_BYTES, npz_members, path_problem
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 DATA_DIR_VARIABLE = "QRNN_DATA_DIR"
@@ -40,7 +41,10 @@ def resource_path(filename: str) -> Path:
 
 
 def _missing(path: Path) -> QRNNError:
-    """The one-line error for a resource that is not there."""
+    """The one-line error for a resource that is not there (or is a folder, a loop of links...)."""
+    problem = path_problem(path, "dataset resource")
+    if problem is not None and not problem.endswith("does not exist"):
+        return QRNNError(problem)
     if data_directory() != DATA_DIR:
         return QRNNError(
             f"dataset resource {path} is missing from the data directory {data_directory()} "
@@ -61,8 +65,11 @@ def _load_all(path: Path) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise _missing(path)
     try:
+        _check_sizes(path)
         with np.load(path, allow_pickle=False) as archive:
             return {key: archive[key] for key in archive.files}
+    except QRNNError:
+        raise
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
         raise QRNNError(
             f"dataset resource {path} is corrupt ({type(error).__name__}); rebuild it with: {BUILD_COMMAND}"
@@ -81,12 +88,23 @@ def _load_one(path: Path, key: str) -> np.ndarray:
     if not path.is_file():
         raise _missing(path)
     try:
+        _check_sizes(path)
         with np.load(path, allow_pickle=False) as archive:
             return archive[key]
+    except QRNNError:
+        raise
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as error:
         raise QRNNError(
             f"dataset resource {path} is corrupt ({type(error).__name__}); rebuild it with: {BUILD_COMMAND}"
         ) from None
+
+
+def _check_sizes(path: Path) -> None:
+    """Refuse (one line) a resource whose arrays would take more memory than qrnn allows once inflated, from
+    the sizes and shapes it declares (read before anything is inflated)."""
+    with zipfile.ZipFile(path) as archive:
+        for _ in npz_members(archive, f"dataset resource {path}", MAX_MEMORY_BYTES):
+            pass
 
 
 def clear_cache() -> None:

@@ -37,6 +37,7 @@ from typing import Any, BinaryIO
 import torch
 
 from qrnn.errors import QRNNError
+from qrnn.files import path_problem
 
 # The legacy stream starts with this number (torch.serialization.MAGIC_NUMBER) and protocol version 1001.
 LEGACY_MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
@@ -419,8 +420,9 @@ def read_original_checkpoint(path: str | Path) -> dict[str, Any]:
     from it (see the module docstring): plain data, tensors, `OrderedDict`s, and `argparse.Namespace`s whose
     `func` is a `ForeignReference`. One-line `QRNNError` for a missing, unreadable or refused file."""
     path = Path(path)
-    if not path.is_file():
-        raise QRNNError(f"{path} does not exist or is not a file; give the original checkpoint's path")
+    problem = path_problem(path, "checkpoint")
+    if problem is not None:
+        raise QRNNError(f"{problem}; give the original checkpoint's path")
     try:
         with open(path, "rb") as stream:
             head = stream.read(len(_ZIP_MAGIC))

@@ -6,14 +6,18 @@ one image per row, one file per digit and split:
   3-bit pixel words (bit 2 is view 0), and `mnist-centroids[-deskewed[-large]].csv.gz`: one such row per digit;
 - `mnist-pca-8bit-{digit}-{split}.csv.gz`: 8 codes 0-255;
 - `mnist-umap-{D}-{digit}-{split}.csv.gz`: D codes 0-255, for D = 2, 3, 4.
-`import_original` reads and checks every file first, then writes the MNIST resources in format 2 (the shipped
-file names, see `qrnn.datasets.mnist`), each atomically; a missing file or a malformed row stops it with one
-line naming the file and the row, before anything is written.
+`import_original` reads and checks every file first (each inflating to at most `MAX_CSV_BYTES`), then writes the
+MNIST resources in format 2 (the shipped file names, see `qrnn.datasets.mnist`), all or none; a missing file or a
+malformed row stops it with one line naming the file and the row, before anything is written.
 """
 
 from __future__ import annotations
 
 import gzip
+import os
+import shutil
+import sys
+import tempfile
 import zlib
 from pathlib import Path
 
@@ -22,7 +26,8 @@ import numpy as np
 from qrnn.datasets.base import STAGES
 from qrnn.datasets.mnist_build import PCA_RESOURCE, UMAP_RESOURCE
 from qrnn.datasets.pipeline import write_npz
-from qrnn.errors import QRNNError
+from qrnn.errors import QRNNError, RunFault
+from qrnn.files import describe_error, path_problem
 
 RESOURCE_FOLDER = Path("RVQE") / "datasets" / "res"
 DIGITS = tuple(range(10))
@@ -34,6 +39,9 @@ PIXEL_FILES = {
     "mnist-px20-ds.npz": ("-deskewed-large", 20),
 }
 PCA_CODES = 8
+# The most a data file may inflate to: about three times the original's largest (the training images of one
+# digit, 20x20 pixels: about 5 MB of text). Parsing a CSV takes several times its size in memory.
+MAX_CSV_BYTES = 16 * 2**20
 UMAP_DIMENSIONS = (2, 3, 4)
 
 
@@ -50,11 +58,21 @@ def resource_folder(path: Path) -> Path:
 def read_rows(path: Path, width: int, maximum: int) -> np.ndarray:
     """The rows of one of the original's CSV files as a uint8 N x `width` array of integers 0..`maximum`; one
     line naming the file and the (1-based) row for a missing file or a malformed row."""
-    if not path.is_file():
-        raise QRNNError(f"{path} is missing; the original's data files are in its RVQE/datasets/res")
+    problem = path_problem(path, "data file")
+    if problem is not None:
+        if problem.endswith("does not exist"):
+            raise QRNNError(f"{path} is missing; the original's data files are in its RVQE/datasets/res")
+        raise QRNNError(problem)
     try:
-        with gzip.open(path, "rt", encoding="ascii") as stream:
-            lines = stream.read().splitlines()
+        with gzip.open(path, "rb") as stream:
+            # Decompress at most one byte more than allowed: a small file may inflate to gigabytes.
+            text = stream.read(MAX_CSV_BYTES + 1)
+        if len(text) > MAX_CSV_BYTES:
+            raise QRNNError(
+                f"{path} inflates to more than {MAX_CSV_BYTES:,} bytes; the original's largest data file has about "
+                "5 MB, so this is not one of them"
+            )
+        lines = text.decode("ascii").splitlines()
     except (OSError, EOFError, UnicodeDecodeError, zlib.error) as error:
         raise QRNNError(f"{path} is not a readable gzip-compressed CSV file ({type(error).__name__})") from None
     if not lines:
@@ -133,11 +151,43 @@ def read_original_data(path: Path) -> dict[str, dict[str, np.ndarray]]:
 
 def import_original(path: Path, out: Path) -> list[Path]:
     """Read and check all of the original's MNIST files under `path`, then write the resources into `out`
-    (created if needed), each file atomically; returns the files written."""
+    (created if needed); returns the files written. All or nothing: the files are written into a temporary
+    folder beside `out` and moved into `out` only when every one is complete, so a full disk leaves `out` as it
+    was (one-line `RunFault`). Resources already in `out` are named in a warning on stderr before they are
+    replaced."""
     resources = read_original_data(path)
     out = Path(out).expanduser()
+    if not out.is_dir() and (out.exists() or out.is_symlink()):
+        problem = path_problem(out, "--out")
+        raise QRNNError(problem or f"--out {out} is a file, not a folder")
+    replaced = sorted(name for name in resources if (out / name).exists())
+    if replaced:
+        print(f"warning: replacing {', '.join(replaced)} in {out}", file=sys.stderr, flush=True)
+    created = not out.exists()
     try:
         out.mkdir(parents=True, exist_ok=True)
-        return [write_npz(out / filename, arrays) for filename, arrays in resources.items()]
+        # Inside `out`, so that moving the files into place are renames within one filesystem, which need no
+        # space: once every file is complete, they cannot fail on a full disk.
+        staging = Path(tempfile.mkdtemp(prefix=".import-original-", dir=out))
     except OSError as error:
-        raise QRNNError(f"cannot write into {out}: {error.strerror}") from None
+        raise RunFault(f"cannot write into {out}: {describe_error(error)}") from None
+    try:
+        for filename, arrays in resources.items():
+            try:
+                write_npz(staging / filename, arrays)
+            except OSError as error:
+                raise RunFault(
+                    f"cannot write {out / filename}: {describe_error(error)}; {out} is left as it was"
+                ) from None
+        written = []
+        for filename in resources:
+            os.replace(staging / filename, out / filename)
+            written.append(out / filename)
+        return written
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

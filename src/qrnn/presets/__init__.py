@@ -30,6 +30,7 @@ else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
 from qrnn.errors import QRNNError
+from qrnn.files import path_problem
 from qrnn.training.config import TrainConfig, check_config, option_names
 
 PRESET_DIRECTORY = Path(__file__).resolve().parent
@@ -95,8 +96,9 @@ def preset_path(name: str | Path) -> Path:
     there is none."""
     candidate = Path(name)
     if str(name).endswith(SUFFIX) or candidate.parent != Path("."):
-        if not candidate.is_file():
-            raise QRNNError(f"preset file {candidate} does not exist")
+        problem = path_problem(candidate, "preset file")
+        if problem is not None:
+            raise QRNNError(problem)
         return candidate
     shipped = PRESET_DIRECTORY / f"{name}{SUFFIX}"
     if not shipped.is_file():
@@ -117,6 +119,11 @@ def load_preset(name: str | Path) -> Preset:
             table = tomllib.load(stream)
     except tomllib.TOMLDecodeError as error:
         raise QRNNError(f"preset {path} is not valid TOML: {error}") from None
+    except UnicodeDecodeError as error:
+        raise QRNNError(
+            f"preset {path} is not UTF-8 text (byte {error.start} is 0x{error.object[error.start]:02x}); presets "
+            "are TOML files, which are UTF-8"
+        ) from None
     except OSError as error:
         raise QRNNError(f"cannot read preset {path}: {error.strerror}") from None
     return parse_preset(table, path)

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from qrnn.errors import QRNNError
+from qrnn.errors import QRNNError, RunFault
 from qrnn.training.checkpoint import out_directory_of, read_checkpoint, timestamp, warn_about_data
 from qrnn.training.config import TrainConfig, check_config, flag, make_config, option_names
 from qrnn.training.distributed import (
@@ -170,8 +170,8 @@ def _spawned_shard(rank: int, config: TrainConfig, run: RunInfo, resumption: Res
         # Ctrl-C reaches every process of the terminal's group and the parent forwards it as well: only note it.
         result = run_shard(launch, config, run, resumption, address="127.0.0.1", escalate=False)
     except QRNNError as error:
-        results.put(("error", str(error)))
-        raise SystemExit(2) from None
+        results.put(("error", (str(error), error.exit_code)))
+        raise SystemExit(error.exit_code) from None
     if rank == 0:
         results.put(("result", result))
     # Leave without running the interpreter's teardown: destructors of torch.distributed's native threads at
@@ -210,7 +210,9 @@ def _spawn(config: TrainConfig, run: RunInfo, resumption: Resumption | None) -> 
             if kind == "error":
                 messages.append(value)
         if messages:
-            raise QRNNError(messages[0]) from None
+            message, code = messages[0]
+            # A fault at run time (a full disk) keeps its exit code across the process boundary.
+            raise (RunFault if code == RunFault.exit_code else QRNNError)(message) from None
         raise
     finally:
         for signum, handler in previous.items():
@@ -325,6 +327,6 @@ def resume(
     if world != shards:
         raise QRNNError(f"checkpoint {path} was written by {shards} shard(s); resume it with {shards}, not {world}")
     run = RunInfo(
-        name=payload["run"]["name"], run_id=payload["run"]["id"], out=str(out_directory_of(path, config.out))
+        name=payload["run"]["name"], run_id=payload["run"]["id"], out=str(out_directory_of(path))
     )
     return run_training(config, run, Resumption(str(path), override_learning_rate, reset_best=changes_loss))

@@ -15,6 +15,7 @@ checkpoint), when the validation loss falls below `--stop-at-loss` ("final"), at
 from __future__ import annotations
 
 import math
+import os
 import signal
 import threading
 import time
@@ -30,11 +31,14 @@ from qrnn import __version__
 from qrnn.bits import bits_to_int
 from qrnn.datasets.base import dataset_label
 from qrnn.errors import QRNNError
+from qrnn.files import remove_stale_temporaries
 from qrnn.training.checkpoint import (
     FORMAT,
     FORMAT_VERSION,
+    SUFFIX,
     capture_random_state,
     checkpoint_name,
+    checkpoint_prefix,
     data_record,
     read_checkpoint,
     restore_random_state,
@@ -228,13 +232,22 @@ class ShardTrainer:
         self.log: Any = None
         if resumption is not None:
             self._restore(resumption)
+        if self.is_leader:
+            # Temporary files of this run's checkpoints that a killed process left behind.
+            remove_stale_temporaries(self.run.checkpoint_dir, self._own_prefix())
 
     # ---- state ----
 
     def _restore(self, resumption: Resumption) -> None:
         payload = read_checkpoint(resumption.path, map_location="cpu")
         self.model.load_state_dict(payload["model_state_dict"])
-        self.optimizer.load_state_dict(payload["optimizer_state_dict"])
+        try:
+            self.optimizer.load_state_dict(payload["optimizer_state_dict"])
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as error:
+            raise QRNNError(
+                f"checkpoint {resumption.path}: its optimizer state does not fit --optimizer {self.config.optimizer}"
+                f" and the model ({type(error).__name__}); it was not written by qrnn for this run"
+            ) from None
         if resumption.override_learning_rate is not None:
             set_learning_rate(self.optimizer, resumption.override_learning_rate)
         self.epoch = int(payload["epoch"])
@@ -289,22 +302,40 @@ class ShardTrainer:
         previous_best = self.best_checkpoint
         if kind == "best":
             self.best_checkpoint = name
-        save_atomically(self._payload(kind, states), path)
+        try:
+            save_atomically(self._payload(kind, states), path)
+        except QRNNError:
+            self.best_checkpoint = previous_best
+            raise
         self.written.append(str(path))
-        if kind == "best" and previous_best and previous_best != name:
-            self._drop_old_best(previous_best)
+        if kind == "best":
+            self._drop_old_bests(name)
             self.written = [written for written in self.written if Path(written).exists()]
         self._message(f"checkpoint: {path}")
         if self.log is not None:
             self.log.text("checkpoints", f"{kind}: {name}", self.epoch)
         return str(path)
 
-    def _drop_old_best(self, name: str) -> None:
-        # Keep one "best" per run: the older one is superseded. The file a resume started from stays.
-        old = self.run.checkpoint_dir / name
-        if self.resumption is not None and Path(self.resumption.path).resolve() == old.resolve():
+    def _own_prefix(self) -> str:
+        return checkpoint_prefix(self.config.tag, dataset_label(self.config.dataset), self.run.run_id)
+
+    def _drop_old_bests(self, newest: str) -> None:
+        # Keep one "best" per run: the older ones are superseded (also those a killed run left behind, and the
+        # one a resume started from, unless the resume changed the loss: that best is of the other loss). Only
+        # regular files named as this run's bests in its own checkpoints folder are removed; a name read from a
+        # checkpoint never chooses what is deleted.
+        prefix = self._own_prefix() + "best-"
+        keep = {newest}
+        if self.resumption is not None and self.resumption.reset_best:
+            keep.add(Path(self.resumption.path).name)
+        try:
+            entries = list(os.scandir(self.run.checkpoint_dir))
+        except OSError:
             return
-        old.unlink(missing_ok=True)
+        for entry in entries:
+            if entry.name not in keep and entry.name.startswith(prefix) and entry.name.endswith(SUFFIX):
+                if entry.is_file(follow_symlinks=False):
+                    Path(entry.path).unlink(missing_ok=True)
 
     # ---- steps ----
 

@@ -474,6 +474,6 @@ def train_pool(
             continue
         payload = read_checkpoint(path)
         run = RunInfo(name=payload["run"]["name"], run_id=payload["run"]["id"],
-                      out=str(out_directory_of(Path(path), config.out)))
+                      out=str(out_directory_of(Path(path))))
         members.append(PoolMember(config, run, Resumption(str(path))))
     return run_pool_training(members)

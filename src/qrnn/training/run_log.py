@@ -10,6 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from qrnn.errors import RunFault
+from qrnn.files import describe_error
+
 
 class RunLog:
     """A TensorBoard writer for one run; a resumed run reopens its directory and drops the events logged after
@@ -19,8 +22,15 @@ class RunLog:
         from torch.utils.tensorboard import SummaryWriter
 
         self.log_dir = log_dir
-        log_dir.mkdir(parents=True, exist_ok=True)
-        self.writer = SummaryWriter(str(log_dir), purge_step=purge_step, flush_secs=30)
+        try:
+            log_dir.mkdir(parents=True, exist_ok=True)
+            self.writer = SummaryWriter(str(log_dir), purge_step=purge_step, flush_secs=30)
+        except OSError as error:
+            raise self._fault(error) from None
+
+    def _fault(self, error: OSError) -> RunFault:
+        """The one line for a log that cannot be written (a full disk): a fault at run time, exit code 1."""
+        return RunFault(f"cannot write TensorBoard logs in {self.log_dir}: {describe_error(error)}")
 
     def scalars(self, epoch: int, values: dict[str, float | None]) -> None:
         """Log each named value (None is skipped) at `epoch`."""
@@ -42,9 +52,15 @@ class RunLog:
         """The options (None written as "none") with the final metrics, for TensorBoard's HParams tab."""
         hparams = {name: ("none" if value is None else value) for name, value in config.items()}
         finite = {f"hparam/{name}": value for name, value in metrics.items() if value is not None}
-        self.writer.add_hparams(hparams, finite, run_name=".")
+        try:
+            self.writer.add_hparams(hparams, finite, run_name=".")
+        except OSError as error:
+            raise self._fault(error) from None
 
     def close(self) -> None:
         """Flush and close the event files."""
-        self.writer.flush()
-        self.writer.close()
+        try:
+            self.writer.flush()
+            self.writer.close()
+        except OSError as error:
+            raise self._fault(error) from None
