@@ -11,8 +11,8 @@ import torch
 import qrnn
 from qrnn.errors import QRNNError
 from qrnn.training import read_checkpoint, resume, train
-from qrnn.training.pool import PoolMember, run_pool_training, train_pool
 from qrnn.training.config import make_config
+from qrnn.training.pool import PoolMember, run_pool_training, train_pool
 
 BASE = {"dataset": "simple-seq", "workspace": 2, "stages": 1, "validate_every": 5, "num_validation_samples": 0}
 
