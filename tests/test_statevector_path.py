@@ -131,8 +131,7 @@ def test_any_layer_block_size_gives_the_kernel_paths_numbers_and_gradients(
 
 
 def test_a_reused_history_buffer_changes_nothing() -> None:
-    import qrnn.statevector_sequence as path
-    from qrnn import QRNN
+    from qrnn import QRNN, statevector
 
     inputs = torch.randint(0, 2, (4, 6, 2), generator=torch.Generator().manual_seed(3))
     model = QRNN(2, 4, 1, 2, 2, method="statevector").double()
@@ -144,9 +143,38 @@ def test_a_reused_history_buffer_changes_nothing() -> None:
         probs.square().sum().backward()
         return probs.detach(), model.cell.work_stages[0].rotations.grad.clone()
 
-    path._spare_histories.clear()
+    spares = statevector._spare_buffers
+    spares.clear()
     fresh = run()
-    assert len(path._spare_histories) == 1  # the finished pass offers its history to the next
-    path._spare_histories[0].fill_(float("nan"))
+    assert "statevector steps" in spares  # the finished pass offers its history to the next
+    spares["statevector steps"][0].fill_(float("nan"))
     reused = run()
     assert torch.equal(fresh[0], reused[0]) and torch.equal(fresh[1], reused[1])
+
+
+def test_a_reused_kernel_construction_buffer_changes_nothing() -> None:
+    from qrnn import QRNN, statevector
+
+    inputs = torch.randint(0, 2, (4, 6, 2), generator=torch.Generator().manual_seed(3))
+    model = QRNN(2, 3, 2, 2, 2, method="kernel").double()
+    model.reset_parameters(1.0, 1.0, 1.0, generator=torch.Generator().manual_seed(4))
+
+    def run() -> tuple[torch.Tensor, torch.Tensor]:
+        model.zero_grad()
+        probs = model(inputs, inputs)[0]
+        probs.square().sum().backward()
+        return probs.detach(), model.cell.work_stages[0].rotations.grad.clone()
+
+    spares = statevector._spare_buffers
+    spares.clear()
+    fresh = run()
+    spares["rotation program"][0].fill_(float("nan"))
+    reused = run()
+    assert torch.equal(fresh[0], reused[0]) and torch.equal(fresh[1], reused[1])
+    # A second backward through a retained graph gets its buffer back, or refuses once another pass took it.
+    probs = model(inputs, inputs)[0]
+    probs.sum().backward(retain_graph=True)
+    probs.sum().backward(retain_graph=True)
+    model(inputs, inputs)[0].sum().backward()
+    with pytest.raises(RuntimeError, match="second backward pass"):
+        probs.sum().backward()

@@ -6,6 +6,7 @@ read as an integer, lane 0 is the most significant bit. Nothing here loops over 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 
 import torch
@@ -116,6 +117,41 @@ def run_circuit(state: torch.Tensor, operations: Iterable[Operation]) -> torch.T
     return normalize(state)
 
 
+# Per kind of pass, the buffer of a pass whose backward has finished, kept for the next pass on the CPU: a fresh
+# buffer costs a page fault on first touching every 4 KiB (a quarter of a training step at H = 12 on the
+# statevector path; most of a pool's kernel construction). One per kind. (CUDA's caching allocator already reuses
+# memory.)
+_spare_buffers: dict[str, tuple[torch.Tensor, object]] = {}
+
+
+def reusable_buffer(kind: str, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+    """An uninitialised buffer of `shape` for a pass of `kind`: the spare one (`keep_buffer`) where it is large
+    enough and of `like`'s dtype and device, else a new one. The spare is handed out once."""
+    numel = math.prod(shape)
+    spare, _ = _spare_buffers.pop(kind, (None, None))
+    if spare is not None and spare.dtype == like.dtype and spare.device == like.device and spare.numel() >= numel:
+        return spare[:numel].view(shape)
+    return like.new_empty(shape)
+
+
+def keep_buffer(kind: str, buffer: torch.Tensor) -> object:
+    """Offer a finished pass's buffer (from `reusable_buffer`) to the next pass of `kind`; returns a token that
+    `reclaim_buffer` takes to get it back untouched (if no pass took it meanwhile)."""
+    token = object()
+    if buffer.device.type == "cpu" and buffer.numel():
+        base = buffer if buffer._base is None else buffer._base
+        _spare_buffers[kind] = (base.view(-1), token)
+    return token
+
+
+def reclaim_buffer(kind: str, token: object) -> bool:
+    """Take back the buffer kept with `token`, if it is still the spare (so its contents are as they were)."""
+    if kind in _spare_buffers and _spare_buffers[kind][1] is token:
+        del _spare_buffers[kind]
+        return True
+    return False
+
+
 class _RotationProgram(torch.autograd.Function):
     """A fixed sequence of table rotations and dense maps on a batch of column states, with a hand-written
     backward pass that reuses preallocated buffers: building the cell's per-word kernels is dominated by
@@ -133,7 +169,7 @@ class _RotationProgram(torch.autograd.Function):
     ) -> torch.Tensor:
         groups, width, columns = states.shape
         lanes = width.bit_length() - 1
-        history = states.new_empty((len(program) + 1, groups) + (2,) * lanes + (columns,))
+        history = reusable_buffer("rotation program", (len(program) + 1, groups) + (2,) * lanes + (columns,), states)
         history[0].view(groups, width, columns).copy_(states)
         for step, (kind, index, lane) in enumerate(program):
             before, after = history[step], history[step + 1]
@@ -149,12 +185,21 @@ class _RotationProgram(torch.autograd.Function):
             new_low.addcmul_(high, s, value=-1)
             torch.mul(high, c, out=new_high)
             new_high.addcmul_(low, s)
+        result = history[-1].reshape(groups, width, columns).clone()
+        if not any(ctx.needs_input_grad):  # type: ignore[attr-defined]
+            keep_buffer("rotation program", history)
+            return result
         ctx.save_for_backward(cos_tables, sin_tables, dense, history)  # type: ignore[attr-defined]
         ctx.program = program  # type: ignore[attr-defined]
-        return history[-1].reshape(groups, width, columns).clone()
+        return result
 
     @staticmethod
     def backward(ctx: object, grad_output: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
+        released = getattr(ctx, "released", None)
+        if released is not None and not reclaim_buffer("rotation program", released):
+            raise RuntimeError(
+                "a second backward pass through the same kernel construction, after another pass reused its memory"
+            )
         cos_tables, sin_tables, dense, history = ctx.saved_tensors  # type: ignore[attr-defined]
         groups, columns = history.shape[1], history.shape[-1]
         lanes = history.dim() - 3
@@ -192,6 +237,9 @@ class _RotationProgram(torch.autograd.Function):
             torch.mul(grad_high, c, out=new_high)
             new_high.addcmul_(grad_low, s, value=-1)
             grad, spare = spare, grad
+        # The history buffer goes to the next pass; a second backward (retain_graph) takes it back if no pass
+        # has taken it meanwhile.
+        ctx.released = keep_buffer("rotation program", history)  # type: ignore[attr-defined]
         return grad_cos, grad_sin, grad_dense, None, None
 
 

@@ -30,7 +30,6 @@ change when z is scaled, so neither do they nor their gradients.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
@@ -38,15 +37,11 @@ import torch
 from qrnn.cell import kron_all
 from qrnn.gates import ry_matrix
 from qrnn.sequences import sample_outcomes
+from qrnn.statevector import keep_buffer, reusable_buffer
 
 # Up to this many bytes, the forward pass keeps every operation's input of every step, and the backward pass
 # skips recomputing the steps (a quarter of its work); above it, memory stays O(L B 2^H) plus one step's.
 HISTORY_CACHE_BYTES = 256 * 2**20
-
-# The history of a pass whose backward has finished, kept for the next pass on the CPU: a fresh buffer costs a
-# page fault on first touching every 4 KiB, about a quarter of a training step at H = 12. At most one, of at most
-# HISTORY_CACHE_BYTES. (CUDA's caching allocator already reuses memory.)
-_spare_histories: list[torch.Tensor] = []
 
 # Renormalise before the accumulated worst-case shrinking of the norm passes 2^-this (float32 reaches 2^-126).
 _SHRINK_BITS_BEFORE_RENORMALISING = 40
@@ -153,25 +148,6 @@ def _neuron_tables_in_layouts(
             shape = (words, half >> top, 2**top) if inverse else (words, 2**top, half >> top)
             rows[index] = table[index].reshape(shape).transpose(1, 2).reshape(words, half)
     return torch.stack(rows, dim=0 if inverse else 1)
-
-
-def _history_buffer(shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
-    """An uninitialised history buffer of `shape`: the spare one where it is large enough, else a new one."""
-    numel = math.prod(shape)
-    try:
-        spare = _spare_histories.pop()
-    except IndexError:
-        spare = None
-    if spare is not None and spare.dtype == like.dtype and spare.device == like.device and spare.numel() >= numel:
-        return spare[:numel].view(shape)
-    return like.new_empty(shape)
-
-
-def _keep_history(history: torch.Tensor) -> None:
-    """Offer a finished pass's history buffer to the next pass (`_history_buffer`)."""
-    if history.device.type == "cpu" and history.numel():
-        base = history if history._base is None else history._base
-        _spare_histories[:] = [base.view(-1)]
 
 
 def _halves(state: torch.Tensor, position: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -443,7 +419,8 @@ class StatevectorSequence(torch.autograd.Function):
         psi[:, 0] = 1
         states = psi.new_empty(steps, batch, width)
         cached = steps * (len(operations) + 1) * batch * width * psi.element_size() <= HISTORY_CACHE_BYTES
-        histories = _history_buffer((steps, len(operations) + 1, batch, width) if cached else (0,), psi)
+        histories = reusable_buffer("statevector steps", (steps, len(operations) + 1, batch, width) if cached else (0,),
+                                    psi)
         step_factors: list[list[torch.Tensor]] = []
         all_views = step.history_views(histories) if cached else None
         weights = psi.new_empty(steps, batch, readout.shape[0])
@@ -539,7 +516,7 @@ class StatevectorSequence(torch.autograd.Function):
             grad_psi = step.backward(grad_z, words[t], views, factors, grads)
         if histories is not None:
             ctx.histories = None
-            _keep_history(histories)
+            keep_buffer("statevector steps", histories)
         grad_readout = grad_readout_direct + 2 * readout * grad_squared_readout
         # Back to the neurons' tables one at a time (at large H each is hundreds of MB).
         grad_layers = grads[2]
