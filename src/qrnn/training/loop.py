@@ -160,6 +160,8 @@ class ShardTrainer:
         run: RunInfo,
         resumption: Resumption | None = None,
         display: Any = None,
+        on_validation: Callable[[int, float], str | None] | None = None,
+        lost: threading.Event | None = None,
     ) -> None:
         from qrnn.datasets import lookup
 
@@ -202,6 +204,11 @@ class ShardTrainer:
         self.written: list[str] = []
         self.display = display
         self.log: Any = None
+        # A sweep's hooks (single-process runs): `on_validation(epoch, loss)` returns None to go on, "pruned" to
+        # stop as pruned, "lost" to stop writing nothing more; `lost` set by another thread stops the run after
+        # the current step, also writing nothing more (the run's trial was taken over).
+        self.on_validation = on_validation
+        self.lost = lost
         if resumption is not None:
             self._restore(resumption)
 
@@ -401,6 +408,9 @@ class ShardTrainer:
                 )
             )
             min_postselection = -float(flags[2])
+            if self.lost is not None and self.lost.is_set():
+                stop_reason = "lost"
+                break
             if self.log is not None:
                 self.log.scalars(
                     self.epoch,
@@ -415,6 +425,10 @@ class ShardTrainer:
             on_schedule = self.epoch % config.validate_every == 0
             if on_schedule or self.epoch == config.epochs:
                 result = self.validate(on_schedule)
+                verdict = self.on_validation(self.epoch, result["loss"]) if self.on_validation else None
+                if verdict == "lost":
+                    stop_reason = "lost"
+                    break
                 self.last_validation_loss = result["loss"]
                 is_best = math.isfinite(result["loss"]) and (
                     self.best_validation_loss is None or result["loss"] < self.best_validation_loss
@@ -432,19 +446,23 @@ class ShardTrainer:
                 if config.stop_at_loss is not None and result["loss"] < config.stop_at_loss:
                     stop_reason = "stop-at-loss"
                     break
+                if verdict == "pruned":
+                    stop_reason = "pruned"
+                    break
             if flags[0] > 0:
                 stop_reason, closing_kind = "signal", "interrupted"
                 break
             if flags[1] > 0:
                 stop_reason, closing_kind = "timeout", "interrupted"
                 break
-        closing = self.write_checkpoint(closing_kind)
+        # A lost run's folder belongs to another process now: no closing checkpoint, no closing line.
+        closing = self.write_checkpoint(closing_kind) if stop_reason != "lost" else None
         exit_code = 0
         if stop_reason == "signal":
             # 128 + the signal this process got: 130 for SIGINT, 143 for SIGTERM (a shard stopped because
             # another shard got the signal reports SIGTERM's code).
             exit_code = 128 + int(stop.received or signal.SIGTERM)
-        if self.is_leader:
+        if self.is_leader and stop_reason != "lost":
             self._message(_closing_line(stop_reason, self.epoch, timeout))
         return TrainResult(
             best_validation_loss=self.best_validation_loss,
@@ -469,6 +487,7 @@ def _closing_line(stop_reason: str, epoch: int, timeout: float | None) -> str:
         if timeout is not None
         else "",
         "signal": f"interrupted at epoch {epoch}; continue with `resume`",
+        "pruned": f"pruned after {epoch} epochs",
     }[stop_reason]
 
 
