@@ -274,6 +274,16 @@ def storage_kind(url: str | None) -> str:
     )
 
 
+def check_storage(url: str | None) -> None:
+    """One-line errors for a `--storage` value, before anything is created: its kind, and for SQLite the folder
+    of the database file."""
+    storage_kind(url)
+    if url is not None and url.startswith("sqlite:///"):
+        database = Path(url[len("sqlite:///"):])
+        if not database.parent.is_dir():
+            raise QRNNError(f"--storage {url}: the folder {database.parent} does not exist")
+
+
 def journal_path(url: str | None, default: Path) -> Path:
     """The journal file a `--storage` value names (None: `default`)."""
     if url is None:
@@ -306,25 +316,33 @@ def open_storage(url: str | None, default: Path, stale_after: float, create: boo
         return _journal_storage_class()(backend, interval, grace, _retry_callback())
     assert url is not None
     if url.startswith("sqlite:///"):
-        database = Path(url[len("sqlite:///"):])
-        if not database.exists() and not create:
+        if not Path(url[len("sqlite:///"):]).exists() and not create:
             return None
-        if not database.parent.is_dir():
-            raise QRNNError(f"--storage {url}: the folder {database.parent} does not exist")
+        check_storage(url)
     import inspect
 
     parameters = inspect.signature(optuna.storages.RDBStorage).parameters
     callback = "heartbeat_stale_trial_callback" if "heartbeat_stale_trial_callback" in parameters else \
         "failed_trial_callback"
-    try:
-        return optuna.storages.RDBStorage(url, heartbeat_interval=interval, grace_period=grace,
-                                          **{callback: _retry_callback()})
-    except ImportError as error:
-        raise QRNNError(f"--storage {url}: its database driver is not installed ({error.__cause__ or error})") \
-            from None
-    except Exception as error:  # SQLAlchemy's errors: a bad URL, a server that does not answer
-        first = (str(error).strip().splitlines() or [""])[0]
-        raise QRNNError(f"--storage {url}: {type(error).__name__}: {first}") from None
+    # SQLite: wait for a busy database rather than fail (several workers write to one file).
+    engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite:") else None
+    attempts = 5
+    for attempt in range(attempts):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine, heartbeat_interval=interval,
+                                              grace_period=grace, **{callback: _retry_callback()})
+        except ImportError as error:
+            raise QRNNError(f"--storage {url}: its database driver is not installed "
+                            f"({error.__cause__ or error})") from None
+        except Exception as error:  # SQLAlchemy's errors: a bad URL, a server that does not answer
+            # Workers starting at once race to create the tables (one wins, the others see them half made):
+            # try again a few times before calling it an error.
+            if attempt + 1 < attempts and type(error).__name__ in ("OperationalError", "IntegrityError"):
+                time.sleep(0.5 * (attempt + 1))
+                continue
+            first = (str(error).strip().splitlines() or [""])[0]
+            raise QRNNError(f"--storage {url}: {type(error).__name__}: {first}") from None
+    raise AssertionError("unreachable")
 
 
 def _quiet_optuna() -> None:
@@ -474,7 +492,7 @@ class _Worker:
             raise QRNNError(f"--stale-after must be a number of seconds >= 2, got {stale_after!r}")
         if not isinstance(pool_size, int) or pool_size < 1:
             raise QRNNError(f"--pool-size must be an integer >= 1, got {pool_size!r}")
-        storage_kind(storage_url)  # a bad --storage is an error before anything is created
+        check_storage(storage_url)  # a bad --storage is an error before anything is created
         self.directory = directory
         self.storage_url = storage_url
         self.stale_after = float(stale_after)
@@ -728,11 +746,9 @@ def trials_state(trials: list[Any]) -> str:
 
 
 def retries(trials: list[Any]) -> int:
-    """How many attempts of a point ended before the current one (stale, interrupted or failed; duplicates
-    left out)."""
-    from optuna.trial import TrialState
-
-    return sum(t.state == TrialState.FAIL and DUPLICATE_ATTR not in t.user_attrs for t in trials)
+    """How many times a point was tried again (after a stale heartbeat, a signal, or a failure with
+    --retry-failed): its attempts but the first, duplicates left out."""
+    return max(0, sum(DUPLICATE_ATTR not in t.user_attrs for t in trials) - 1)
 
 
 class Sweep(_Worker):

@@ -135,7 +135,8 @@ def run_shard(
             trainer = ShardTrainer(launch, device, config, run, resumption, on_validation=on_validation, lost=lost)
             if leader:
                 trainer.display = ProgressDisplay(config.epochs, trainer.epoch)
-                trainer.log = RunLog(run.log_dir, purge_step=trainer.epoch + 1 if resumption else None)
+                trainer.log = RunLog(run.log_dir, purge_step=trainer.epoch + 1 if resumption else None,
+                                     write_through=lost is not None)
                 note = f"resumed from {resumption.path} at epoch {trainer.epoch}" if resumption else ""
                 trainer.log.arguments(config.as_dict(), trainer.epoch, note)
                 trainer.display.message(
