@@ -213,13 +213,23 @@ def heartbeat_settings(stale_after: float) -> tuple[int, int]:
 
 def _retry_callback() -> Callable[[Any, Any], None]:
     """Optuna's callback that queues a stale trial again (a WAITING copy: same params and user attributes, and
-    the retry history), under its name in the installed Optuna."""
+    the retry history), under its name in the installed Optuna; the copy leaves the stale heartbeat behind, so
+    that it does not look stale itself once a worker takes it."""
+    import copy
+
     import optuna
 
-    retry = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None)
-    if retry is None:  # Optuna < 4.9
-        retry = optuna.storages.RetryFailedTrialCallback
-    return retry(max_retry=None)
+    retry_class = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None)
+    if retry_class is None:  # Optuna < 4.9
+        retry_class = optuna.storages.RetryFailedTrialCallback
+    retry = retry_class(max_retry=None)
+
+    def queue_again(study: Any, trial: Any) -> None:
+        trial = copy.deepcopy(trial)
+        trial.system_attrs.pop(HEARTBEAT_ATTR, None)
+        retry(study, trial)
+
+    return queue_again
 
 
 def _journal_storage_class() -> type:
@@ -1088,7 +1098,7 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--storage", default=None, metavar="URL",
                         help="the Optuna storage of the study: sqlite:///PATH, postgresql://..., mysql://..., or a "
                         f"journal file ({JOURNAL_PREFIX}PATH, or a path ending in .journal or .log); default: "
-                        f"the journal file <root>/<preset>/{DEFAULT_STORAGE_FILE}")
+                        f"the journal file {DEFAULT_STORAGE_FILE} in the study's folder under --root")
     parser.add_argument("--status", action="store_true",
                         help="show the points (id, varying options, state, best validation loss, retries) and exit")
     parser.add_argument("--stale-after", type=float, default=DEFAULT_STALE_AFTER, metavar="SEC",
