@@ -365,6 +365,8 @@ def _quiet_optuna() -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     warnings.filterwarnings("ignore", category=FutureWarning, module="optuna")
+    # `Study.ask` warns that heartbeats are meant for `Study.optimize`; qrnn's workers record them themselves.
+    warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
 
 
 def open_study(storage: Any, name: str, directory: Path, sampler: Any = None, pruner: Any = None) -> Any:
