@@ -604,7 +604,12 @@ class _Worker:
                 self._print(f"point {member.key} had finished training (checkpoint {final['path']}); recording it")
                 summary = _summary_from_checkpoint(final, config.epochs, config.stop_at_loss)
             else:
-                hook = self._validation_hook(member, keeper)
+                hook: Callable[[int, float], str | None] | None = self._validation_hook(member, keeper)
+                lost: threading.Event | None = keeper.lost
+                if config.num_shards != 1:
+                    # Shards in processes of their own take no hooks: such a point is not pruned and, if taken
+                    # over, is stopped only at its end (it then records nothing).
+                    hook = lost = None
                 if latest is not None:
                     resumed_from = str(latest["path"])
                     self._print(f"point {member.key}: resuming from {latest['kind']} checkpoint at epoch "
@@ -612,10 +617,10 @@ class _Worker:
                     # The point's own values of what a resume may change: a checkpoint written under other
                     # values (a --timeout, say) must not carry them on.
                     changeable = {name: getattr(config, name) for name in launch.RESUME_CHANGEABLE}
-                    result = launch.resume(latest["path"], on_validation=hook, lost=keeper.lost, **changeable)
+                    result = launch.resume(latest["path"], on_validation=hook, lost=lost, **changeable)
                 else:
                     result = launch.run_training(make_config({**member.options, "out": str(directory)}),
-                                                 on_validation=hook, lost=keeper.lost)
+                                                 on_validation=hook, lost=lost)
                 if result.stop_reason == "lost":
                     return self._lost(member)
                 if result.stop_reason == "signal":
