@@ -192,15 +192,12 @@ def test_killed_point_resumes_exactly_from_its_checkpoint(tmp_path: Path) -> Non
     assert sorted(trial.intermediate_values) == [8, 12]  # type: ignore[attr-defined]
 
 
-# A worker that, right after its first "best" checkpoint, stops its heartbeats and hangs (as a process paused
-# or cut off from the storage would) until the file RELEASE exists, then goes on training.
+# A worker that, right after its first "best" checkpoint, waits until the file RELEASE exists, then goes on
+# training: a fixed place for the test to pause it (SIGSTOP) at.
 HANGING_SWEEP = """
 import os, sys, time
-from qrnn import sweep
 from qrnn.training import loop
 hanging = []
-original_beat = sweep._Keeper._beat
-sweep._Keeper._beat = lambda self: None if hanging else original_beat(self)
 original = loop.ShardTrainer.write_checkpoint
 def write_then_hang(self, kind):
     path = original(self, kind)
@@ -233,7 +230,10 @@ def test_worker_whose_trial_is_taken_over_stops_and_writes_nothing(tmp_path: Pat
     for line in hanging.stdout:
         if line.strip() == "hanging":
             break
-    # Another worker finds the trial stale, takes the retry and finishes the point from the checkpoint.
+    # The worker is paused (as by SIGSTOP, a suspended VM, a long stall): its heartbeats stop. Another worker
+    # finds its trial stale, takes the retry and finishes the point from the checkpoint.
+    os.kill(hanging.pid, signal.SIGSTOP)
+    release.touch()
     sweep = quiet_sweep(preset, root, stale_after=2)
     assert sweep.run() == 0
     (point,) = sweep.points
@@ -241,12 +241,12 @@ def test_worker_whose_trial_is_taken_over_stops_and_writes_nothing(tmp_path: Pat
     done = json.loads((directory / DONE_FILE).read_text())
     assert done["pid"] == os.getpid() and done["epoch"] == 12 and done["resumed_from"] is not None
     before = folder_snapshot(directory)
-    # The hanging worker wakes up: its trial is no longer its own, so it stops and writes nothing more.
-    release.touch()
+    # The paused worker goes on: its trial is no longer its own, so it stops and writes nothing more.
+    os.kill(hanging.pid, signal.SIGCONT)
     out, err = hanging.communicate(timeout=60)
     assert hanging.returncode == 0, out + err
     assert "was taken over by another worker" in out and "taken over by other workers" in out
-    assert folder_snapshot(directory) == before
+    assert folder_snapshot(directory) == before, out + err
     assert states_of(sweep) == {point.id: ["FAIL", "COMPLETE"]}
 
 

@@ -35,6 +35,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import signal
 import socket
 import threading
@@ -385,6 +386,27 @@ def open_study(storage: Any, name: str, directory: Path, sampler: Any = None, pr
     return study
 
 
+class _LostFlag(threading.Event):
+    """Set once a trial is no longer ours. `is_set` (the training reads it every epoch) also asks the storage at
+    once when the keeper has not confirmed ownership for a while: a process that was paused (SIGSTOP, a suspended
+    VM) or cut off from the storage may have lost its trial meanwhile, and must know before it writes again."""
+
+    def __init__(self, keeper: _Keeper) -> None:
+        super().__init__()
+        self._keeper = keeper
+        self._next_check = 0.0
+
+    def is_set(self) -> bool:
+        if super().is_set():
+            return True
+        now = time.monotonic()
+        if now - self._keeper.confirmed > self._keeper.patience and now >= self._next_check:
+            self._next_check = now + self._keeper.step  # an unreachable storage is asked again, not every epoch
+            if not self._keeper.owned():
+                self.set()
+        return super().is_set()
+
+
 class _Keeper:
     """Keeps a claimed trial alive and watches that it stays ours: a thread records the storage's heartbeat
     every `interval` seconds and checks ownership at least every `OWNERSHIP_CHECK_EVERY` seconds. `lost` is
@@ -398,7 +420,12 @@ class _Keeper:
         self.trial_id = trial_id
         self.point = point
         self.interval = interval
-        self.lost = threading.Event()
+        self.step = min(interval, OWNERSHIP_CHECK_EVERY)
+        # Ownership unconfirmed for longer than this is checked by the training itself (see `_LostFlag`); a
+        # trial cannot be taken over in less than the grace period, of which the interval is a fifth.
+        self.patience = 2 * self.step
+        self.confirmed = time.monotonic()
+        self.lost = _LostFlag(self)
         self._warn = warn
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name=f"keeper of trial {trial_id}", daemon=True)
@@ -419,10 +446,9 @@ class _Keeper:
                 self._warn(f"warning: heartbeat of trial {self.trial_id} failed ({type(error).__name__}: {error})")
 
     def _watch(self) -> None:
-        step = min(self.interval, OWNERSHIP_CHECK_EVERY)
         last_beat = time.monotonic()
-        while not self._stop.wait(step):
-            if time.monotonic() - last_beat >= self.interval - step / 2:
+        while not self._stop.wait(self.step):
+            if time.monotonic() - last_beat >= self.interval - self.step / 2:
                 self._beat()
                 last_beat = time.monotonic()
             if self.lost.is_set() or not self.owned():
@@ -430,9 +456,11 @@ class _Keeper:
                 return
 
     def owned(self) -> bool:
-        """Whether the trial is still this worker's (a storage that cannot be read says nothing: True)."""
+        """Whether the trial is still this worker's (a storage that cannot be read says nothing: True, but the
+        time of the last confirmation stays behind)."""
         from optuna.trial import TrialState
 
+        asked = time.monotonic()
         try:
             mine = self.study._storage.get_trial(self.trial_id)
             if mine.state != TrialState.RUNNING:
@@ -444,6 +472,7 @@ class _Keeper:
                     return False
                 if other.state == TrialState.RUNNING and other.number < mine.number:
                     return False
+            self.confirmed = asked
             return True
         except Exception as error:  # noqa: BLE001 - a storage hiccup is no proof of a loss
             self._warn(f"warning: cannot read trial {self.trial_id} from the storage ({type(error).__name__}: "
@@ -496,8 +525,6 @@ class _Worker:
     """What grid sweeps and searches share: a study in a storage, point folders under `directory`, and the
     training of claimed trials with heartbeats, ownership checks, intermediate values and pruning."""
 
-    kind = "sweep"
-
     def __init__(self, directory: Path, storage_url: str | None, stale_after: float, pool_size: int,
                  printer: Callable[[str], None] | None) -> None:
         if not isinstance(stale_after, int | float) or not stale_after >= 2:
@@ -521,7 +548,8 @@ class _Worker:
         """The storage as messages name it."""
         if storage_kind(self.storage_url) == "journal":
             return f"journal {journal_path(self.storage_url, self.default_storage)}"
-        return str(self.storage_url)
+        # A database URL's password stays out of printed tables and logs.
+        return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", str(self.storage_url))
 
     def _wait(self, signals: _BetweenPointsSignals, seconds: float) -> None:
         """Sleep up to `seconds`, waking early on a signal."""
