@@ -19,13 +19,14 @@ with ancillas), kept as the slow reference that the tests compare the fast path 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
 from qrnn.bits import int_to_bits
 from qrnn.errors import QRNNError
-from qrnn.gates import ry_matrix
+from qrnn.gates import ry_matrices, ry_matrix
 from qrnn.neuron import (
     QuantumNeuron,
     amplified_amplitudes,
@@ -52,12 +53,30 @@ _MONOMIAL_TABLE_MAX_ENTRIES = 2**20
 _DENSE_LAYER_MAX_WIDTH = 256
 
 
-def kron_all(matrices: list[torch.Tensor]) -> torch.Tensor:
-    """The Kronecker product of the matrices, the first one acting on the most significant lane."""
+def kron_all(matrices: Sequence[torch.Tensor]) -> torch.Tensor:
+    """The Kronecker product of the matrices, the first one acting on the most significant lane; matrices with
+    leading (batch) axes, the same for all, give one product per batch entry."""
     result = matrices[0]
     for matrix in matrices[1:]:
-        result = torch.kron(result, matrix)
+        rows, cols = result.shape[-2] * matrix.shape[-2], result.shape[-1] * matrix.shape[-1]
+        product = result[..., :, None, :, None] * matrix[..., None, :, None, :]
+        result = product.reshape(*product.shape[:-4], rows, cols)
     return result
+
+
+def rescale_pairs(cos_table: torch.Tensor, sin_table: torch.Tensor, dims: int | tuple[int, ...] = -1
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(cos^m, sin^m) tables divided by their largest entry over `dims` (a constant to autograd).
+
+    At amplification order k every neuron may shrink the state by 2^((1-2^k)/2), so from order 4 on float32
+    kernels and readouts underflow to zero within a step. A step's outputs (its distribution over outcomes and
+    the renormalised state) do not change when a sample's state is scaled, nor when the readout is, so dividing
+    a neuron's pair of tables by a positive constant (per input word for the workspace neurons) changes neither
+    the outputs nor their gradients, and keeps the largest coefficient at 1.
+    """
+    largest = torch.maximum(cos_table.abs().amax(dims, keepdim=True), sin_table.abs().amax(dims, keepdim=True))
+    scale = largest.detach().clamp_min(torch.finfo(largest.dtype).tiny).reciprocal()
+    return cos_table * scale, sin_table * scale
 
 
 class WorkStage(nn.Module):
@@ -134,9 +153,13 @@ class QRNNCell(nn.Module):
         return neurons
 
     def _tables(self, neurons: list[QuantumNeuron]) -> tuple[torch.Tensor, torch.Tensor]:
-        """(cos^m, sin^m) over the source configurations for a list of neurons, in one batched evaluation."""
-        weights = torch.stack([n.weights for n in neurons])
-        theta = torch.stack([n.theta for n in neurons])
+        """(cos^m, sin^m) over the source configurations for a list of neurons, in one batched evaluation:
+        (#neurons x 2^#sources), with the parameters' leading member axis in front where they have one."""
+        weights = torch.stack([n.weights for n in neurons], dim=-2)
+        theta = torch.stack([n.theta for n in neurons], dim=-1)
+        if weights.dim() == 2:
+            # One model computes as a pool of one, so that a pool's members get exactly its numbers.
+            weights, theta = weights.unsqueeze(0), theta.unsqueeze(0)
         if self.monomials is not None:
             eta = neuron_angles(weights, theta, self.monomials.to(weights.dtype), self.bias)
         else:
@@ -144,73 +167,124 @@ class QRNNCell(nn.Module):
             eta = subset_sum_angles(weights, theta, num_sources, self.degree, self.bias)
         return amplified_amplitudes(eta, self.order)
 
-    def workspace_tables(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def workspace_tables(self, rescale: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """(cos^m, sin^m) of every workspace neuron, in the order they act: 2 tables (#neurons x 2^I x 2^(H-1)).
 
         Entry [n, x, c] is for input word x and the configuration c of the other workspace lanes (in lane
         order, top bit first): a workspace neuron's sources are the other workspace lanes, then the I/O lanes.
+        Parameters with a leading member axis (a pool's, see `forward`) give tables with that axis in front.
+        With `rescale`, each neuron's pair of tables is divided by its largest entry per input word
+        (`rescale_pairs`: the same sequence outputs, no underflow at high order).
         """
-        cos_all, sin_all = self._tables(self.workspace_neurons)
-        shape = (-1, 2 ** (self.workspace_size - 1), 2**self.input_size)
-        return cos_all.reshape(shape).transpose(1, 2), sin_all.reshape(shape).transpose(1, 2)
+        cos_tables, sin_tables = self._member_workspace_tables(rescale)
+        return (cos_tables, sin_tables) if self.pooled else (cos_tables[0], sin_tables[0])
 
-    def readout_table(self) -> torch.Tensor:
+    @property
+    def pooled(self) -> bool:
+        """Whether the parameters carry a leading member axis (a pool's, under `torch.func.functional_call`)."""
+        return self.output_stage[0].theta.dim() == 1
+
+    def _member_workspace_tables(self, rescale: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """`workspace_tables` with a leading member axis, also for one model (a pool of one)."""
+        cos_all, sin_all = self._tables(self.workspace_neurons)
+        shape = (*cos_all.shape[:-1], 2 ** (self.workspace_size - 1), 2**self.input_size)
+        cos_tables, sin_tables = cos_all.reshape(shape).transpose(-1, -2), sin_all.reshape(shape).transpose(-1, -2)
+        return rescale_pairs(cos_tables, sin_tables) if rescale else (cos_tables, sin_tables)
+
+    def readout_table(self, rescale: bool = False) -> torch.Tensor:
         """`readout` (2^I x 2^H): the amplitude of outcome y after the output stage is `readout[y] * z` for the
-        workspace state z (unnormalised; p(y) = |readout[y] * z|^2 / sum over y)."""
+        workspace state z (unnormalised; p(y) = |readout[y] * z|^2 / sum over y). One per member along a leading
+        axis where the parameters have one; with `rescale`, each output neuron's tables divided by their largest entry
+        (`rescale_pairs`: a constant factor of the readout, which leaves the distributions as they are)."""
+        readout = self._member_readout_table(rescale)
+        return readout if self.pooled else readout[0]
+
+    def _member_readout_table(self, rescale: bool) -> torch.Tensor:
+        """`readout_table` with a leading member axis, also for one model (a pool of one)."""
         I, W, X = self.input_size, 2**self.workspace_size, 2**self.input_size
         cos_out, sin_out = self._tables(list(self.output_stage))
-        cos_out = cos_out.reshape(I, W, X // 2)
-        sin_out = sin_out.reshape(I, W, X // 2)
-        lanes = torch.arange(I, device=self.readout_bit.device).unsqueeze(1)
-        chosen = torch.where(
-            self.readout_bit.unsqueeze(-1).bool(),
-            sin_out[lanes, :, self.readout_config],
-            cos_out[lanes, :, self.readout_config],
-        )
-        return chosen.prod(dim=0)
+        if rescale:
+            cos_out, sin_out = rescale_pairs(cos_out, sin_out)
+        lead = cos_out.shape[:-2]
+        # (..., I, 2^(I-1), W): output neuron j's coefficients per configuration of the other I/O lanes.
+        cos_out = cos_out.reshape(*lead, I, W, X // 2).transpose(-1, -2)
+        sin_out = sin_out.reshape(*lead, I, W, X // 2).transpose(-1, -2)
+        # Lane by lane, each outcome's row picked by index_select and the lanes multiplied in a fixed order (not
+        # gather and `prod`, whose orders of summing the gradient and of multiplying depend on the tensor's
+        # shape), so that a pool's member computes exactly the numbers of the lone model, forward and backward.
+        readout = None
+        for lane in range(I):
+            config = self.readout_config[lane]
+            chosen = torch.where(
+                self.readout_bit[lane].unsqueeze(-1).bool(),
+                sin_out[..., lane, :, :].index_select(-2, config),
+                cos_out[..., lane, :, :].index_select(-2, config),
+            )
+            readout = chosen if readout is None else readout * chosen
+        assert readout is not None
+        return readout
 
-    def transfer_tables(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def transfer_tables(self, rescale: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """The step as two small tables, differentiable in the parameters.
 
         `kernels` (2^I x 2^H x 2^H): for input word x and workspace state psi, the unnormalised workspace state
         after the input and work stages is `kernels[x] @ psi`.
         `readout`: `readout_table()`.
+        Both carry a leading member axis where the parameters have one (a pool's); with `rescale`, they are built
+        from the rescaled neuron tables (`rescale_pairs`): each kernel and the readout up to a positive factor, which
+        the sequence model's renormalisation removes.
         """
+        kernels, readout = self._member_transfer_tables(rescale)
+        return (kernels, readout) if self.pooled else (kernels[0], readout[0])
+
+    def _member_transfer_tables(self, rescale: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """`transfer_tables` with a leading member axis, also for one model (a pool of one)."""
         I, H = self.input_size, self.workspace_size
         X, W = 2**I, 2**H
         dtype = self.output_stage[0].weights.dtype
         device = self.readout_bit.device
-        # x goes first in the neuron tables: one group of kernel columns per input word.
-        neuron_cos, neuron_sin = self.workspace_tables()
+        # x goes first in the neuron tables: one group of kernel columns per input word (and member).
+        neuron_cos, neuron_sin = self._member_workspace_tables(rescale)
+        lead = neuron_cos.shape[:-3]
+        groups = X * math.prod(lead)
+        neuron_cos = neuron_cos.movedim(-3, 0).reshape(-1, groups, W // 2)
+        neuron_sin = neuron_sin.movedim(-3, 0).reshape(-1, groups, W // 2)
         # An rY layer is the same for every input word: as one dense Kronecker product while 2^H is small
         # (a matrix product beats H passes over memory), else lane by lane.
         dense_layers = W <= _DENSE_LAYER_MAX_WIDTH
         program: list[tuple[str, int, int]] = [("rotate", j, j) for j in range(H)]
         layer_matrices, rotation_cos, rotation_sin = [], [], []
         for s, stage in enumerate(self.work_stages):
-            half = stage.rotations / 2
+            angles = stage.rotations if self.pooled else stage.rotations.unsqueeze(0)
             if dense_layers:
                 program.append(("dense", s, -1))
-                layer_matrices.append(kron_all([ry_matrix(a, dtype) for a in stage.rotations]))
+                rotations = ry_matrices(angles)
+                layer_matrices.append(kron_all([rotations[..., j, :, :] for j in range(H)]))
             else:
-                program.extend(("rotate", len(self.workspace_neurons) + s * H + j, j) for j in range(H))
-                rotation_cos.append(torch.cos(half))
-                rotation_sin.append(torch.sin(half))
+                program.extend(("rotate", neuron_cos.shape[0] + s * H + j, j) for j in range(H))
+                rotation_cos.append(torch.cos(angles / 2).movedim(-1, 0))
+                rotation_sin.append(torch.sin(angles / 2).movedim(-1, 0))
             program.extend(("rotate", H * (s + 1) + j, j) for j in range(H))
         if dense_layers:
             cos_tables, sin_tables = neuron_cos, neuron_sin
-            dense = torch.stack(layer_matrices) if layer_matrices else neuron_cos.new_zeros(0, W, W)
+            dense = torch.stack(layer_matrices) if layer_matrices else neuron_cos.new_zeros(0, *lead, W, W)
         else:
             # Scalar rotations broadcast over the input words and the other lanes.
-            extra_cos = torch.cat(rotation_cos).view(-1, 1, 1).expand(-1, X, W // 2)
-            extra_sin = torch.cat(rotation_sin).view(-1, 1, 1).expand(-1, X, W // 2)
+            per_group = (-1, *lead, 1, 1)
+            extra_cos = torch.cat(rotation_cos).view(per_group).expand(-1, *lead, X, W // 2).reshape(-1, groups, W // 2)
+            extra_sin = torch.cat(rotation_sin).view(per_group).expand(-1, *lead, X, W // 2).reshape(-1, groups, W // 2)
             cos_tables = torch.cat([neuron_cos, extra_cos])
             sin_tables = torch.cat([neuron_sin, extra_sin])
-            dense = neuron_cos.new_zeros(0, W, W)
-        identity = torch.eye(W, dtype=dtype, device=device).expand(X, W, W)
+            dense = neuron_cos.new_zeros(0, *lead, W, W)
+        identity = torch.eye(W, dtype=dtype, device=device).expand(groups, W, W)
         kernels = run_rotation_program(identity, program, cos_tables, sin_tables, dense)
+        return kernels.view(*lead, X, W, W), self._member_readout_table(rescale)
 
-        return kernels, self.readout_table()
+    def forward(self, rescale: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """The kernel path's tables (`transfer_tables`), always with a leading member axis (one model: a pool of
+        one). As the module's forward it runs under `torch.func.functional_call` with a pool's stacked
+        parameters."""
+        return self._member_transfer_tables(rescale)
 
     # ---- the slow reference: the same step, gate by gate, on the full register ----
 

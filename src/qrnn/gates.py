@@ -19,6 +19,12 @@ def ry_matrix(angle: torch.Tensor | float, dtype: torch.dtype = torch.float64) -
     return torch.stack([torch.stack([c, -s]), torch.stack([s, c])])
 
 
+def ry_matrices(angles: torch.Tensor) -> torch.Tensor:
+    """rY of every angle of a tensor (...) as (..., 2, 2), differentiable; the same entries as `ry_matrix`."""
+    c, s = torch.cos(angles / 2), torch.sin(angles / 2)
+    return torch.stack([c, -s, s, c], dim=-1).view(*angles.shape, 2, 2)
+
+
 def x_matrix(dtype: torch.dtype = torch.float64) -> torch.Tensor:
     """Pauli X, the bit flip."""
     return torch.tensor([[0.0, 1.0], [1.0, 0.0]], dtype=dtype)

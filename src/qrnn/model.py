@@ -15,6 +15,7 @@ the B x 2^H amplitudes); `QRNN(method=...)` chooses, by default from a cost mode
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -45,74 +46,106 @@ _MATMUL_COST = 0.1
 _OPERATION_COST = 5_000
 
 
+def _padded_positions(words: torch.Tensor, count: int) -> tuple[torch.Tensor, int]:
+    """For rows of word indices (N x R, words in [0, count)): each entry's row in a padded layout that gives
+    every word `depth` consecutive rows (word w's k-th entry, in order, at w depth + k), and `depth`, the most
+    entries any word has in any row of `words`."""
+    order = torch.argsort(words, dim=1, stable=True)
+    counts = torch.zeros(words.shape[0], count, dtype=torch.long, device=words.device)
+    counts.scatter_add_(1, words, torch.ones_like(words))
+    starts = counts.cumsum(1) - counts
+    ranks_sorted = torch.arange(words.shape[1], device=words.device) - starts.gather(1, words.gather(1, order))
+    ranks = torch.empty_like(ranks_sorted).scatter_(1, order, ranks_sorted)
+    depth = max(int(counts.max()), 1)
+    return words * depth + ranks, depth
+
+
+# The padded layout gives each kernel at least this many rows: batched products with fewer rows run a different
+# kernel (other rounding), and a pool's member must get exactly the lone model's numbers whatever its depth.
+_PADDED_MIN_DEPTH = 8
+
+
 class _StepLayout:
-    """How the batch is laid out at each step, and the per-sample kernel products in that layout."""
+    """The per-sample kernel products of each step.
 
-    def __init__(self, kernels: torch.Tensor, words: torch.Tensor) -> None:
-        steps, batch = words.shape
-        count, width = kernels.shape[0], kernels.shape[-1]
-        self.words = words
-        self.grouped = batch * (count - 1) * width * width > count * _OPERATION_COST_IN_FLOPS
-        if self.grouped:
-            self.order = torch.argsort(words, dim=1, stable=True)
-            self.inverse = torch.argsort(self.order, dim=1)
-            counts = torch.zeros(steps, count, dtype=torch.long, device=words.device)
-            counts.scatter_add_(1, words, torch.ones_like(words))
-            self.counts = counts.tolist()
-            self.step_words = words.gather(1, self.order)
-            self.forward_matrices = kernels.transpose(1, 2)
-            self.backward_matrices = kernels
+    The batch holds P members' samples (a pool; P = 1 for one model), member-major: rows [p B, (p + 1) B) are
+    member p's; `flat_words` index the members' kernels laid end to end (member p's word x is p X + x). Two
+    ways to multiply each row by its own kernel, chosen by the shapes of one member (so that a member of a pool
+    computes exactly as the lone model):
+    - "every": per member, one batched product with all its kernels, then a gather (few words, small kernels:
+      fewest operations);
+    - "padded": the rows scattered into a zero-padded block per kernel, one batched product for all of them,
+      gathered back (many words or large kernels: fewest flops, and a fixed handful of operations however many
+      members and words).
+    Every product is batched over the members with the same shapes per member as for one model: the rounding of
+    a matrix product depends on its shape.
+    """
+
+    def __init__(self, kernels: torch.Tensor, flat_words: torch.Tensor) -> None:
+        members, count, width = kernels.shape[0], kernels.shape[1], kernels.shape[-1]
+        rows = flat_words.shape[1]
+        batch = rows // members
+        self.members = members
+        self.step_words = flat_words
+        sparse = batch * (count - 1) * width * width > count * _OPERATION_COST_IN_FLOPS
+        self.mode = "padded" if sparse else "every"
+        if self.mode == "padded":
+            self.pad_index, depth = _padded_positions(flat_words, members * count)
+            self.depth = max(depth, _PADDED_MIN_DEPTH)
+            self.pad_index = flat_words * self.depth + (self.pad_index - flat_words * depth)
+            self.padded_rows = kernels.new_zeros(members * count * self.depth, width)
+            self.padded_products = torch.empty_like(self.padded_rows)
+            flat = kernels.reshape(members * count, width, width)
+            self.forward_matrices = flat.transpose(1, 2)
+            self.backward_matrices = flat
         else:
-            self.rows = torch.arange(batch, device=words.device)
-            self.step_words = words
-            self.forward_matrices = kernels.transpose(1, 2).permute(1, 0, 2).reshape(width, count * width)
-            self.backward_matrices = kernels.permute(1, 0, 2).reshape(width, count * width)
-
-    def to_step(self, values: torch.Tensor) -> torch.Tensor:
-        """Per-step tensors (steps, batch, ...) from the batch's order into the step layout."""
-        if not self.grouped:
-            return values
-        index = self.order.view(self.order.shape + (1,) * (values.dim() - 2)).expand_as(values)
-        return values.gather(1, index)
-
-    def from_step(self, values: torch.Tensor) -> torch.Tensor:
-        """Per-step tensors (steps, batch, ...) from the step layout back into the batch's order."""
-        if not self.grouped:
-            return values
-        index = self.inverse.view(self.inverse.shape + (1,) * (values.dim() - 2)).expand_as(values)
-        return values.gather(1, index)
-
-    def enter(self, t: int, rows: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-        """Rows in the batch's order -> step t's layout."""
-        return torch.index_select(rows, 0, self.order[t], out=out) if self.grouped else out.copy_(rows)
-
-    def leave(self, t: int, rows: torch.Tensor) -> torch.Tensor:
-        """Rows in step t's layout -> the batch's order."""
-        return rows.index_select(0, self.inverse[t]) if self.grouped else rows
+            self.rows = torch.arange(rows, device=flat_words.device)
+            self.local_words = flat_words - (self.rows // batch * count)
+            # Per member: psi @ [kernels[0]^T | kernels[1]^T | ...] (W x XW), and the same for the backward pass.
+            self.forward_matrices = kernels.transpose(2, 3).permute(0, 2, 1, 3).reshape(members, width, count * width)
+            self.backward_matrices = kernels.permute(0, 2, 1, 3).reshape(members, width, count * width)
 
     def products(self, t: int, rows: torch.Tensor, backward: bool, out: torch.Tensor) -> torch.Tensor:
-        """rows[b] @ kernels[x_b]^T (forward) or rows[b] @ kernels[x_b] (backward), in step t's layout."""
+        """rows[b] @ kernels[x_b]^T (forward) or rows[b] @ kernels[x_b] (backward) at step t."""
         matrices = self.backward_matrices if backward else self.forward_matrices
-        if not self.grouped:
-            every = (rows @ matrices).view(rows.shape[0], -1, rows.shape[1])
-            return torch.index_select(every.view(-1, rows.shape[1]), 0, self._flat_index(t), out=out)
-        start = 0
-        for word, count in enumerate(self.counts[t]):
-            if count:
-                torch.mm(rows[start : start + count], matrices[word], out=out[start : start + count])
-                start += count
-        return out
+        width = rows.shape[1]
+        if self.mode == "every":
+            every = torch.matmul(rows.view(self.members, -1, width), matrices)
+            index = self.rows * (matrices.shape[2] // width) + self.local_words[t]
+            return torch.index_select(every.view(-1, width), 0, index, out=out)
+        self.padded_rows.index_copy_(0, self.pad_index[t], rows)
+        shape = (matrices.shape[0], self.depth, width)
+        torch.bmm(self.padded_rows.view(shape), matrices, out=self.padded_products.view(shape))
+        return torch.index_select(self.padded_products, 0, self.pad_index[t], out=out)
 
-    def _flat_index(self, t: int) -> torch.Tensor:
-        return self.rows * (self.forward_matrices.shape[1] // self.forward_matrices.shape[0]) + self.words[t]
+    def kernel_gradients(self, states: torch.Tensor, grad_products: torch.Tensor, count: int) -> torch.Tensor:
+        """For every member's kernel x: the sum over steps and the member's rows with word x of
+        outer(grad_products, states), (P X) x W x W. Member by member (each a batched product over its words,
+        padded to its own depth), so that each member's sums are the lone model's."""
+        width = states.shape[-1]
+        steps = states.shape[0]
+        words = count // self.members
+        member_words = (self.step_words.view(steps, self.members, -1) % words).transpose(0, 1).reshape(self.members, -1)
+        member_states = states.view(steps, self.members, -1, width).transpose(0, 1).reshape(self.members, -1, width)
+        member_grads = grad_products.view(steps, self.members, -1, width).transpose(0, 1)
+        member_grads = member_grads.reshape(self.members, -1, width)
+        gradients = []
+        for p in range(self.members):
+            index, depth = _padded_positions(member_words[p : p + 1], words)
+            padded_states = states.new_zeros(words * depth, width).index_copy_(0, index[0], member_states[p])
+            padded_grads = states.new_zeros(words * depth, width).index_copy_(0, index[0], member_grads[p])
+            shape = (words, depth, width)
+            gradients.append(torch.bmm(padded_grads.view(shape).transpose(1, 2), padded_states.view(shape)))
+        return torch.cat(gradients)
 
 
 class _SequenceFunction(torch.autograd.Function):
-    """The sequence of steps with a hand-written backward pass (see the module docstring).
+    """The sequence of steps with a hand-written backward pass (see the module docstring), for P members of a pool
+    at once (P = 1 for one model): kernels (P x 2^I x 2^H x 2^H), readout (P x 2^I x 2^H), and per step the
+    P x B samples member-major.
 
-    Everything the backward pass needs is saved per step in the step layout (`_StepLayout`); the parts of the
-    backward pass that do not depend on later steps are computed for all steps at once, so that the recursion
-    over steps is a handful of operations.
+    Everything the backward pass needs is saved per step; the parts of the backward pass that do not depend on
+    later steps are computed for all steps at once, so that the recursion over steps is a handful of operations.
     """
 
     @staticmethod
@@ -125,54 +158,54 @@ class _SequenceFunction(torch.autograd.Function):
         postselected: torch.Tensor,
         uniforms: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        steps, batch = words.shape
-        width = kernels.shape[-1]
-        outcomes = readout.shape[0]
-        layout = _StepLayout(kernels, words)
-        targets = layout.to_step(targets)
-        postselected = layout.to_step(postselected)
+        steps, rows = words.shape
+        members, outcomes, width = readout.shape
+        batch = rows // members
+        # Member p's words and outcomes index its own kernels and readout rows: p 2^I + x.
+        offsets = torch.arange(members, device=words.device).repeat_interleave(batch) * outcomes
+        layout = _StepLayout(kernels, words + offsets)
+        flat_readout = readout.reshape(members * outcomes, width)
         sampling = not bool(postselected.all())
         if sampling:
-            uniforms = layout.to_step(uniforms)
-            measured = torch.empty(steps, batch, dtype=torch.long, device=kernels.device)
+            measured = torch.empty(steps, rows, dtype=torch.long, device=kernels.device)
         else:
             measured = targets
-            chosen_readout = readout[targets]
-        squared_readout_t = (readout * readout).T.contiguous()
-        psi = torch.zeros(batch, width, dtype=kernels.dtype, device=kernels.device)
+            chosen_readout = flat_readout[targets + offsets]
+        squared_readout_t = (readout * readout).transpose(1, 2).contiguous()
+        psi = torch.zeros(rows, width, dtype=kernels.dtype, device=kernels.device)
         psi[:, 0] = 1
-        states = psi.new_empty(steps, batch, width)
+        states = psi.new_empty(steps, rows, width)
         products = torch.empty_like(states)
         scales = torch.empty_like(states)
         outputs = torch.empty_like(states)
-        weights = psi.new_empty(steps, batch, outcomes)
-        inverse_norms = psi.new_empty(steps, batch, 1)
+        weights = psi.new_empty(steps, rows, outcomes)
+        inverse_norms = psi.new_empty(steps, rows, 1)
         for t in range(steps):
-            rows = layout.enter(t, psi, states[t])
-            z = layout.products(t, rows, False, products[t])
-            u = torch.mm(z * z, squared_readout_t, out=weights[t])
+            states[t].copy_(psi)
+            z = layout.products(t, psi, False, products[t])
+            u = torch.matmul((z * z).view(members, batch, width), squared_readout_t,
+                             out=weights[t].view(members, batch, outcomes)).view(rows, outcomes)
             if sampling:
                 p = u / u.sum(1, keepdim=True)
                 sampled = sample_outcomes(p, uniforms[t])
                 y = torch.where(postselected[t], targets[t], sampled)
                 measured[t] = y
-                step_readout = readout[y]
+                step_readout = flat_readout[y + offsets]
             else:
                 y = targets[t]
                 step_readout = chosen_readout[t]
             inverse_norm = torch.rsqrt(u.gather(1, y.unsqueeze(1)), out=inverse_norms[t])
             torch.mul(step_readout, inverse_norm, out=scales[t])
-            psi = layout.leave(t, torch.mul(scales[t], z, out=outputs[t]))
+            psi = torch.mul(scales[t], z, out=outputs[t])
         probs = weights / weights.sum(2, keepdim=True)
         chosen_probability = probs.gather(2, measured.unsqueeze(2)).squeeze(2)
-        selected = chosen_probability[postselected]
-        minimum = selected.min() if selected.numel() else chosen_probability.new_ones(())
+        minimum = _member_minimum(chosen_probability, postselected, members)
         ctx.save_for_backward(
-            kernels, readout, measured, states, products, scales, outputs, weights, inverse_norms, probs
+            kernels, readout, measured, states, products, scales, outputs, weights, inverse_norms, probs, offsets
         )
         ctx.layout = layout
-        probs_out = layout.from_step(probs).permute(1, 2, 0)
-        measured_out = layout.from_step(measured)
+        probs_out = probs.permute(1, 2, 0)
+        measured_out = measured if sampling else measured.clone()
         ctx.mark_non_differentiable(measured_out, minimum)
         return probs_out, measured_out, minimum
 
@@ -180,51 +213,59 @@ class _SequenceFunction(torch.autograd.Function):
     def backward(  # type: ignore[override]
         ctx: Any, grad_probs: torch.Tensor | None, _grad_measured: Any, _grad_minimum: Any
     ) -> tuple[torch.Tensor | None, ...]:
-        kernels, readout, measured, states, products, scales, outputs, weights, inverse_norms, probs = ctx.saved_tensors
+        (
+            kernels, readout, measured, states, products, scales, outputs, weights, inverse_norms, probs, offsets
+        ) = ctx.saved_tensors
         layout: _StepLayout = ctx.layout
-        steps, batch, width = products.shape
-        count, outcomes = kernels.shape[0], readout.shape[0]
+        steps, rows, width = products.shape
+        members, outcomes = readout.shape[0], readout.shape[1]
+        batch = rows // members
+        count = members * outcomes
         squared_readout = readout * readout
+        flat_measured = measured + offsets
         if grad_probs is None:
-            grad_probs = probs.new_zeros(batch, outcomes, steps)
-        grad_probs = layout.to_step(grad_probs.permute(2, 0, 1))
+            grad_probs = probs.new_zeros(rows, outcomes, steps)
+        grad_probs = grad_probs.permute(2, 0, 1)
         # u -> p = u / sum(u): the part of dL/du that comes from the output distributions, for all steps.
         totals = weights.sum(2, keepdim=True)
         grad_weights = (grad_probs - (grad_probs * probs).sum(2, keepdim=True)) / totals
         # dL/dz = 2 z (dL/du @ readout^2) + the terms through psi' = readout[y] * z / sqrt(u_y): its direct
         # dependence on z (scales) and on u_y (a multiple of 2 z readout[y]^2, known once dL/dpsi' is).
-        base = 2 * products * (grad_weights @ squared_readout)
-        through_norm = 2 * products * squared_readout[measured]
+        spread = torch.matmul(grad_weights.view(steps, members, batch, outcomes), squared_readout)
+        base = 2 * products * spread.view(steps, rows, width)
+        through_norm = 2 * products * squared_readout.view(count, width)[flat_measured]
         norm_factor = -0.5 * inverse_norms * inverse_norms
         grad_outputs = torch.empty_like(products)
         grad_norms = torch.empty_like(inverse_norms)
         grad_products = torch.empty_like(products)
-        grad_rows = torch.empty(batch, width, dtype=kernels.dtype, device=kernels.device)
-        grad_psi = torch.zeros(batch, width, dtype=kernels.dtype, device=kernels.device)
+        grad_rows = torch.empty(rows, width, dtype=kernels.dtype, device=kernels.device)
+        grad_psi = torch.zeros(rows, width, dtype=kernels.dtype, device=kernels.device)
         for t in range(steps - 1, -1, -1):
-            grad_next = layout.enter(t, grad_psi, grad_outputs[t])
+            grad_next = grad_outputs[t].copy_(grad_psi)
             correction = torch.mul((grad_next * outputs[t]).sum(1, keepdim=True), norm_factor[t], out=grad_norms[t])
             grad_z = torch.addcmul(base[t], grad_next, scales[t], out=grad_products[t])
             grad_z.addcmul_(correction, through_norm[t])
-            grad_psi = layout.leave(t, layout.products(t, grad_z, True, grad_rows))
+            grad_psi = layout.products(t, grad_z, True, grad_rows)
         grad_weights.scatter_add_(2, measured.unsqueeze(2), grad_norms)
-        grad_kernels = torch.zeros_like(kernels)
-        flat_words = layout.step_words.reshape(-1)
-        flat_states = states.reshape(-1, width)
-        flat_grad_products = grad_products.reshape(-1, width)
-        order = torch.argsort(flat_words, stable=True)
-        counts = torch.bincount(flat_words, minlength=count).tolist()
-        for word, (rows_in, rows_out) in enumerate(
-            zip(flat_states[order].split(counts), flat_grad_products[order].split(counts), strict=True)
-        ):
-            if rows_in.shape[0]:
-                grad_kernels[word] = rows_out.T @ rows_in
-        grad_squared_readout = grad_weights.reshape(-1, outcomes).T @ products.reshape(-1, width).pow(2)
-        grad_readout = torch.zeros_like(readout).index_add_(
-            0, measured.reshape(-1), (grad_outputs * products * inverse_norms).reshape(-1, width)
+        grad_kernels = layout.kernel_gradients(states, grad_products, count)
+        # Per member: sum over steps and samples of dL/du (outcomes) times z^2 (workspace states).
+        member_grad_weights = grad_weights.view(steps, members, batch, outcomes).transpose(0, 1)
+        member_squares = products.pow(2).view(steps, members, batch, width).transpose(0, 1)
+        grad_squared_readout = torch.matmul(
+            member_grad_weights.reshape(members, -1, outcomes).transpose(1, 2),
+            member_squares.reshape(members, -1, width),
         )
-        grad_readout = grad_readout + 2 * readout * grad_squared_readout
-        return grad_kernels, grad_readout, None, None, None, None
+        grad_readout = torch.zeros(count, width, dtype=readout.dtype, device=readout.device).index_add_(
+            0, flat_measured.reshape(-1), (grad_outputs * products * inverse_norms).reshape(-1, width)
+        )
+        grad_readout = grad_readout.view_as(readout) + 2 * readout * grad_squared_readout
+        return grad_kernels.view_as(kernels), grad_readout, None, None, None, None
+
+
+def _member_minimum(chosen_probability: torch.Tensor, postselected: torch.Tensor, members: int) -> torch.Tensor:
+    """Each member's smallest probability of a postselected outcome (steps x P B in) -> (P,), 1 where none."""
+    masked = torch.where(postselected, chosen_probability, torch.ones_like(chosen_probability))
+    return masked.view(masked.shape[0], members, -1).amin(dim=(0, 2)) if masked.numel() else masked.new_ones(members)
 
 
 class QRNN(nn.Module):
@@ -424,14 +465,15 @@ class QRNN(nn.Module):
                     return method
         return ranked[0]
 
-    def _check_memory(self, batch: int, length: int, device: torch.device, method: str) -> None:
-        need = self.estimate_memory_bytes(batch, length, method)
+    def _check_memory(self, batch: int, length: int, device: torch.device, method: str, members: int = 1) -> None:
+        need = members * self.estimate_memory_bytes(batch, length, method)
         available = _available_memory(device)
         if available is not None and need > available:
+            pool = f"a pool of {members} models x " if members > 1 else ""
             raise QRNNError(
-                f"a pass over batch {batch} x length {length} by the {method} method needs about "
+                f"a pass over {pool}batch {batch} x length {length} by the {method} method needs about "
                 f"{need / 2**30:.1f} GiB, but only {available / 2**30:.1f} GiB is free on {device}; use a smaller "
-                "batch or shorter sequences"
+                f"{'pool, ' if members > 1 else ''}batch or shorter sequences"
             )
 
     def forward(
@@ -449,39 +491,21 @@ class QRNN(nn.Module):
         Sampling draws from `generator`. Returns `probs` (B x 2^I x (L-1), the distribution over the I/O word
         after each step, lane 0 the most significant bit), `measured` (B x (L-1) x I, the words postselected or
         sampled) and the smallest probability of a postselected word (1.0 if none was postselected).
+        This is `run_pool` with a pool of one.
         """
         unbatched = inputs.dim() == 2
         inputs, targets = check_sequences(inputs, targets, self.cell.input_size)
-        batch, length, _ = inputs.shape
-        device = self.cell.readout_bit.device
-        method = self.choose_method(batch, length)
-        self._check_memory(batch, length, device, method)
-        words = bits_to_int(inputs[:, :-1]).T.contiguous().to(device)
-        target_words = bits_to_int(targets[:, 1:]).T.contiguous().to(device)
-        postselected = postselection_mask(postselect, targets, device)
-        dtype = self.cell.output_stage[0].weights.dtype
-        if bool(postselected.all()):
-            uniforms = torch.empty(0, dtype=dtype, device=device)
-        else:
-            uniforms = sampling_uniforms(length - 1, batch, generator, device, dtype)
-        if method == "kernel":
-            kernels, readout = self.cell.transfer_tables()
-            probs, measured, minimum = _SequenceFunction.apply(
-                kernels, readout, words, target_words, postselected, uniforms
-            )
-        else:
-            probs, measured, minimum = self._statevector_pass(words, target_words, postselected, uniforms)
-        measured_bits = int_to_bits(measured.T, self.cell.input_size)
+        generators = None if generator is None else [generator]
+        probs, measured, minimum = run_pool([self], inputs.unsqueeze(0), targets.unsqueeze(0), postselect, generators)
         if unbatched:
-            return probs[0], measured_bits[0], float(minimum)
-        return probs, measured_bits, float(minimum)
-
+            return probs[0, 0], measured[0, 0], float(minimum[0])
+        return probs[0], measured[0], float(minimum[0])
 
     def _statevector_pass(
         self, words: torch.Tensor, targets: torch.Tensor, postselected: torch.Tensor, uniforms: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         c = self.cell
-        neuron_cos, neuron_sin = c.workspace_tables()
+        neuron_cos, neuron_sin = c.workspace_tables(rescale=True)
         if c.stages:
             angles = torch.cat([stage.rotations for stage in c.work_stages])
         else:
@@ -491,13 +515,161 @@ class QRNN(nn.Module):
             neuron_cos,
             neuron_sin,
             layer_block_matrices(angles, c.workspace_size),
-            c.readout_table(),
+            c.readout_table(rescale=True),
             words,
             targets,
             postselected,
             uniforms,
             program,
         )
+
+
+def stack_parameters(members: Sequence[nn.Module]) -> dict[str, torch.Tensor]:
+    """The members' parameters stacked along a leading member axis, by name (differentiable: gradients flow back
+    to each member's own parameters)."""
+    tables = [dict(member.named_parameters()) for member in members]
+    return {name: torch.stack([table[name] for table in tables]) for name in tables[0]}
+
+
+class ParameterPool:
+    """The parameters of a pool's members as one leaf tensor per name with a leading member axis, each member's
+    parameter aliasing its slice (`param.data` becomes a view of the stacked storage).
+
+    A pooled pass then reads one leaf per name (not P), so autograd does per-name work once per pass, while each
+    member keeps its own `nn.Parameter` objects: its own optimizer updates them in place (and so the stacked
+    storage), and `state_dict`, `load_state_dict` and checkpoints work as for a lone model. After a backward
+    pass, `distribute_gradients` gives each member's parameters their slices of the stacked gradients.
+    Set it up after the members have their final dtype and device (`.to` would break the aliasing).
+    """
+
+    def __init__(self, members: Sequence[nn.Module]) -> None:
+        check_pool(members)
+        self.members = list(members)
+        tables = [dict(member.named_parameters()) for member in self.members]
+        self.names = list(tables[0])
+        self.stacked: dict[str, torch.Tensor] = {}
+        self.member_parameters = [[table[name] for name in self.names] for table in tables]
+        with torch.no_grad():
+            for index, name in enumerate(self.names):
+                leaf = torch.stack([row[index].detach() for row in self.member_parameters]).requires_grad_()
+                for p, row in enumerate(self.member_parameters):
+                    row[index].data = leaf.detach()[p]
+                self.stacked[name] = leaf
+
+    def zero_grad(self) -> None:
+        """Clear the stacked and the members' gradients."""
+        for leaf in self.stacked.values():
+            leaf.grad = None
+        for row in self.member_parameters:
+            for parameter in row:
+                parameter.grad = None
+
+    def distribute_gradients(self) -> None:
+        """Each member parameter's gradient: a view of its slice of the stacked gradient. Where a pass used the
+        members' own parameters instead (the statevector path runs member by member), their gradients stay."""
+        for index, name in enumerate(self.names):
+            grad = self.stacked[name].grad
+            if grad is None:
+                continue
+            for p, row in enumerate(self.member_parameters):
+                row[index].grad = grad[p]
+
+
+def check_pool(members: Sequence[nn.Module]) -> None:
+    """One-line errors unless `members` are models that can run as one pool: at least one, all of the same
+    class, configuration (topology), dtype and device."""
+    if not members:
+        raise QRNNError("a pool needs at least one model")
+    facts = [(type(m).__name__, getattr(m, "config", None), *_dtype_and_device(m)) for m in members]
+    for index, fact in enumerate(facts[1:], start=1):
+        if fact != facts[0]:
+            raise QRNNError(
+                f"pool member {index} ({fact[0]} {fact[1]}, {fact[2]}, {fact[3]}) differs from member 0 "
+                f"({facts[0][0]} {facts[0][1]}, {facts[0][2]}, {facts[0][3]}): members share the model, its "
+                "configuration, dtype and device"
+            )
+
+
+def _dtype_and_device(model: nn.Module) -> tuple[torch.dtype, torch.device]:
+    parameter = next(model.parameters())
+    return parameter.dtype, parameter.device
+
+
+def run_pool(
+    members: Sequence[QRNN],
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    postselect: Postselect = True,
+    generators: Sequence[torch.Generator | None] | None = None,
+    parameters: ParameterPool | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Run P models of the same topology as one pool: member p's sequences `inputs[p]`, `targets[p]` (P x B x L x
+    I bits, the same B and L for all) through member p's parameters, in one pass whose tensors carry a leading
+    member axis (the members' parameters are stacked for it, so each keeps its own parameters, gradients and
+    optimizer). Member p's results equal `members[p](inputs[p], targets[p], ...)`.
+
+    `postselect` as in `QRNN.forward`, a callable seeing the P B samples member-major; `generators`: one per
+    member (or None) for the sampled steps. `parameters`: the members' `ParameterPool`, if they have one (then
+    the pass reads its stacked leaves, and gradients land in them; else it stacks the members' parameters,
+    and gradients flow back to each). Returns `probs` (P x B x 2^I x (L-1)), `measured` (P x B x (L-1) x
+    I) and each member's smallest postselection probability (P).
+    """
+    check_pool(members)
+    first = members[0]
+    cell = first.cell
+    if inputs.dim() != 4 or targets.dim() != 4 or inputs.shape[0] != len(members):
+        raise QRNNError(
+            f"a pool of {len(members)} models takes inputs and targets of shape {len(members)} x B x L x "
+            f"{cell.input_size}, got {tuple(inputs.shape)} and {tuple(targets.shape)}"
+        )
+    size, batch, length = inputs.shape[:3]
+    flat_inputs, flat_targets = check_sequences(
+        inputs.reshape(size * batch, length, -1), targets.reshape(size * batch, length, -1), cell.input_size
+    )
+    device = cell.readout_bit.device
+    method = first.choose_method(batch, length)
+    first._check_memory(batch, length, device, method, members=size)
+    words = bits_to_int(flat_inputs[:, :-1]).T.contiguous().to(device)
+    target_words = bits_to_int(flat_targets[:, 1:]).T.contiguous().to(device)
+    postselected = postselection_mask(postselect, flat_targets, device)
+    dtype = cell.output_stage[0].weights.dtype
+    if generators is not None and len(generators) != size:
+        raise QRNNError(f"a pool of {size} models takes {size} generators, got {len(generators)}")
+    if bool(postselected.all()):
+        uniforms = torch.empty(0, dtype=dtype, device=device)
+    else:
+        streams = generators if generators is not None else [None] * size
+        uniforms = torch.cat([sampling_uniforms(length - 1, batch, g, device, dtype) for g in streams], dim=1)
+    if method == "kernel":
+        if size == 1:
+            kernels, readout = cell(True)
+        else:
+            stacked = parameters.stacked if parameters is not None else stack_parameters(members)
+            prefix = "cell."
+            cell_parameters = {name[len(prefix) :]: value for name, value in stacked.items()}
+            kernels, readout = torch.func.functional_call(cell, cell_parameters, (True,))
+        probs, measured, minimum = _SequenceFunction.apply(
+            kernels, readout, words, target_words, postselected, uniforms
+        )
+    else:
+        # The statevector path runs member by member: it is chosen for large workspaces, where one member's
+        # pass already fills the machine.
+        parts = []
+        for p, member in enumerate(members):
+            columns = slice(p * batch, (p + 1) * batch)
+            member_uniforms = uniforms[:, columns] if uniforms.numel() else uniforms
+            parts.append(member._statevector_pass(
+                words[:, columns], target_words[:, columns], postselected[:, columns], member_uniforms
+            ))
+        probs = torch.cat([part[0] for part in parts])
+        measured = torch.cat([part[1] for part in parts], dim=1)
+        minimum = torch.stack([part[2] for part in parts])
+    measured_bits = int_to_bits(measured.T, cell.input_size)
+    return (
+        probs.view(size, batch, *probs.shape[1:]),
+        measured_bits.view(size, batch, *measured_bits.shape[1:]),
+        minimum.detach(),
+    )
 
 
 def _available_memory(device: torch.device) -> int | None:

@@ -49,8 +49,23 @@ def monomial_table(num_sources: int, degree: int, dtype: torch.dtype = torch.flo
 
 
 def neuron_angles(weights: torch.Tensor, theta: torch.Tensor, monomials: torch.Tensor, bias: float) -> torch.Tensor:
-    """eta for every source configuration: weights (..., #monomials), theta (...) -> (..., 2^n)."""
-    return 0.5 * (weights @ monomials.T + theta.unsqueeze(-1) + bias)
+    """eta for every source configuration: weights (..., #monomials), theta (...) -> (..., 2^n).
+
+    The products run batched over the leading axis (a pool's members), never folded into one matrix: a matrix
+    product's rounding depends on its shape, and a pool's member must get exactly the lone model's numbers."""
+    table = _batched_product(weights, monomials.T)
+    return 0.5 * (table + theta.unsqueeze(-1) + bias)
+
+
+def _batched_product(values: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
+    """values (..., k) @ matrix (k x n) as one batched product over the first axis of `values` (its other
+    leading axes folded into rows), so that every entry of the first axis is multiplied alike."""
+    lead = values.shape[:-1]
+    first = lead[0] if len(lead) > 1 else 1
+    batched = values.reshape(first, -1, values.shape[-1])
+    # A real (not expanded) batch of the matrix: with a stride-0 batch, bmm folds the batch into one product.
+    product = torch.bmm(batched, matrix.expand(first, *matrix.shape).contiguous())
+    return product.reshape(*lead, matrix.shape[-1])
 
 
 # Source axes summed by one matrix product in `subset_sum_angles`.
@@ -89,7 +104,7 @@ def subset_sum_angles(
         zeta = subsets.to(weights.dtype)
         rest = 2 ** (num_sources - done - group)
         if rest == 1:
-            table = table.reshape(-1, size) @ zeta.T
+            table = _batched_product(table.reshape(*lead, -1, size) if lead else table.reshape(-1, size), zeta.T)
         else:
             table = torch.matmul(zeta, table.reshape(-1, size, rest))
         done += group

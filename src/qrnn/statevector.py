@@ -138,7 +138,9 @@ class _RotationProgram(torch.autograd.Function):
         for step, (kind, index, lane) in enumerate(program):
             before, after = history[step], history[step + 1]
             if kind == "dense":
-                torch.matmul(dense[index], before.view(groups, width, columns), out=after.view(groups, width, columns))
+                matrix = dense[index]
+                shape = _dense_groups(matrix, groups, width, columns)
+                torch.matmul(matrix.unsqueeze(-3), before.view(shape), out=after.view(shape))
                 continue
             c, s = _table_views(cos_tables[index], sin_tables[index], lanes)
             low, high = before.select(1 + lane, 0), before.select(1 + lane, 1)
@@ -167,10 +169,12 @@ class _RotationProgram(torch.autograd.Function):
             kind, index, lane = ctx.program[step]  # type: ignore[attr-defined]
             before = history[step]
             if kind == "dense":
-                flat_grad = grad.view(groups, width, columns)
-                flat_before = before.view(groups, width, columns)
-                grad_dense[index] += (flat_grad @ flat_before.transpose(1, 2)).sum(0)
-                torch.matmul(dense[index].T, flat_grad, out=spare.view(groups, width, columns))
+                matrix = dense[index]
+                shape = _dense_groups(matrix, groups, width, columns)
+                flat_grad = grad.view(shape)
+                flat_before = before.view(shape)
+                grad_dense[index] += (flat_grad @ flat_before.transpose(-1, -2)).sum(-3)
+                torch.matmul(matrix.transpose(-1, -2).unsqueeze(-3), flat_grad, out=spare.view(shape))
                 grad, spare = spare, grad
                 continue
             c, s = _table_views(cos_tables[index], sin_tables[index], lanes)
@@ -191,6 +195,14 @@ class _RotationProgram(torch.autograd.Function):
         return grad_cos, grad_sin, grad_dense, None, None
 
 
+def _dense_groups(matrix: torch.Tensor, groups: int, width: int, columns: int) -> tuple[int, ...]:
+    """The view of the (groups, width, columns) states that a dense map (W x W, the same for every group, or
+    P x W x W, one per run of groups/P consecutive groups: a pool's members) applies to by broadcasting."""
+    if matrix.dim() == 2:
+        return (groups, width, columns)
+    return (matrix.shape[0], groups // matrix.shape[0], width, columns)
+
+
 def _table_views(cos_table: torch.Tensor, sin_table: torch.Tensor, lanes: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Tables (groups or 1, 2^(lanes-1) or 1) as views broadcasting over (groups, 2 x (lanes-1), columns)."""
     other = (2,) * (lanes - 1) if cos_table.shape[1] > 1 else (1,) * (lanes - 1)
@@ -209,7 +221,8 @@ def run_rotation_program(
 
     Each step is ("rotate", k, lane): [[c, -s], [s, c]] on `lane` with c = cos_tables[k], s = sin_tables[k],
     tables of shape (G or 1) x (2^(n-1) or 1) over the other lanes' configuration (in lane order, top bit
-    first), the same for every state of a group; or ("dense", k, -1): `dense[k]` (2^n x 2^n) times every state.
+    first), the same for every state of a group; or ("dense", k, -1): `dense[k]` (2^n x 2^n) times every state,
+    or (P x 2^n x 2^n) one matrix per run of G/P consecutive groups (a pool's members).
     Unnormalised. Differentiable in the tables and the dense matrices (not in `states`).
     """
     return _RotationProgram.apply(cos_tables, sin_tables, dense, states.detach(), tuple(program))

@@ -2,7 +2,8 @@
 training, checkpoints and TensorBoard logs.
 
 Python API: `train(**options)` (the command line's options, flag names with underscores), `resume(checkpoint)`,
-`load_checkpoint(path)` -> (model, config), `evaluate_checkpoint(path)`, `evaluate_checkpoints(paths)` (an
+`train_pool(list_of_options)` (runs of one topology trained together as a pool), `load_checkpoint(path)` ->
+(model, config), `evaluate_checkpoint(path)`, `evaluate_checkpoints(paths)` (an
 ensemble and its members), and `build_model(config)`, the one
 factory every model kind goes through. Names load lazily, so importing this package imports no torch.
 """
@@ -17,6 +18,7 @@ _EXPORTS = {
     "TrainResult": "qrnn.training.loop",
     "train": "qrnn.training.launch",
     "resume": "qrnn.training.launch",
+    "train_pool": "qrnn.training.pool",
     "load_checkpoint": "qrnn.training.checkpoint",
     "read_checkpoint": "qrnn.training.checkpoint",
     "build_model": "qrnn.training.models",

@@ -230,13 +230,13 @@ def run_training(
     config: TrainConfig,
     run: RunInfo | None = None,
     resumption: Resumption | None = None,
-    *,
     on_validation: Callable[[int, float], str | None] | None = None,
     lost: threading.Event | None = None,
 ) -> TrainResult:
     """Check, then train (here, spawned, or as this process's torchrun shard); the result of shard 0 (under
-    torchrun every process returns its shard's view, complete on rank 0). `on_validation` and `lost` are a
-    sweep's hooks (see `ShardTrainer`), for runs of one shard in this process only."""
+    torchrun every process returns its shard's view, complete on rank 0). `on_validation` (one process only):
+    called after each validation with (epoch, loss); `lost` (one process only): set by another thread when the
+    run's claim is taken over; see `ShardTrainer`."""
     launch = torchrun_launch()
     config = prepare(config, launch)
     run = run or new_run(config)
@@ -247,8 +247,8 @@ def run_training(
     if launch is not None:
         return run_shard(launch, config, run, resumption)
     if config.num_shards == 1:
-        return run_shard(Launch(0, 1, 0, 1, distributed=False), config, run, resumption,
-                         on_validation=on_validation, lost=lost)
+        return run_shard(Launch(0, 1, 0, 1, distributed=False), config, run, resumption, on_validation=on_validation,
+                         lost=lost)
     return _spawn(config, run, resumption)
 
 

@@ -90,6 +90,26 @@ class TrainResult:
 
 
 @dataclass
+class TrainingBatch:
+    """A training batch on the device: bits B x L x I, the scored steps B x (L-1), the target words."""
+
+    inputs: torch.Tensor
+    targets: torch.Tensor
+    scored: torch.Tensor
+    target_words: torch.Tensor
+
+
+@dataclass
+class ValidationBatch:
+    """A validation batch on the device, with the steps to postselect (B x (L-1)); the others are sampled."""
+
+    inputs: torch.Tensor
+    targets: torch.Tensor
+    scored: torch.Tensor
+    postselected: torch.Tensor
+
+
+@dataclass
 class Resumption:
     """What `resume` hands to every shard: the checkpoint to continue from and the learning rate that
     overrides the one in its optimizer state (None: keep it)."""
@@ -170,6 +190,12 @@ class ShardTrainer:
         self.config = config
         self.run = run
         self.resumption = resumption
+        # Called after each validation with (epoch, loss): None goes on, "pruned" stops the run with its closing
+        # checkpoint, "lost" (the run's claim in a sweep was taken over) stops it at once, writing nothing more.
+        self.on_validation = on_validation
+        # Set by another thread once the run's claim is lost (a sweep's trial taken over): the run stops after the
+        # current step, writing nothing more, even between validations.
+        self.lost = lost
         self.collectives = Collectives(launch, device)
         self.is_leader = launch.rank == 0
         self.dataset = lookup(config.dataset, alphabet=config.alphabet).create(
@@ -204,11 +230,6 @@ class ShardTrainer:
         self.written: list[str] = []
         self.display = display
         self.log: Any = None
-        # A sweep's hooks (single-process runs): `on_validation(epoch, loss)` returns None to go on, "pruned" to
-        # stop as pruned, "lost" to stop writing nothing more; `lost` set by another thread stops the run after
-        # the current step, also writing nothing more (the run's trial was taken over).
-        self.on_validation = on_validation
-        self.lost = lost
         if resumption is not None:
             self._restore(resumption)
 
@@ -291,23 +312,31 @@ class ShardTrainer:
 
     # ---- steps ----
 
+    def training_batch(self) -> TrainingBatch:
+        """This shard's next training batch, on the device."""
+        batch = self.dataset.batch("train")
+        targets = batch.targets.to(self.device)
+        return TrainingBatch(
+            batch.inputs.to(self.device), targets, batch.scored.to(self.device), bits_to_int(targets[:, 1:])
+        )
+
+    def clip_gradients(self) -> None:
+        """Clip the model's gradient norm to `--gradient-clip` (0: not clipped)."""
+        if self.config.gradient_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.gradient_clip)
+
     def train_epoch(self) -> tuple[float, float]:
         """One optimisation step on this shard's next training batch; returns the loss (averaged over shards)
         and this shard's minimum postselection probability."""
-        batch = self.dataset.batch("train")
-        inputs = batch.inputs.to(self.device)
-        targets = batch.targets.to(self.device)
-        scored = batch.scored.to(self.device)
-        target_words = bits_to_int(targets[:, 1:])
+        batch = self.training_batch()
         evaluations: list[tuple[torch.Tensor, float]] = []
 
         def closure() -> torch.Tensor:
             self.optimizer.zero_grad()
-            probs, _, min_postselection = self.network(inputs, targets, postselect=True)
-            loss = self.loss_function(probs, target_words, scored)
+            probs, _, min_postselection = self.network(batch.inputs, batch.targets, postselect=True)
+            loss = self.loss_function(probs, batch.target_words, batch.scored)
             loss.backward()
-            if self.config.gradient_clip > 0:
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.gradient_clip)
+            self.clip_gradients()
             # L-BFGS decides its line search on this value: the shards must all see the same number.
             shared = self.collectives.mean(loss.detach())
             evaluations.append((shared, min_postselection))
@@ -326,29 +355,47 @@ class ShardTrainer:
         A validation off the `--validate-every` schedule (after the last epoch) leaves the validation data and
         sampling streams as it found them, so that a finished run extended by `resume --epochs` validates on
         exactly the data an uninterrupted longer run would have."""
-        if not on_schedule:
-            streams = (self.dataset.generator("validate").get_state(), self.sampling.get_state())
-            try:
-                return self.validate(on_schedule=True)
-            finally:
-                self.dataset.generator("validate").set_state(streams[0])
-                self.sampling.set_state(streams[1])
+        streams = None if on_schedule else self.validation_streams()
+        try:
+            batch = self.validation_batch()
+            probs, measured, min_postselection = self.model(
+                batch.inputs, batch.targets, postselect=postselect_steps(batch.postselected), generator=self.sampling
+            )
+            return self.validation_result(batch, probs, measured, min_postselection)
+        finally:
+            if streams is not None:
+                self.restore_validation_streams(streams)
+
+    def validation_streams(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The states of the validation data and sampling streams (for a validation off the schedule)."""
+        return self.dataset.generator("validate").get_state(), self.sampling.get_state()
+
+    def restore_validation_streams(self, streams: tuple[torch.Tensor, torch.Tensor]) -> None:
+        """Put the validation data and sampling streams back to `streams`."""
+        self.dataset.generator("validate").set_state(streams[0])
+        self.sampling.set_state(streams[1])
+
+    def validation_batch(self) -> ValidationBatch:
+        """This shard's next validation batch, on the device, with the steps to postselect."""
         batch = self.dataset.batch("validate")
-        inputs = batch.inputs.to(self.device)
-        targets = batch.targets.to(self.device)
-        scored = batch.scored.to(self.device)
-        postselected = batch.postselection().to(self.device)
-        probs, measured, min_postselection = self.model(
-            inputs, targets, postselect=postselect_steps(postselected), generator=self.sampling
+        return ValidationBatch(
+            batch.inputs.to(self.device), batch.targets.to(self.device), batch.scored.to(self.device),
+            batch.postselection().to(self.device),
         )
-        target_words = bits_to_int(targets[:, 1:])
-        loss = self.loss_function(probs, target_words, scored)
-        errors = ((bits_to_int(measured) != target_words) & scored).sum()
+
+    def validation_result(
+        self, batch: ValidationBatch, probs: torch.Tensor, measured: torch.Tensor, min_postselection: float
+    ) -> dict[str, Any]:
+        """The validation's numbers from the model's outputs on `batch`, combined over shards."""
+        target_words = bits_to_int(batch.targets[:, 1:])
+        loss = self.loss_function(probs, target_words, batch.scored)
+        errors = ((bits_to_int(measured) != target_words) & batch.scored).sum()
         totals = self.collectives.sum(
-            torch.stack([loss.double().cpu(), errors.double().cpu(), scored.sum().double().cpu()])
+            torch.stack([loss.double().cpu(), errors.double().cpu(), batch.scored.sum().double().cpu()])
         )
         minimum = -float(self.collectives.max(torch.tensor([-min_postselection], dtype=torch.float64))[0])
         wanted = self.config.num_validation_samples
+        inputs, targets = batch.inputs, batch.targets
         mine = [(inputs[i].cpu(), targets[i].cpu(), measured[i].cpu()) for i in range(min(wanted, len(inputs)))]
         gathered = self.collectives.gather(mine) if wanted else []
         return {
@@ -388,6 +435,41 @@ class ShardTrainer:
             if pictures:
                 self.log.text("validation/samples", "\n\n".join(pictures), self.epoch)
 
+    def record_training(self, train_loss: float, min_postselection: float, seconds: float) -> None:
+        """Log and show the training step that made `self.epoch`."""
+        if self.log is not None:
+            self.log.scalars(
+                self.epoch,
+                {
+                    "loss/train": train_loss,
+                    "min_postsel_prob/train": min_postselection,
+                    "time/seconds_per_epoch": seconds,
+                },
+            )
+        if self.display is not None and self.is_leader:
+            self.display.update(self.epoch, train_loss, min_postselection)
+
+    def validation_due(self) -> bool:
+        """Whether a validation follows the epoch just done: on the `--validate-every` schedule, or the last."""
+        return self.epoch % self.config.validate_every == 0 or self.epoch == self.config.epochs
+
+    def record_validation(self, result: dict[str, Any], train_loss: float) -> bool:
+        """Take a validation's result: best values, report, "best" checkpoint. True when the run stops here
+        (validation loss below `--stop-at-loss`)."""
+        self.last_validation_loss = result["loss"]
+        is_best = math.isfinite(result["loss"]) and (
+            self.best_validation_loss is None or result["loss"] < self.best_validation_loss
+        )
+        if is_best:
+            self.best_validation_loss = result["loss"]
+        if self.best_character_error_rate is None or result["character_error_rate"] < self.best_character_error_rate:
+            self.best_character_error_rate = result["character_error_rate"]
+        self._report_validation(result, is_best, train_loss)
+        if is_best:
+            self.write_checkpoint("best")
+        stop_at = self.config.stop_at_loss
+        return stop_at is not None and result["loss"] < stop_at
+
     def run_epochs(self, stop: StopSignals, timeout: float | None, started: float) -> TrainResult:
         """Train until a stop condition; write the closing checkpoint; the result (meaningful on shard 0)."""
         config = self.config
@@ -409,41 +491,16 @@ class ShardTrainer:
             )
             min_postselection = -float(flags[2])
             if self.lost is not None and self.lost.is_set():
-                stop_reason = "lost"
-                break
-            if self.log is not None:
-                self.log.scalars(
-                    self.epoch,
-                    {
-                        "loss/train": train_loss,
-                        "min_postsel_prob/train": min_postselection,
-                        "time/seconds_per_epoch": seconds,
-                    },
-                )
-            if self.display is not None and self.is_leader:
-                self.display.update(self.epoch, train_loss, min_postselection)
-            on_schedule = self.epoch % config.validate_every == 0
-            if on_schedule or self.epoch == config.epochs:
+                return self.abandon(first_epoch)
+            self.record_training(train_loss, min_postselection, seconds)
+            if self.validation_due():
+                on_schedule = self.epoch % config.validate_every == 0
                 result = self.validate(on_schedule)
+                # Asked before the validation is recorded: a lost run must not write its report or checkpoint.
                 verdict = self.on_validation(self.epoch, result["loss"]) if self.on_validation else None
                 if verdict == "lost":
-                    stop_reason = "lost"
-                    break
-                self.last_validation_loss = result["loss"]
-                is_best = math.isfinite(result["loss"]) and (
-                    self.best_validation_loss is None or result["loss"] < self.best_validation_loss
-                )
-                if is_best:
-                    self.best_validation_loss = result["loss"]
-                if (
-                    self.best_character_error_rate is None
-                    or result["character_error_rate"] < self.best_character_error_rate
-                ):
-                    self.best_character_error_rate = result["character_error_rate"]
-                self._report_validation(result, is_best, train_loss)
-                if is_best:
-                    self.write_checkpoint("best")
-                if config.stop_at_loss is not None and result["loss"] < config.stop_at_loss:
+                    return self.abandon(first_epoch)
+                if self.record_validation(result, train_loss):
                     stop_reason = "stop-at-loss"
                     break
                 if verdict == "pruned":
@@ -455,14 +512,36 @@ class ShardTrainer:
             if flags[1] > 0:
                 stop_reason, closing_kind = "timeout", "interrupted"
                 break
-        # A lost run's folder belongs to another process now: no closing checkpoint, no closing line.
-        closing = self.write_checkpoint(closing_kind) if stop_reason != "lost" else None
+        return self.finish(stop_reason, closing_kind, first_epoch, stop, timeout)
+
+    def abandon(self, first_epoch: int) -> TrainResult:
+        """Stop at once without writing anything more (the run's claim was lost to another worker)."""
+        self._message(f"stopped at epoch {self.epoch}: this run's claim was taken over; nothing more written")
+        return TrainResult(
+            best_validation_loss=self.best_validation_loss,
+            best_character_error_rate=self.best_character_error_rate,
+            last_validation_loss=self.last_validation_loss,
+            epoch=self.epoch,
+            epochs_run=self.epoch - first_epoch,
+            stop_reason="lost",
+            exit_code=0,
+            checkpoints=list(self.written),
+            best_checkpoint=str(self.run.checkpoint_dir / self.best_checkpoint) if self.best_checkpoint else None,
+            final_checkpoint=None,
+            log_dir=str(self.run.log_dir),
+        )
+
+    def finish(
+        self, stop_reason: str, closing_kind: str, first_epoch: int, stop: StopSignals, timeout: float | None
+    ) -> TrainResult:
+        """Write the closing checkpoint (`closing_kind`) and say why the run stopped; the run's result."""
+        closing = self.write_checkpoint(closing_kind)
         exit_code = 0
         if stop_reason == "signal":
             # 128 + the signal this process got: 130 for SIGINT, 143 for SIGTERM (a shard stopped because
             # another shard got the signal reports SIGTERM's code).
             exit_code = 128 + int(stop.received or signal.SIGTERM)
-        if self.is_leader and stop_reason != "lost":
+        if self.is_leader:
             self._message(_closing_line(stop_reason, self.epoch, timeout))
         return TrainResult(
             best_validation_loss=self.best_validation_loss,
@@ -487,7 +566,7 @@ def _closing_line(stop_reason: str, epoch: int, timeout: float | None) -> str:
         if timeout is not None
         else "",
         "signal": f"interrupted at epoch {epoch}; continue with `resume`",
-        "pruned": f"pruned after {epoch} epochs",
+        "pruned": f"pruned at epoch {epoch}",
     }[stop_reason]
 
 
