@@ -488,20 +488,15 @@ class _Keeper:
 
 # ---- pools ----
 
-# What the members of a pool may differ in (numbers and streams of one model); every other option must agree.
-POOL_MAY_DIFFER = ("seed", "learning_rate", "weight_decay", "initial_bias", "initial_bias_spread",
-                   "initial_weights_spread", "initial_unitaries_spread", "gradient_clip", "stop_at_loss", "epochs",
-                   "timeout", "tag")
-
-
 def pool_key(options: dict[str, Any]) -> str:
-    """Points whose keys are equal may train together in one pool: the same topology, dataset, optimizer kind,
-    batch, length, dtype and device (every option but `POOL_MAY_DIFFER`). An L-BFGS point never shares (its
-    key is unique to it): its closure runs a different number of times per member."""
-    if options.get("optimizer") == "lbfgs":
-        return "lbfgs/" + point_id(options)
-    shared = {name: value for name, value in options.items() if name not in POOL_MAY_DIFFER and name != "out"}
-    return json.dumps(shared, sort_keys=True)
+    """Points whose keys are equal may train together in one pool: what the training's pools need in common
+    (`qrnn.training.pool.POOL_SHARED`: topology, dataset, optimizer kind, batch, length, dtype, device, ...).
+    A point that trains alone (L-BFGS: its closure runs a different number of times per member; several shards)
+    gets a key of its own."""
+    from qrnn.training.pool import pool_key as shared_key
+
+    key = shared_key(options)
+    return "alone/" + point_id(options) if key is None else json.dumps(key, default=str)
 
 
 # ---- workers ----
@@ -1141,7 +1136,8 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
                         "(its worker is presumed dead); the next worker resumes it from its newest checkpoint")
     parser.add_argument("--pool-size", type=int, default=1, metavar="N",
                         help="claim up to N points that can share a pool (same topology, dataset, optimizer kind, "
-                        "batch, length, dtype, device) at a time; L-BFGS points never share")
+                        "batch, length, dtype, device) at a time (trained one after another for now); L-BFGS "
+                        "points never share")
 
 
 def register(subparsers: Any) -> None:
