@@ -1,13 +1,14 @@
-"""Sweeps: stable point ids, exclusive claims and stale-lock takeover, two concurrent sweep processes sharing
-the points, a killed point (stale lock of a dead pid) resumed exactly from its checkpoint, a signalled sweep
-resuming from its "interrupted" checkpoint, failed points, --max-points, and the status table."""
+"""Sweeps on Optuna studies, with real storages (the journal file, SQLite, and a PostgreSQL server where one can
+be started), no mocks of the engine: stable point ids, two worker processes sharing the points, one of them
+killed with SIGKILL and its point resumed and finished by the survivor, a worker whose trial is taken over
+stopping without writing, a live worker never taken over, a grid that grows, a restarted finished sweep, a root
+of the lock-file era, a signalled sweep, failed points, --max-points and the status table."""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,7 +20,7 @@ import torch
 from qrnn.cli import main as qrnn_main
 from qrnn.errors import QRNNError
 from qrnn.presets import load_preset
-from qrnn.sweep import DONE_FILE, FAILED_FILE, Sweep, expand, point_id, try_claim
+from qrnn.sweep import DONE_FILE, FAILED_FILE, Sweep, expand, point_id, point_trials, pool_key
 from qrnn.training import read_checkpoint, train
 
 TINY = """
@@ -52,6 +53,27 @@ def quiet_sweep(preset: Path, root: Path, **kwargs: object) -> Sweep:
     return Sweep(load_preset(preset), root, printer=lambda _line: None, **kwargs)  # type: ignore[arg-type]
 
 
+def sweep_command(preset: Path, root: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "qrnn.cli", "sweep", str(preset), "--root", str(root), *extra]
+
+
+def trials_of(sweep: Sweep) -> dict[str, list[object]]:
+    study = sweep.open(create=False)
+    assert study is not None
+    return point_trials(study.get_trials(deepcopy=False))
+
+
+def states_of(sweep: Sweep) -> dict[str, list[str]]:
+    """The states of each point's trials, oldest first; duplicates (a point queued twice by workers starting at
+    once, closed unrun) left out."""
+    return {key: [t.state.name for t in trials if "duplicate_of" not in t.user_attrs]  # type: ignore[attr-defined]
+            for key, trials in trials_of(sweep).items()}
+
+
+def storage_url(kind: str, tmp_path: Path) -> list[str]:
+    return [] if kind == "journal" else ["--storage", f"sqlite:///{tmp_path / 'study.db'}"]
+
+
 # A sweep process that kills itself (signal NAME) right after writing its first "best" checkpoint: a
 # deterministic stand-in for a job killed mid-point.
 DYING_SWEEP = """
@@ -65,12 +87,16 @@ def write_then_signal(self, kind):
     return path
 loop.ShardTrainer.write_checkpoint = write_then_signal
 from qrnn.cli import main
-sys.exit(main(["sweep", {preset!r}, "--root", {root!r}]))
+sys.exit(main({arguments!r}))
 """
 
 
-def run_dying_sweep(preset: Path, root: Path, name: str) -> subprocess.CompletedProcess[str]:
-    code = DYING_SWEEP.format(name=name, preset=str(preset), root=str(root))
+def dying_sweep_code(preset: Path, root: Path, name: str, *extra: str) -> str:
+    return DYING_SWEEP.format(name=name, arguments=["sweep", str(preset), "--root", str(root), *extra])
+
+
+def run_dying_sweep(preset: Path, root: Path, name: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    code = dying_sweep_code(preset, root, name, *extra)
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
 
 
@@ -98,101 +124,183 @@ def test_point_ids_survive_options_added_later() -> None:
     assert point_id({**options, "gradient_clip": 0.0}) != points[0].id == point_id(options)
 
 
-def test_claims_are_exclusive_and_stale_locks_are_taken_over(tmp_path: Path) -> None:
-    point = tmp_path / "point"
-    first = try_claim(point, stale_after=60)
-    assert first is not None and first.path.name == "lock.0"
-    holder = json.loads(first.path.read_text())
-    assert holder["host"] == socket.gethostname() and holder["pid"] == os.getpid() and holder["started"]
-    assert try_claim(point, stale_after=60) is None  # held by a live process
-    first.release()
-    assert not list(point.glob("lock.*"))
-    second = try_claim(point, stale_after=60)
-    assert second is not None and second.path.name == "lock.0"
-    second.release()
-
-    # Same host, dead pid: stale at once; exactly one of two claimants takes it over (the next generation).
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    (point / "lock.0").write_text(json.dumps({"host": socket.gethostname(), "pid": int(dead.stdout)}))
-    takeover = try_claim(point, stale_after=60)
-    assert takeover is not None and takeover.path.name == "lock.1"
-    assert try_claim(point, stale_after=60) is None
-    assert takeover.still_owned()
-    takeover.release(everything=True)
-    assert not list(point.glob("lock.*"))
-
-    # Another host: live while its heartbeat (the file's mtime) is fresh, stale once it is older than the timeout.
-    other = point / "lock.0"
-    other.write_text(json.dumps({"host": "elsewhere", "pid": 1}))
-    assert try_claim(point, stale_after=60) is None
-    old = time.time() - 61
-    os.utime(other, (old, old))
-    claim = try_claim(point, stale_after=60)
-    assert claim is not None and claim.path.name == "lock.1"
-    # The heartbeat keeps our own lock fresh.
-    os.utime(claim.path, (old, old))
-    claim._stop.set()
-    claim._thread.join()
-    heartbeat = try_claim(point / "beating", stale_after=0.2)
-    assert heartbeat is not None
-    os.utime(heartbeat.path, (old, old))
-    time.sleep(0.1)
-    assert time.time() - heartbeat.path.stat().st_mtime < 1
-    heartbeat.release()
-
-
-def test_two_processes_share_the_points(tmp_path: Path) -> None:
-    preset = tiny_preset(tmp_path)
+@pytest.mark.parametrize("storage", ["journal", "sqlite"])
+def test_survivor_finishes_a_killed_workers_point(tmp_path: Path, storage: str) -> None:
+    # Two workers share the points; one kills itself with SIGKILL right after its first "best" checkpoint. The
+    # survivor takes the other points, waits while the dead worker's trial still looks alive, then (its
+    # heartbeat stale) resumes that point from the checkpoint, and exits 0 with every point done once.
+    preset = tiny_preset(tmp_path, epochs=8, rates="[0.05]", seeds="[1, 2]")
     root = tmp_path / "root"
-    command = [sys.executable, "-m", "qrnn.cli", "sweep", str(preset), "--root", str(root)]
-    processes = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                 for _ in range(2)]
-    outputs = [process.communicate(timeout=180) for process in processes]
-    assert [process.returncode for process in processes] == [0, 0], outputs
-    sweep = quiet_sweep(preset, root)
-    assert len(sweep.points) == 4
-    runners: list[int] = []
+    extra = ["--stale-after", "4", *storage_url(storage, tmp_path)]
+    dying = subprocess.Popen([sys.executable, "-c", dying_sweep_code(preset, root, "SIGKILL", *extra)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    survivor = subprocess.Popen(sweep_command(preset, root, *extra), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+    assert dying.wait(timeout=120) == -signal.SIGKILL, dying.communicate()
+    out, err = survivor.communicate(timeout=180)
+    assert survivor.returncode == 0, out + err
+    sweep = quiet_sweep(preset, root, storage=extra[3] if len(extra) > 2 else None)
+    resumed = []
     for point in sweep.points:
         directory = sweep.point_directory(point)
         done = json.loads((directory / DONE_FILE).read_text())
-        runners.append(done["pid"])
-        assert done["epoch"] == 4 and done["stop_reason"] == "epochs" and done["resumed_from"] is None
-        assert len(list((directory / "runs").iterdir())) == 1  # trained once, by one process
-        assert not list(directory.glob("lock.*"))
-    pids = {process.pid for process in processes}
-    assert set(runners) <= pids
-    # Each process reports how many points it finished; together exactly the four.
-    finished = [int(out.split("this process finished ")[1].split()[0]) for out, _ in outputs]
-    assert sum(finished) == 4 and sorted(finished) == sorted(runners.count(pid) for pid in pids)
+        assert done["epoch"] == 8 and done["stop_reason"] == "epochs" and done["pid"] == survivor.pid
+        assert len(list((directory / "runs").iterdir())) == 1  # one run per point: the killed one continued
+        assert not (directory / FAILED_FILE).exists()
+        if done["resumed_from"] is not None:
+            resumed.append(point.id)
+            assert "-best-" in done["resumed_from"]
+    (killed,) = resumed
+    states = states_of(sweep)
+    # The killed worker's trial failed as stale and its retry completed; every other point is one trial.
+    assert states == {p.id: ["FAIL", "COMPLETE"] if p.id == killed else ["COMPLETE"] for p in sweep.points}
+    assert f"point {killed}: resuming from best checkpoint at epoch 4" in out
+    assert [sweep.status(point).state for point in sweep.points] == ["done"] * 2
+    assert (root / "tiny" / "study.journal").is_file() == (storage == "journal")  # the default storage
+    assert sweep.status(next(p for p in sweep.points if p.id == killed)).retries == 1
 
 
 def test_killed_point_resumes_exactly_from_its_checkpoint(tmp_path: Path) -> None:
     preset = tiny_preset(tmp_path, epochs=12, rates="[0.05]", seeds="[3]")
     root = tmp_path / "root"
-    killed = run_dying_sweep(preset, root, "SIGKILL")
+    killed = run_dying_sweep(preset, root, "SIGKILL", "--stale-after", "2")
     assert killed.returncode == -signal.SIGKILL, killed.stderr
-    sweep = quiet_sweep(preset, root)
+    sweep = quiet_sweep(preset, root, stale_after=2)
     (point,) = sweep.points
     directory = sweep.point_directory(point)
-    (lock,) = directory.glob("lock.*")
-    assert lock.name == "lock.0" and json.loads(lock.read_text())["pid"] > 0  # left behind by the dead process
     (best,) = (directory / "checkpoints").glob("*-best-*.tar")
     assert read_checkpoint(best)["epoch"] == 4
+    assert states_of(sweep) == {point.id: ["RUNNING"]}  # the dead worker's trial, until its heartbeat is stale
     status = sweep.status(point)
-    assert (status.state, status.detail) == ("interrupted", "resumes from epoch 4")
+    assert status.state == "running" and status.detail == "trial 0, epoch 4 validated"
     assert status.best_validation_loss == pytest.approx(read_checkpoint(best)["best"]["validation_loss"])
 
-    assert sweep.run() == 0
+    assert sweep.run() == 0  # waits for the trial to go stale, then resumes it
     done = json.loads((directory / DONE_FILE).read_text())
     assert done["resumed_from"] == str(best) and done["epoch"] == 12 and done["stop_reason"] == "epochs"
     assert len(list((directory / "runs").iterdir())) == 1  # the same run continued
-    assert not list(directory.glob("lock.*")) and sweep.status(point).state == "done"
+    assert states_of(sweep) == {point.id: ["FAIL", "COMPLETE"]} and sweep.status(point).state == "done"
     # Exactly the model an uninterrupted run trains.
     straight = train(**point.options, out=str(tmp_path / "straight"))
     resumed = read_checkpoint(done["final_checkpoint"])["model_state_dict"]
     for name, value in read_checkpoint(straight.final_checkpoint)["model_state_dict"].items():
         assert torch.equal(resumed[name], value), name
     assert done["best_validation_loss"] == pytest.approx(straight.best_validation_loss, abs=1e-7)
+    # The trial's value is the best validation loss, its intermediate values the validations.
+    trial = trials_of(sweep)[point.id][-1]
+    assert trial.value == pytest.approx(done["best_validation_loss"])  # type: ignore[attr-defined]
+    assert sorted(trial.intermediate_values) == [8, 12]  # type: ignore[attr-defined]
+
+
+# A worker that, right after its first "best" checkpoint, waits until the file RELEASE exists, then goes on
+# training: a fixed place for the test to pause it (SIGSTOP) at.
+HANGING_SWEEP = """
+import os, sys, time
+from qrnn.training import loop
+hanging = []
+original = loop.ShardTrainer.write_checkpoint
+def write_then_hang(self, kind):
+    path = original(self, kind)
+    if kind == "best" and not hanging:
+        hanging.append(True)
+        print("hanging", flush=True)
+        while not os.path.exists({release!r}):
+            time.sleep(0.05)
+    return path
+loop.ShardTrainer.write_checkpoint = write_then_hang
+from qrnn.cli import main
+sys.exit(main({arguments!r}))
+"""
+
+
+def folder_snapshot(directory: Path) -> dict[str, tuple[int, int]]:
+    return {str(path.relative_to(directory)): (path.stat().st_size, path.stat().st_mtime_ns)
+            for path in directory.rglob("*") if path.is_file()}
+
+
+def test_worker_whose_trial_is_taken_over_stops_and_writes_nothing(tmp_path: Path) -> None:
+    preset = tiny_preset(tmp_path, epochs=12, rates="[0.05]", seeds="[3]")
+    root = tmp_path / "root"
+    release = tmp_path / "release"
+    code = HANGING_SWEEP.format(release=str(release),
+                                arguments=["sweep", str(preset), "--root", str(root), "--stale-after", "2"])
+    hanging = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    assert hanging.stdout is not None
+    for line in hanging.stdout:
+        if line.strip() == "hanging":
+            break
+    # The worker is paused (as by SIGSTOP, a suspended VM, a long stall): its heartbeats stop. Another worker
+    # finds its trial stale, takes the retry and finishes the point from the checkpoint.
+    os.kill(hanging.pid, signal.SIGSTOP)
+    release.touch()
+    sweep = quiet_sweep(preset, root, stale_after=2)
+    assert sweep.run() == 0
+    (point,) = sweep.points
+    directory = sweep.point_directory(point)
+    done = json.loads((directory / DONE_FILE).read_text())
+    assert done["pid"] == os.getpid() and done["epoch"] == 12 and done["resumed_from"] is not None
+    before = folder_snapshot(directory)
+    # The paused worker goes on: its trial is no longer its own, so it stops and writes nothing more.
+    os.kill(hanging.pid, signal.SIGCONT)
+    out, err = hanging.communicate(timeout=60)
+    assert hanging.returncode == 0, out + err
+    assert "was taken over by another worker" in out and "taken over by other workers" in out
+    assert folder_snapshot(directory) == before, out + err
+    assert states_of(sweep) == {point.id: ["FAIL", "COMPLETE"]}
+
+
+def test_live_worker_is_never_taken_over(tmp_path: Path) -> None:
+    # Ownership rests on heartbeats in the storage, not on hosts or pids: a second worker (as in another PID
+    # namespace on the same host) waits for a live worker's point instead of taking it over.
+    preset = tiny_preset(tmp_path, epochs=150, rates="[0.05]", seeds="[3]")
+    root = tmp_path / "root"
+    first = subprocess.Popen(sweep_command(preset, root, "--stale-after", "20"), stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    sweep = quiet_sweep(preset, root, stale_after=20)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (sweep.open(create=False) and states_of(sweep)
+                                               and next(iter(states_of(sweep).values())) == ["RUNNING"]):
+        time.sleep(0.1)
+    lines: list[str] = []
+    second = Sweep(load_preset(preset), root, stale_after=20, printer=lines.append)
+    assert second.run() == 0  # waits while the first worker runs the point, then has nothing left
+    out, err = first.communicate(timeout=120)
+    assert first.returncode == 0, out + err
+    assert lines[-1].startswith("sweep tiny: this process finished 0 point(s), 0 failed;")
+    (point,) = sweep.points
+    assert json.loads((sweep.point_directory(point) / DONE_FILE).read_text())["pid"] == first.pid
+    assert states_of(sweep) == {point.id: ["COMPLETE"]} and sweep.status(point).retries == 0
+
+
+def test_grown_grid_restarted_sweep_and_old_roots(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    one = quiet_sweep(tiny_preset(tmp_path, rates="[0.01]", seeds="[1]"), root, storage=url)
+    assert one.run() == 0
+    (first,) = one.points
+    done = (one.point_directory(first) / DONE_FILE).read_text()
+    # Restarted after everything finished: nothing trains again, no trial is added.
+    lines: list[str] = []
+    again = Sweep(load_preset(tiny_preset(tmp_path, rates="[0.01]", seeds="[1]")), root, storage=url,
+                  printer=lines.append)
+    assert again.run() == 0 and lines == [lines[-1]] and "finished 0 point(s)" in lines[-1]
+    assert states_of(again) == {first.id: ["COMPLETE"]}
+    # The grid grows: the finished point keeps its id and result; only the new one trains.
+    grown = quiet_sweep(tiny_preset(tmp_path, rates="[0.01, 0.1]", seeds="[1]"), root, storage=url)
+    assert grown.points[0].id == first.id
+    assert grown.run() == 0
+    assert states_of(grown) == {point.id: ["COMPLETE"] for point in grown.points}
+    assert (one.point_directory(first) / DONE_FILE).read_text() == done
+    # A root of the lock-file era (point folders, no study): its done.json files become completed trials, and a
+    # stale lock file left there is ignored.
+    (one.point_directory(first) / "lock.0").write_text("{}")
+    fresh = quiet_sweep(grown.preset.path, root)  # another storage: the default journal, empty
+    assert fresh.run() == 0
+    assert states_of(fresh) == {point.id: ["COMPLETE"] for point in grown.points}
+    assert all(len(list((fresh.point_directory(p) / "runs").iterdir())) == 1 for p in grown.points)
+    study = fresh.open(create=False)
+    assert all(t.user_attrs["recorded_from"] == DONE_FILE for t in study.get_trials())
 
 
 def test_signalled_sweep_stops_and_resumes_from_interrupted(tmp_path: Path,
@@ -214,14 +322,16 @@ def test_signalled_sweep_stops_and_resumes_from_interrupted(tmp_path: Path,
 
     monkeypatch.setattr(loop.ShardTrainer, "write_checkpoint", write_then_terminate)
     assert sweep.run() == 128 + signal.SIGTERM
-    assert not list(directory.glob("lock.*"))  # released on the way out
     (interrupted,) = (directory / "checkpoints").glob("*-interrupted-*.tar")
     assert read_checkpoint(interrupted)["epoch"] == 5  # the signal came during epoch 4's validation
     assert sweep.status(point).state == "interrupted" and not (directory / DONE_FILE).exists()
+    # Given back at once: failed as interrupted, with a waiting retry (no waiting for a stale heartbeat).
+    assert states_of(sweep) == {point.id: ["FAIL", "WAITING"]}
     monkeypatch.setattr(loop.ShardTrainer, "write_checkpoint", original)
     assert sweep.run() == 0
     done = json.loads((directory / DONE_FILE).read_text())
     assert done["resumed_from"] == str(interrupted) and done["epoch"] == 8
+    assert states_of(sweep) == {point.id: ["FAIL", "COMPLETE"]}
 
 
 def test_failed_points_max_points_and_status(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -235,14 +345,14 @@ def test_failed_points_max_points_and_status(tmp_path: Path, monkeypatch: pytest
     states = [sweep.status(point).state for point in sweep.points]
     assert states == ["done", "pending", "pending", "pending"]
 
-    real_train = launch.train
+    real_run_training = launch.run_training
 
-    def train_failing_at_high_rates(**options: object) -> object:
-        if options["learning_rate"] == 0.1:
+    def run_failing_at_high_rates(config: object, *args: object, **kwargs: object) -> object:
+        if config.learning_rate == 0.1:  # type: ignore[attr-defined]
             raise QRNNError("--learning-rate 0.1 is refused by this test")
-        return real_train(**options)
+        return real_run_training(config, *args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(launch, "train", train_failing_at_high_rates)
+    monkeypatch.setattr(launch, "run_training", run_failing_at_high_rates)
     assert sweep.run() == 1  # a point failed in this process
     assert [sweep.status(point).state for point in sweep.points] == ["done", "failed", "done", "failed"]
     failed = json.loads((sweep.point_directory(sweep.points[1]) / FAILED_FILE).read_text())
@@ -251,21 +361,34 @@ def test_failed_points_max_points_and_status(tmp_path: Path, monkeypatch: pytest
     capsys.readouterr()
     assert qrnn_main(["sweep", str(preset), "--root", str(root), "--status"]) == 0
     table = capsys.readouterr().out.splitlines()
-    assert table[0] == (f"sweep tiny in {root / 'tiny'}: 4 points: 2 done, 0 running, 0 interrupted, 2 failed, "
-                        "0 pending")
-    assert table[1].split() == ["id", "learning_rate", "seed", "state", "best", "val", "loss", "detail"]
+    assert table[0] == (f"sweep tiny in {root / 'tiny'} (journal {root / 'tiny' / 'study.journal'}): 4 points: "
+                        "2 done, 0 running, 0 interrupted, 2 failed, 0 pending")
+    assert table[1].split() == ["id", "learning_rate", "seed", "state", "best", "val", "loss", "retries", "detail"]
     rows = {row.split()[0]: row.split() for row in table[2:]}
     first, second = sweep.points[0], sweep.points[1]
     done = json.loads((sweep.point_directory(first) / DONE_FILE).read_text())
-    assert rows[first.id][:5] == [first.id, "0.01", "1", "done", f"{done['best_validation_loss']:.4g}"]
-    assert rows[second.id][:5] == [second.id, "0.1", "1", "failed", "-"]
-    assert " ".join(rows[second.id][5:]) == failed["reason"]
+    assert rows[first.id][:6] == [first.id, "0.01", "1", "done", f"{done['best_validation_loss']:.4g}", "0"]
+    assert rows[second.id][:6] == [second.id, "0.1", "1", "failed", "-", "0"]
+    assert " ".join(rows[second.id][6:]) == failed["reason"]
 
     # Failed points are skipped by a restarted sweep, and run again with --retry-failed.
-    monkeypatch.setattr(launch, "train", real_train)
+    monkeypatch.setattr(launch, "run_training", real_run_training)
     assert sweep.run() == 0 and sweep.status(sweep.points[1]).state == "failed"
     assert sweep.run(retry_failed=True) == 0
     assert [sweep.status(point).state for point in sweep.points] == ["done"] * 4
+    assert sweep.status(sweep.points[1]).retries == 1
+    assert not (sweep.point_directory(sweep.points[1]) / FAILED_FILE).exists()
+
+
+def test_pool_keys() -> None:
+    points = expand(load_preset("simple-seq-optimizers"))
+    by_optimizer = {}
+    for point in points:
+        by_optimizer.setdefault(point.options["optimizer"], set()).add(pool_key(point.options))
+    # Seeds and learning rates share a pool; optimizer kinds do not; no two L-BFGS points share one.
+    assert all(len(keys) == 1 for name, keys in by_optimizer.items() if name != "lbfgs")
+    assert len({key for name, keys in by_optimizer.items() if name != "lbfgs" for key in keys}) == 3
+    assert len(by_optimizer["lbfgs"]) == sum(p.options["optimizer"] == "lbfgs" for p in points)
 
 
 def test_sweep_command_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -274,6 +397,79 @@ def test_sweep_command_errors_are_one_line(tmp_path: Path, capsys: pytest.Captur
     preset = tiny_preset(tmp_path)
     assert qrnn_main(["sweep", str(preset), "--root", str(tmp_path), "--max-points", "0"]) == 2
     assert capsys.readouterr().err == "qrnn: error: --max-points must be an integer >= 1, got 0\n"
-    assert qrnn_main(["sweep", str(preset), "--root", str(tmp_path), "--stale-after", "0"]) == 2
-    assert "--stale-after must be a number of seconds > 0" in capsys.readouterr().err
+    assert qrnn_main(["sweep", str(preset), "--root", str(tmp_path), "--stale-after", "1"]) == 2
+    assert "--stale-after must be a number of seconds >= 2" in capsys.readouterr().err
+    assert qrnn_main(["sweep", str(preset), "--root", str(tmp_path), "--pool-size", "0"]) == 2
+    assert "--pool-size must be an integer >= 1" in capsys.readouterr().err
+    assert qrnn_main(["sweep", str(preset), "--root", str(tmp_path), "--storage", "nowhere"]) == 2
+    assert capsys.readouterr().err.startswith("qrnn: error: --storage 'nowhere' is no storage: give a database URL")
+    assert qrnn_main(["sweep", str(preset), "--root", str(tmp_path), "--storage",
+                      f"sqlite:///{tmp_path}/missing/x.db"]) == 2
+    assert "the folder" in capsys.readouterr().err
     assert not (tmp_path / "tiny").exists()  # nothing started
+
+
+def postgres_programs() -> Path | None:
+    """The folder of PostgreSQL's server programs (initdb, pg_ctl): on PATH, or Debian's versioned folder."""
+    import glob
+    import shutil
+
+    found = shutil.which("initdb")
+    if found:
+        return Path(found).parent
+    versions = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    return Path(versions[-1]).parent if versions else None
+
+
+@pytest.fixture
+def postgres_url() -> object:
+    """A PostgreSQL server of its own for one test (a throwaway cluster on a Unix socket in a temporary folder),
+    and its URL; the test is skipped where no server programs or no psycopg driver are installed."""
+    import shutil
+    import tempfile
+
+    programs = postgres_programs()
+    if programs is None:
+        pytest.skip("no PostgreSQL server programs (initdb, pg_ctl): apt-get install postgresql")
+    pytest.importorskip("psycopg", reason="no psycopg driver: pip install 'psycopg[binary]'")
+    folder = Path(tempfile.mkdtemp(prefix="qrnn-postgres-"))
+    # The server refuses to run as root: as root, run it as the postgres user, owning the folder.
+    as_user: list[str] = []
+    if os.geteuid() == 0:
+        import pwd
+
+        user = pwd.getpwnam("postgres")
+        os.chown(folder, user.pw_uid, user.pw_gid)
+        as_user = ["runuser", "-u", "postgres", "--"]
+    port = str(50000 + os.getpid() % 10000)  # names the socket file only: no TCP
+    subprocess.run([*as_user, str(programs / "initdb"), "-D", str(folder / "data"), "-A", "trust", "-U", "postgres",
+                    "-N"], check=True, capture_output=True)
+    subprocess.run([*as_user, str(programs / "pg_ctl"), "-D", str(folder / "data"), "-l", str(folder / "log"),
+                    "-o", f"-k {folder} -c listen_addresses= -p {port} -F", "-w", "start"], check=True,
+                   capture_output=True)
+    try:
+        yield f"postgresql+psycopg://postgres@/postgres?host={folder}&port={port}"
+    finally:
+        subprocess.run([*as_user, str(programs / "pg_ctl"), "-D", str(folder / "data"), "-m", "immediate", "stop"],
+                       capture_output=True)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_survivor_finishes_a_killed_workers_point_on_postgresql(tmp_path: Path, postgres_url: str) -> None:
+    # The SIGKILL case on a real PostgreSQL server, the storage of a cluster with a database.
+    preset = tiny_preset(tmp_path, epochs=8, rates="[0.05]", seeds="[1, 2]")
+    root = tmp_path / "root"
+    extra = ["--stale-after", "4", "--storage", postgres_url]
+    dying = subprocess.Popen([sys.executable, "-c", dying_sweep_code(preset, root, "SIGKILL", *extra)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    survivor = subprocess.Popen(sweep_command(preset, root, *extra), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+    assert dying.wait(timeout=120) == -signal.SIGKILL, dying.communicate()
+    out, err = survivor.communicate(timeout=180)
+    assert survivor.returncode == 0, out + err
+    sweep = quiet_sweep(preset, root, storage=postgres_url)
+    dones = [json.loads((sweep.point_directory(point) / DONE_FILE).read_text()) for point in sweep.points]
+    assert all(done["epoch"] == 8 and done["pid"] == survivor.pid for done in dones)
+    assert sum(done["resumed_from"] is not None for done in dones) == 1
+    assert sorted(states_of(sweep).values()) == [["COMPLETE"], ["FAIL", "COMPLETE"]]
+    assert all(len(list((sweep.point_directory(p) / "runs").iterdir())) == 1 for p in sweep.points)

@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "qrnn.training.commands",
     "qrnn.presets.commands",
     "qrnn.sweep",
+    "qrnn.tune",
     "qrnn.original.commands",
     "qrnn.plot",
     "qrnn.export.commands",

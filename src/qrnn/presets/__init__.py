@@ -5,7 +5,9 @@ A preset file `<name>.toml` holds
 - `[train]`: training option values, keys are the flag names with underscores (`learning_rate = 0.01`);
 - `[sweep]` (optional): option -> list of values; a sweep runs every combination;
 - `seeds = [...]` (optional): the seeds a sweep runs each combination with (default: the `[train]` seed, or
-  the training default).
+  the training default);
+- `[search]` (optional): option -> `{ low = ..., high = ..., log = true }` (a float range, or an int range for
+  integer options; `log` optional) or `{ choices = [...] }`: the space `qrnn tune` searches.
 
 `qrnn train --preset NAME` trains with the `[train]` options (explicit flags override them); `qrnn sweep NAME`
 runs the grid seeds x `[sweep]` values, each point being the `[train]` options with one value of every swept
@@ -18,9 +20,10 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import itertools
+import math
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +38,8 @@ from qrnn.training.config import TrainConfig, check_config, option_names
 
 PRESET_DIRECTORY = Path(__file__).resolve().parent
 SUFFIX = ".toml"
-TOP_LEVEL_KEYS = ("description", "seeds", "train", "sweep")
+TOP_LEVEL_KEYS = ("description", "seeds", "train", "sweep", "search")
+SEARCH_KEYS = ("low", "high", "log", "choices")
 # Where a run writes is the caller's choice (--out, or the sweep's root), never a preset's.
 FORBIDDEN_OPTIONS = {"out": "--out is chosen by the command (train --out, or the sweep's --root)"}
 
@@ -50,6 +54,8 @@ class Preset:
     train: dict[str, Any]
     sweep: dict[str, list[Any]]
     seeds: list[int] | None
+    # `[search]`: option -> {"low", "high", "log"} (numbers of the option's type) or {"choices": [...]}.
+    search: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def train_options(self, given: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """The options of `qrnn train --preset`: the `[train]` table, overridden by the explicitly `given` ones."""
@@ -166,6 +172,11 @@ def parse_preset(table: Mapping[str, Any], path: Path) -> Preset:
         if len(set(checked_seeds)) != len(checked_seeds):
             raise QRNNError(f"preset {path}: seeds lists a seed twice: {seeds!r}")
     _check_ranges(path, checked_train, checked_sweep, checked_seeds)
+    search = table.get("search", {})
+    if not isinstance(search, dict):
+        raise QRNNError(f"preset {path}: search must be a table ([search]) of option -> range or choices, "
+                        f"got {search!r}")
+    checked_search = {key: _check_search(path, checked_train, key, entry) for key, entry in search.items()}
     return Preset(
         name=path.stem,
         path=path,
@@ -173,7 +184,48 @@ def parse_preset(table: Mapping[str, Any], path: Path) -> Preset:
         train=checked_train,
         sweep=checked_sweep,
         seeds=checked_seeds,
+        search=checked_search,
     )
+
+
+def _check_search(path: Path, train: dict[str, Any], key: str, entry: Any) -> dict[str, Any]:
+    """One `[search]` entry checked: `{low, high, log}` of the option's number type or `{choices}`, every value
+    valid for the option (on top of the `[train]` options)."""
+    where = f"[search] {key}"
+    if not isinstance(entry, dict):
+        raise QRNNError(f"preset {path}: {where}: must be a table {{ low = ..., high = ... }} or "
+                        f"{{ choices = [...] }}, got {entry!r}")
+    unknown = [name for name in entry if name not in SEARCH_KEYS]
+    if unknown:
+        raise QRNNError(f"preset {path}: {where}: unknown key {unknown[0]!r}; valid: {', '.join(SEARCH_KEYS)}")
+    if "choices" in entry:
+        if set(entry) != {"choices"}:
+            raise QRNNError(f"preset {path}: {where}: give either choices or low/high, not both")
+        choices = entry["choices"]
+        if not isinstance(choices, list) or not choices:
+            raise QRNNError(f"preset {path}: {where}: choices must be a non-empty list, got {choices!r}")
+        checked = [_check_value(path, "search", key, value) for value in choices]
+        if len(set(map(repr, checked))) != len(checked):
+            raise QRNNError(f"preset {path}: {where}: choices list a value twice: {choices!r}")
+        for value in checked:
+            _check_config(path, f"{where} = {value!r}", {**train, key: value})
+        return {"choices": checked}
+    if "low" not in entry or "high" not in entry:
+        raise QRNNError(f"preset {path}: {where}: needs low and high (or choices)")
+    low = _check_value(path, "search", key, entry["low"])
+    high = _check_value(path, "search", key, entry["high"])
+    if isinstance(low, bool) or not isinstance(low, int | float):
+        raise QRNNError(f"preset {path}: {where}: a range needs a number option; use choices for {key}")
+    log = entry.get("log", False)
+    if not isinstance(log, bool):
+        raise QRNNError(f"preset {path}: {where}: log must be true or false, got {log!r}")
+    if not (math.isfinite(low) and math.isfinite(high)) or not low < high:
+        raise QRNNError(f"preset {path}: {where}: needs finite low < high, got low {low!r}, high {high!r}")
+    if log and low <= 0:
+        raise QRNNError(f"preset {path}: {where}: a log range needs low > 0, got {low!r}")
+    for value in (low, high):
+        _check_config(path, f"{where} = {value!r}", {**train, key: value})
+    return {"low": low, "high": high, "log": log}
 
 
 def _suggestion(key: str, valid: Any) -> str:

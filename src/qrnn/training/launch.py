@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -117,8 +118,10 @@ def run_shard(
     address: str | None = None,
     escalate: bool = True,
     on_validation: Callable[[int, float], str | None] | None = None,
+    lost: threading.Event | None = None,
 ) -> TrainResult:
-    """Train this process's shard to the end (the result is complete on shard 0)."""
+    """Train this process's shard to the end (the result is complete on shard 0); `on_validation` and `lost`
+    are a sweep's hooks (see `ShardTrainer`)."""
     started = time.monotonic()
     device = resolve_device(config.device, launch.local_rank)
     threads_before = torch.get_num_threads()
@@ -129,10 +132,11 @@ def run_shard(
     try:
         with StopSignals(escalate) as stop, flush_denormals():
             leader = launch.rank == 0
-            trainer = ShardTrainer(launch, device, config, run, resumption, on_validation=on_validation)
+            trainer = ShardTrainer(launch, device, config, run, resumption, on_validation=on_validation, lost=lost)
             if leader:
                 trainer.display = ProgressDisplay(config.epochs, trainer.epoch)
-                trainer.log = RunLog(run.log_dir, purge_step=trainer.epoch + 1 if resumption else None)
+                trainer.log = RunLog(run.log_dir, purge_step=trainer.epoch + 1 if resumption else None,
+                                     write_through=lost is not None)
                 note = f"resumed from {resumption.path} at epoch {trainer.epoch}" if resumption else ""
                 trainer.log.arguments(config.as_dict(), trainer.epoch, note)
                 trainer.display.message(
@@ -148,7 +152,7 @@ def run_shard(
             finally:
                 if trainer.display is not None:
                     trainer.display.close()
-                if trainer.log is not None:
+                if trainer.log is not None and not (lost is not None and lost.is_set()):
                     trainer.log.hyperparameters(
                         config.as_dict(),
                         {
@@ -229,19 +233,24 @@ def run_training(
     run: RunInfo | None = None,
     resumption: Resumption | None = None,
     on_validation: Callable[[int, float], str | None] | None = None,
+    lost: threading.Event | None = None,
 ) -> TrainResult:
     """Check, then train (here, spawned, or as this process's torchrun shard); the result of shard 0 (under
     torchrun every process returns its shard's view, complete on rank 0). `on_validation` (one process only):
-    called after each validation with (epoch, loss), see `ShardTrainer`."""
+    called after each validation with (epoch, loss); `lost` (one process only): set by another thread when the
+    run's claim is taken over; see `ShardTrainer`."""
     launch = torchrun_launch()
     config = prepare(config, launch)
     run = run or new_run(config)
     if launch is None or launch.rank == 0:
         _prepare_output(Path(run.out))
+    if (on_validation is not None or lost is not None) and (launch is not None or config.num_shards != 1):
+        raise QRNNError("a sweep's training hooks need a run of one shard in this process (--num-shards 1)")
     if launch is not None:
         return run_shard(launch, config, run, resumption)
     if config.num_shards == 1:
-        return run_shard(Launch(0, 1, 0, 1, distributed=False), config, run, resumption, on_validation=on_validation)
+        return run_shard(Launch(0, 1, 0, 1, distributed=False), config, run, resumption, on_validation=on_validation,
+                         lost=lost)
     return _spawn(config, run, resumption)
 
 
@@ -285,10 +294,14 @@ def resume(
     override_learning_rate: float | None = None,
     override_batch_size: int | None = None,
     override_loss: str | None = None,
+    *,
+    on_validation: Callable[[int, float], str | None] | None = None,
+    lost: threading.Event | None = None,
     **options: Any,
 ) -> TrainResult:
     """Continue the run of `checkpoint` where it stopped (model, optimizer, random states, epoch, best values,
-    log directory). `options` may change only `RESUME_CHANGEABLE`; others must match the checkpoint."""
+    log directory). `options` may change only `RESUME_CHANGEABLE`; others must match the checkpoint.
+    `on_validation` and `lost`: a sweep's hooks, as for `run_training`."""
     path = Path(checkpoint)
     payload = read_checkpoint(path)
     warn_about_data(payload, path)
@@ -329,4 +342,5 @@ def resume(
     run = RunInfo(
         name=payload["run"]["name"], run_id=payload["run"]["id"], out=str(out_directory_of(path))
     )
-    return run_training(config, run, Resumption(str(path), override_learning_rate, reset_best=changes_loss))
+    return run_training(config, run, Resumption(str(path), override_learning_rate, reset_best=changes_loss),
+                        on_validation=on_validation, lost=lost)

@@ -185,6 +185,7 @@ class ShardTrainer:
         resumption: Resumption | None = None,
         display: Any = None,
         on_validation: Callable[[int, float], str | None] | None = None,
+        lost: threading.Event | None = None,
     ) -> None:
         from qrnn.datasets import lookup
 
@@ -196,6 +197,9 @@ class ShardTrainer:
         # Called after each validation with (epoch, loss): None goes on, "pruned" stops the run with its closing
         # checkpoint, "lost" (the run's claim in a sweep was taken over) stops it at once, writing nothing more.
         self.on_validation = on_validation
+        # Set by another thread once the run's claim is lost (a sweep's trial taken over): the run stops after the
+        # current step, writing nothing more, even between validations.
+        self.lost = lost
         self.collectives = Collectives(launch, device)
         self.is_leader = launch.rank == 0
         self.dataset = lookup(config.dataset, alphabet=config.alphabet).create(
@@ -517,16 +521,19 @@ class ShardTrainer:
                 )
             )
             min_postselection = -float(flags[2])
+            if self.lost is not None and self.lost.is_set():
+                return self.abandon(first_epoch)
             self.record_training(train_loss, min_postselection, seconds)
             if self.validation_due():
                 on_schedule = self.epoch % config.validate_every == 0
                 result = self.validate(on_schedule)
-                if self.record_validation(result, train_loss):
-                    stop_reason = "stop-at-loss"
-                    break
+                # Asked before the validation is recorded: a lost run must not write its report or checkpoint.
                 verdict = self.on_validation(self.epoch, result["loss"]) if self.on_validation else None
                 if verdict == "lost":
                     return self.abandon(first_epoch)
+                if self.record_validation(result, train_loss):
+                    stop_reason = "stop-at-loss"
+                    break
                 if verdict == "pruned":
                     stop_reason = "pruned"
                     break

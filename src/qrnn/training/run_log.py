@@ -18,10 +18,13 @@ class RunLog:
     """A TensorBoard writer for one run; a resumed run reopens its directory and drops the events logged after
     the checkpoint it resumes from (`purge_step`), so the curves continue without a fork."""
 
-    def __init__(self, log_dir: Path, purge_step: int | None = None) -> None:
+    def __init__(self, log_dir: Path, purge_step: int | None = None, write_through: bool = False) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
         self.log_dir = log_dir
+        # A sweep's run may be taken over by another worker at any moment, and must then write nothing more: its
+        # events go to the file as they are logged, so that none are left in a buffer to be written later.
+        self.write_through = write_through
         try:
             log_dir.mkdir(parents=True, exist_ok=True)
             self.writer = SummaryWriter(str(log_dir), purge_step=purge_step, flush_secs=30)
@@ -37,16 +40,23 @@ class RunLog:
         for name, value in values.items():
             if value is not None:
                 self.writer.add_scalar(name, value, epoch)
+        self._written()
+
+    def _written(self) -> None:
+        if self.write_through:
+            self.writer.flush()
 
     def text(self, tag: str, text: str, epoch: int) -> None:
         """Log preformatted text (shown as a code block in TensorBoard)."""
         indented = "\n".join("    " + line for line in text.splitlines())
         self.writer.add_text(tag, indented, epoch)
+        self._written()
 
     def arguments(self, config: dict[str, Any], epoch: int, note: str = "") -> None:
         """The run's options as a table."""
         rows = ["| option | value |", "|---|---|"] + [f"| {name} | {value!r} |" for name, value in config.items()]
         self.writer.add_text("arguments", (note + "\n\n" if note else "") + "\n".join(rows), epoch)
+        self._written()
 
     def hyperparameters(self, config: dict[str, Any], metrics: dict[str, float | None]) -> None:
         """The options (None written as "none") with the final metrics, for TensorBoard's HParams tab."""
