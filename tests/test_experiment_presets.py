@@ -213,3 +213,12 @@ def test_first_seed_and_repeats(tmp_path: Path) -> None:
         with pytest.raises(QRNNError) as caught:
             load_preset(path)
         assert str(caught.value).startswith(f"preset {path}") and message in str(caught.value)
+
+
+def test_a_counted_seed_preset_expands_into_distinct_sweep_points() -> None:
+    from qrnn.sweep import expand
+
+    points = expand(load_preset("experiment-3-mnist-2digit"))
+    assert len({point.id for point in points}) == 20
+    assert [point.varying for point in points[:2]] == [
+        {"learning_rate": 0.3, "seed": 20043}, {"learning_rate": 0.1, "seed": 20044}]
