@@ -20,6 +20,13 @@ EXPERIMENTS = {
     "simple-seq-optimizers", "simple-seq-topology", "elman-xor-init", "elman-xor-optimizers",
     "elman-letter-topology", "simple-quotes", "mnist01", "mnist36", "mnist8", "mnist-pca", "mnist-umap", "dna",
     "dna-rnn", "dna-lstm", "mnist36-lbfgs",
+    # One per experiment script of the original, and the settings behind its CSVs (tests/test_experiment_presets.py).
+    "experiment-1-optimizer", "experiment-1-optimizer-csv", "experiment-1-topology",
+    "experiment-2-elman-xor-initialization", "experiment-2-elman-xor-initialization-csv",
+    "experiment-2-elman-letter-topology", "experiment-2-elman-letter-topology-csv", "experiment-2-elman-xor-optimizer",
+    "experiment-3-memoize-quotes", "experiment-3-mnist-2digit", "experiment-3-mnist-full", "experiment-4-mnist-pca",
+    "experiment-4-mnist-umap", "experiment-5-dna", "experiment-5-dna-csv", "long-sequence-comparisons-lstm",
+    "long-sequence-comparisons-rnn",
 }
 # A preset small enough to train in a blink (2-bit words, 4 qubits).
 TINY = """
@@ -60,7 +67,7 @@ def test_every_shipped_preset_parses_and_its_points_validate(name: str) -> None:
         raise
     grid = preset.grid()
     seeds = preset.seeds or [preset.train.get("seed", 82727)]
-    assert len(grid) == len(seeds) * math.prod(len(values) for values in preset.sweep.values())
+    assert len(grid) == len(seeds) * preset.repeats * math.prod(len(values) for values in preset.sweep.values())
 
 
 def test_presets_hold_the_papers_values() -> None:

@@ -8,6 +8,9 @@ A preset file `<name>.toml` holds
   the training default);
 - `[search]` (optional): option -> `{ low = ..., high = ..., log = true }` (a float range, or an int range for
   integer options; `log` optional) or `{ choices = [...] }`: the space `qrnn tune` searches.
+- or, instead of `seeds`, `first_seed = S` with `repeats = N` (optional, default 1): the original's scripts that
+  count a seed up per run: the grid is N repeats (outer loop) x the `[sweep]` combinations, and the points get
+  the seeds S, S + 1, ... in that order, each point its own.
 
 `qrnn train --preset NAME` trains with the `[train]` options (explicit flags override them); `qrnn sweep NAME`
 runs the grid seeds x `[sweep]` values, each point being the `[train]` options with one value of every swept
@@ -38,7 +41,7 @@ from qrnn.training.config import TrainConfig, check_config, option_names
 
 PRESET_DIRECTORY = Path(__file__).resolve().parent
 SUFFIX = ".toml"
-TOP_LEVEL_KEYS = ("description", "seeds", "train", "sweep", "search")
+TOP_LEVEL_KEYS = ("description", "seeds", "first_seed", "repeats", "train", "sweep", "search")
 SEARCH_KEYS = ("low", "high", "log", "choices")
 # Where a run writes is the caller's choice (--out, or the sweep's root), never a preset's.
 FORBIDDEN_OPTIONS = {"out": "--out is chosen by the command (train --out, or the sweep's --root)"}
@@ -46,7 +49,8 @@ FORBIDDEN_OPTIONS = {"out": "--out is chosen by the command (train --out, or the
 
 @dataclass(frozen=True)
 class Preset:
-    """A parsed, checked preset: its name, file, description, `[train]` options, `[sweep]` grid and seeds."""
+    """A parsed, checked preset: its name, file, description, `[train]` options, `[sweep]` grid and seeds (a list,
+    or a counter: `first_seed` and `repeats`)."""
 
     name: str
     path: Path
@@ -56,6 +60,8 @@ class Preset:
     seeds: list[int] | None
     # `[search]`: option -> {"low", "high", "log"} (numbers of the option's type) or {"choices": [...]}.
     search: dict[str, dict[str, Any]] = field(default_factory=dict)
+    first_seed: int | None = None
+    repeats: int = 1
 
     def train_options(self, given: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """The options of `qrnn train --preset`: the `[train]` table, overridden by the explicitly `given` ones."""
@@ -63,10 +69,18 @@ class Preset:
 
     def grid(self) -> list[dict[str, Any]]:
         """Every point of the sweep as its options: seeds (outer loop) x the combinations of the `[sweep]`
-        values (in the file's key order); a preset without `[sweep]` and `seeds` is one point."""
-        seeds = self.seeds if self.seeds is not None else [self.train.get("seed", _default("seed"))]
+        values (in the file's key order); a preset without `[sweep]` and `seeds` is one point. With `first_seed`:
+        `repeats` x the combinations, the points counting the seed up from `first_seed` in that order."""
         names = list(self.sweep)
         points = []
+        if self.first_seed is not None:
+            combinations = list(itertools.product(*(self.sweep[name] for name in names)))
+            for _ in range(self.repeats):
+                for values in combinations:
+                    seed = self.first_seed + len(points)
+                    points.append({**self.train, **dict(zip(names, values, strict=True)), "seed": seed})
+            return points
+        seeds = self.seeds if self.seeds is not None else [self.train.get("seed", _default("seed"))]
         for seed in seeds:
             for values in itertools.product(*(self.sweep[name] for name in names)):
                 points.append({**self.train, **dict(zip(names, values, strict=True)), "seed": seed})
@@ -77,12 +91,19 @@ class Preset:
         names = [name for name, values in self.sweep.items() if len(values) > 1]
         if self.seeds is not None and len(self.seeds) > 1:
             names.append("seed")
+        if self.first_seed is not None and len(self.grid()) > 1:
+            names.append("seed")
         return names
 
     def summary(self) -> str:
         """A short account of the grid, e.g. `24 points: optimizer (4) x learning_rate (6) x 5 seeds`."""
         points = len(self.grid())
         parts = [f"{name} ({len(values)})" for name, values in self.sweep.items()]
+        if self.first_seed is not None:
+            last = self.first_seed + points - 1
+            repeats = f"{self.repeats} repeat{'s' if self.repeats != 1 else ''}"
+            parts.append(f"{repeats} (seeds {self.first_seed}..{last}, one per point)")
+            return f"{points} point{'s' if points != 1 else ''}: {' x '.join(parts)}"
         seeds = len(self.seeds) if self.seeds is not None else 1
         parts.append(f"{seeds} seed{'s' if seeds != 1 else ''}")
         return f"{points} point{'s' if points != 1 else ''}: {' x '.join(parts)}"
@@ -171,6 +192,17 @@ def parse_preset(table: Mapping[str, Any], path: Path) -> Preset:
         checked_seeds = [_check_value(path, "seeds", "seed", seed) for seed in seeds]
         if len(set(checked_seeds)) != len(checked_seeds):
             raise QRNNError(f"preset {path}: seeds lists a seed twice: {seeds!r}")
+    first_seed, repeats = table.get("first_seed"), table.get("repeats")
+    if first_seed is not None:
+        if seeds is not None:
+            raise QRNNError(f"preset {path}: first_seed: give either seeds = [...] or first_seed, not both")
+        first_seed = _check_value(path, "first_seed", "seed", first_seed)
+        _check_config(path, f"first_seed {first_seed!r}", {**checked_train, "seed": first_seed})
+    if repeats is not None:
+        if first_seed is None:
+            raise QRNNError(f"preset {path}: repeats: needs first_seed (each repeat's points get their own seeds)")
+        if not isinstance(repeats, int) or isinstance(repeats, bool) or repeats < 1:
+            raise QRNNError(f"preset {path}: repeats: must be an integer >= 1, got {repeats!r}")
     _check_ranges(path, checked_train, checked_sweep, checked_seeds)
     search = table.get("search", {})
     if not isinstance(search, dict):
@@ -185,6 +217,8 @@ def parse_preset(table: Mapping[str, Any], path: Path) -> Preset:
         sweep=checked_sweep,
         seeds=checked_seeds,
         search=checked_search,
+        first_seed=first_seed,
+        repeats=repeats if repeats is not None else 1,
     )
 
 
@@ -260,7 +294,7 @@ def _check_value(path: Path, table: str, key: str, value: Any) -> Any:
     if "bool" in allowed and isinstance(value, bool):
         return value
     wanted = " or ".join(sorted(kind for kind in allowed if kind != "None"))
-    label = f"[{table}] {key}" if table != "seeds" else "seeds"
+    label = f"[{table}] {key}" if table not in ("seeds", "first_seed") else table
     raise QRNNError(f"preset {path}: {label}: must be {wanted}, got {value!r}")
 
 

@@ -280,7 +280,7 @@ def train(preset: str | os.PathLike[str] | None = None, **options: Any) -> Train
 
         loaded = load_preset(preset)
         options = loaded.train_options(options)
-        if loaded.sweep or (loaded.seeds is not None and len(loaded.seeds) > 1):
+        if loaded.sweep or (loaded.seeds is not None and len(loaded.seeds) > 1) or loaded.first_seed is not None:
             print(
                 f"note: preset {loaded.name} defines a sweep ({loaded.summary()}); train uses its [train] options "
                 f"only; `qrnn sweep {preset}` runs every point",
