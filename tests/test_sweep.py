@@ -53,8 +53,14 @@ def quiet_sweep(preset: Path, root: Path, **kwargs: object) -> Sweep:
     return Sweep(load_preset(preset), root, printer=lambda _line: None, **kwargs)  # type: ignore[arg-type]
 
 
+def one_by_one(extra: tuple[str, ...]) -> tuple[str, ...]:
+    """The fault tests follow one point at a time (a pool's members checkpoint at once): --pool-size 1 unless
+    the test says otherwise."""
+    return extra if "--pool-size" in extra else (*extra, "--pool-size", "1")
+
+
 def sweep_command(preset: Path, root: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "qrnn.cli", "sweep", str(preset), "--root", str(root), *extra]
+    return [sys.executable, "-m", "qrnn.cli", "sweep", str(preset), "--root", str(root), *one_by_one(extra)]
 
 
 def trials_of(sweep: Sweep) -> dict[str, list[object]]:
@@ -92,7 +98,7 @@ sys.exit(main({arguments!r}))
 
 
 def dying_sweep_code(preset: Path, root: Path, name: str, *extra: str) -> str:
-    return DYING_SWEEP.format(name=name, arguments=["sweep", str(preset), "--root", str(root), *extra])
+    return DYING_SWEEP.format(name=name, arguments=["sweep", str(preset), "--root", str(root), *one_by_one(extra)])
 
 
 def run_dying_sweep(preset: Path, root: Path, name: str, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -223,7 +229,8 @@ def test_worker_whose_trial_is_taken_over_stops_and_writes_nothing(tmp_path: Pat
     root = tmp_path / "root"
     release = tmp_path / "release"
     code = HANGING_SWEEP.format(release=str(release),
-                                arguments=["sweep", str(preset), "--root", str(root), "--stale-after", "2"])
+                                arguments=["sweep", str(preset), "--root", str(root), "--stale-after", "2",
+                                           "--pool-size", "1"])
     hanging = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True)
     assert hanging.stdout is not None
@@ -473,3 +480,38 @@ def test_survivor_finishes_a_killed_workers_point_on_postgresql(tmp_path: Path, 
     assert sum(done["resumed_from"] is not None for done in dones) == 1
     assert sorted(states_of(sweep).values()) == [["COMPLETE"], ["FAIL", "COMPLETE"]]
     assert all(len(list((sweep.point_directory(p) / "runs").iterdir())) == 1 for p in sweep.points)
+
+
+def test_pooled_sweep_gives_every_point_its_separate_run(tmp_path: Path) -> None:
+    # The same grid with --pool-size 4 (its four points as one pool) and --pool-size 1 (one by one): every point
+    # ends with the same best validation loss and the same final parameters, bit for bit; SIGTERM mid-pool
+    # hands every point back, and the rerun resumes each from its own checkpoint.
+    from qrnn.training import loop
+
+    preset = tiny_preset(tmp_path, epochs=12)
+    pooled, alone = (quiet_sweep(preset, tmp_path / name, pool_size=size) for name, size in (("p", 4), ("a", 1)))
+    original = loop.ShardTrainer.write_checkpoint
+    signalled: list[str] = []
+
+    def write_then_terminate(self: loop.ShardTrainer, kind: str) -> str | None:
+        path = original(self, kind)
+        if kind == "best" and self.epoch == 8 and not signalled:
+            signalled.append(str(path))
+            os.kill(os.getpid(), signal.SIGTERM)
+        return path
+
+    loop.ShardTrainer.write_checkpoint = write_then_terminate  # type: ignore[method-assign]
+    try:
+        assert pooled.run() == 128 + signal.SIGTERM
+    finally:
+        loop.ShardTrainer.write_checkpoint = original  # type: ignore[method-assign]
+    assert all(state == ["FAIL", "WAITING"] for state in states_of(pooled).values())
+    assert pooled.run() == 0 and alone.run() == 0
+    for point in pooled.points:
+        mine = json.loads((pooled.point_directory(point) / DONE_FILE).read_text())
+        theirs = json.loads((alone.point_directory(point) / DONE_FILE).read_text())
+        assert mine["resumed_from"] is not None and theirs["resumed_from"] is None
+        assert mine["best_validation_loss"] == theirs["best_validation_loss"] and mine["epoch"] == 12
+        left = read_checkpoint(mine["final_checkpoint"])["model_state_dict"]
+        right = read_checkpoint(theirs["final_checkpoint"])["model_state_dict"]
+        assert all(torch.equal(left[name], right[name]) for name in left)

@@ -520,12 +520,13 @@ class _Worker:
     """What grid sweeps and searches share: a study in a storage, point folders under `directory`, and the
     training of claimed trials with heartbeats, ownership checks, intermediate values and pruning."""
 
-    def __init__(self, directory: Path, storage_url: str | None, stale_after: float, pool_size: int,
+    def __init__(self, directory: Path, storage_url: str | None, stale_after: float, pool_size: int | None,
                  printer: Callable[[str], None] | None) -> None:
         if not isinstance(stale_after, int | float) or not stale_after >= 2:
             raise QRNNError(f"--stale-after must be a number of seconds >= 2, got {stale_after!r}")
-        if not isinstance(pool_size, int) or pool_size < 1:
-            raise QRNNError(f"--pool-size must be an integer >= 1, got {pool_size!r}")
+        if pool_size is not None and (not isinstance(pool_size, int) or pool_size < 1):
+            raise QRNNError(f"--pool-size must be an integer >= 1 (or left out: chosen from the shapes and free "
+                            f"memory), got {pool_size!r}")
         check_storage(storage_url)  # a bad --storage is an error before anything is created
         self.directory = directory
         self.storage_url = storage_url
@@ -567,17 +568,109 @@ class _Worker:
 
     def _train_members(self, study: Any, members: list[Member]) -> list[tuple[str, int]]:
         """Train the claimed `members` (points that may share a pool, see `pool_key`); one (outcome, signal
-        number) each. Here one after another; a pooled training takes their place once pools exist."""
-        outcomes = []
+        number) each. Several members train as one pool (`qrnn.training.pool`); a signal stops the worker, and
+        its other claims go back at once."""
+        if len(members) > 1:
+            return self._train_pool(study, members)
+        return [self._train_member(study, members[0])]
+
+    def _train_pool(self, study: Any, members: list[Member]) -> list[tuple[str, int]]:
+        from qrnn.training.pool import run_pool_training
+
+        outcomes: list[tuple[str, int] | None] = [None] * len(members)
+        plans: list[tuple[int, Any, _Keeper, str | None, float]] = []
         for index, member in enumerate(members):
-            outcome = self._train_member(study, member)
-            outcomes.append(outcome)
-            if outcome[0] == INTERRUPTED:
-                for rest in members[index + 1:]:  # a signal stops the worker: its other claims go back at once
-                    self._requeue(study, rest)
-                    outcomes.append((INTERRUPTED, outcome[1]))
-                break
-        return outcomes
+            keeper = _Keeper(study, member.trial._trial_id, member.key, self.interval, self._print).start()
+            started = time.monotonic()
+            try:
+                prepared = self._prepare(study, member, keeper)
+            except QRNNError as error:
+                outcomes[index] = (self._fail(study, member, keeper, str(error)), 0)
+                continue
+            if isinstance(prepared, tuple) and isinstance(prepared[0], str):
+                keeper.stop()
+                outcomes[index] = prepared
+                continue
+            pool_member, resumed_from = prepared
+            plans.append((index, pool_member, keeper, resumed_from, started))
+        if plans:
+            self._print(f"training {len(plans)} point(s) as one pool: "
+                        + ", ".join(members[index].key for index, *_ in plans))
+            try:
+                results = run_pool_training([plan[1] for plan in plans])
+            except Exception as error:  # a fault of the pool fails its points, not the whole sweep
+                reason = str(error) if isinstance(error, QRNNError) else (
+                    f"{type(error).__name__}: {(str(error).strip().splitlines() or [''])[0]}")
+                for index, _, keeper, _, _ in plans:
+                    outcomes[index] = (self._fail(study, members[index], keeper, reason), 0)
+                results = []
+            for (index, _, keeper, resumed_from, started), result in zip(plans, results, strict=False):
+                try:
+                    outcomes[index] = self._finish(study, members[index], keeper, result, resumed_from, started)
+                finally:
+                    keeper.stop()
+        return [outcome if outcome is not None else (FAILED, 0) for outcome in outcomes]
+
+    def _prepare(self, study: Any, member: Member, keeper: _Keeper) -> Any:
+        """Before training a claimed trial: its folder and `point.json`; an (outcome, signal) pair where nothing
+        is left to train (lost, or finished and only recorded now), else the `PoolMember` to train and the
+        checkpoint it resumes from (or None)."""
+        from qrnn.training import launch
+        from qrnn.training.config import make_config
+        from qrnn.training.pool import PoolMember
+
+        if not keeper.owned():
+            return self._lost(member)
+        directory = member.directory
+        directory.mkdir(parents=True, exist_ok=True)
+        _write_json_atomically(directory / POINT_FILE, member.record)
+        (directory / FAILED_FILE).unlink(missing_ok=True)
+        recorded = read_json(directory / DONE_FILE)
+        if recorded is not None:  # finished, but its trial was not told (a worker killed right after)
+            self._print(f"point {member.key} had finished ({DONE_FILE}); recording it")
+            self._tell_done(study, member, recorded)
+            return DONE, 0
+        config = make_config(member.options)
+        checkpoints = _checkpoints(directory)
+        final = _latest(checkpoints, ("final",))
+        latest = _latest(checkpoints, ("interrupted", "best"))
+        if final is None and latest is not None and latest["epoch"] >= config.epochs:
+            final = latest  # stopped by a signal during its last epoch: nothing left to train
+        if final is not None:
+            self._print(f"point {member.key} had finished training (checkpoint {final['path']}); recording it")
+            summary = _summary_from_checkpoint(final, config.epochs, config.stop_at_loss)
+            return self._record(study, member, keeper, summary, None, time.monotonic())
+        hook = self._validation_hook(member, keeper)
+        if latest is None:
+            return PoolMember(make_config({**member.options, "out": str(directory)}), on_validation=hook,
+                              lost=keeper.lost), None
+        self._print(f"point {member.key}: resuming from {latest['kind']} checkpoint at epoch {latest['epoch']}")
+        # The point's own values of what a resume may change: a checkpoint written under other values (a
+        # --timeout, say) must not carry them on.
+        changeable = {name: getattr(config, name) for name in launch.RESUME_CHANGEABLE}
+        resumed_config, run, resumption = launch.prepare_resume(latest["path"], **changeable)
+        return PoolMember(resumed_config, run, resumption, on_validation=hook, lost=keeper.lost), str(latest["path"])
+
+    def _finish(self, study: Any, member: Member, keeper: _Keeper, result: Any, resumed_from: str | None,
+                started: float) -> tuple[str, int]:
+        """After a claimed trial's training: requeue it (a signal), or record it done, pruned or lost."""
+        if result.stop_reason == "lost":
+            return self._lost(member)
+        if result.stop_reason == "signal":
+            keeper.stop()
+            self._requeue(study, member)
+            return INTERRUPTED, result.exit_code - 128
+        summary = {
+            "stop_reason": result.stop_reason,
+            "epoch": result.epoch,
+            "best_validation_loss": result.best_validation_loss,
+            "best_character_error_rate": result.best_character_error_rate,
+            "last_validation_loss": result.last_validation_loss,
+            "best_checkpoint": result.best_checkpoint,
+            "final_checkpoint": result.final_checkpoint,
+            "log_dir": result.log_dir,
+        }
+        return self._record(study, member, keeper, summary, resumed_from, started)
 
     def _requeue(self, study: Any, member: Member) -> None:
         """Give a claimed trial back (this worker stops): it fails marked as interrupted, and a WAITING copy
@@ -600,66 +693,21 @@ class _Worker:
         """Train (or resume, or record) one claimed trial in its point folder; mark it done, pruned or failed in
         the folder and in the storage. Returns (outcome, signal number)."""
         from qrnn.training import launch
-        from qrnn.training.config import make_config
 
         keeper = _Keeper(study, member.trial._trial_id, member.key, self.interval, self._print).start()
-        directory = member.directory
         started = time.monotonic()
-        resumed_from: str | None = None
         try:
-            if not keeper.owned():
-                return self._lost(member)
-            directory.mkdir(parents=True, exist_ok=True)
-            _write_json_atomically(directory / POINT_FILE, member.record)
-            (directory / FAILED_FILE).unlink(missing_ok=True)
-            recorded = read_json(directory / DONE_FILE)
-            if recorded is not None:  # finished, but its trial was not told (a worker killed right after)
-                self._print(f"point {member.key} had finished ({DONE_FILE}); recording it")
-                self._tell_done(study, member, recorded)
-                return DONE, 0
-            config = make_config(member.options)
-            checkpoints = _checkpoints(directory)
-            final = _latest(checkpoints, ("final",))
-            latest = _latest(checkpoints, ("interrupted", "best"))
-            if final is None and latest is not None and latest["epoch"] >= config.epochs:
-                final = latest  # stopped by a signal during its last epoch: nothing left to train
-            if final is not None:
-                self._print(f"point {member.key} had finished training (checkpoint {final['path']}); recording it")
-                summary = _summary_from_checkpoint(final, config.epochs, config.stop_at_loss)
-            else:
-                hook: Callable[[int, float], str | None] | None = self._validation_hook(member, keeper)
-                lost: threading.Event | None = keeper.lost
-                if config.num_shards != 1:
-                    # Shards in processes of their own take no hooks: such a point is not pruned and, if taken
-                    # over, is stopped only at its end (it then records nothing).
-                    hook = lost = None
-                if latest is not None:
-                    resumed_from = str(latest["path"])
-                    self._print(f"point {member.key}: resuming from {latest['kind']} checkpoint at epoch "
-                                f"{latest['epoch']}")
-                    # The point's own values of what a resume may change: a checkpoint written under other
-                    # values (a --timeout, say) must not carry them on.
-                    changeable = {name: getattr(config, name) for name in launch.RESUME_CHANGEABLE}
-                    result = launch.resume(latest["path"], on_validation=hook, lost=lost, **changeable)
-                else:
-                    result = launch.run_training(make_config({**member.options, "out": str(directory)}),
-                                                 on_validation=hook, lost=lost)
-                if result.stop_reason == "lost":
-                    return self._lost(member)
-                if result.stop_reason == "signal":
-                    keeper.stop()
-                    self._requeue(study, member)
-                    return INTERRUPTED, result.exit_code - 128
-                summary = {
-                    "stop_reason": result.stop_reason,
-                    "epoch": result.epoch,
-                    "best_validation_loss": result.best_validation_loss,
-                    "best_character_error_rate": result.best_character_error_rate,
-                    "last_validation_loss": result.last_validation_loss,
-                    "best_checkpoint": result.best_checkpoint,
-                    "final_checkpoint": result.final_checkpoint,
-                    "log_dir": result.log_dir,
-                }
+            prepared = self._prepare(study, member, keeper)
+            if isinstance(prepared, tuple) and isinstance(prepared[0], str):
+                return prepared
+            plan, resumed_from = prepared
+            hook, lost = plan.on_validation, plan.lost
+            if plan.config.num_shards != 1:
+                # Shards in processes of their own take no hooks: such a point is not pruned and, if taken over,
+                # is stopped only at its end (it then records nothing).
+                hook = lost = None
+            result = launch.run_training(plan.config, plan.run, plan.resumption, on_validation=hook, lost=lost)
+            return self._finish(study, member, keeper, result, resumed_from, started)
         except QRNNError as error:
             return self._fail(study, member, keeper, str(error)), 0
         except Exception as error:  # a bug or a resource problem in one point must not stop the whole sweep
@@ -667,6 +715,10 @@ class _Worker:
             return self._fail(study, member, keeper, f"{type(error).__name__}: {first_line}"), 0
         finally:
             keeper.stop()
+
+    def _record(self, study: Any, member: Member, keeper: _Keeper, summary: dict[str, Any],
+                resumed_from: str | None, started: float) -> tuple[str, int]:
+        """Write the point's `done.json` and complete its trial (unless the trial was lost meanwhile)."""
         summary.update(
             preset=member.record.get("preset"),
             id=member.key,
@@ -680,6 +732,7 @@ class _Worker:
         )
         if keeper.lost.is_set() or not keeper.owned():
             return self._lost(member)
+        directory = member.directory
         if not _publish_once(directory / DONE_FILE, summary):
             self._print(f"point {member.key}: already recorded as done")
             summary = read_json(directory / DONE_FILE) or summary
@@ -940,6 +993,11 @@ class Sweep(_Worker):
                     break
                 fail_stale_trials(study)  # a dead peer's trials fail, and Optuna's callback queues them again
                 self.enqueue(study)  # points whose stale trial got no retry (its callback's worker died)
+                if self.pool_size is None:
+                    from qrnn.training.pool import default_pool_size
+
+                    # Chosen once, from the grid's first point: its shapes and this machine's free memory.
+                    self.pool_size = default_pool_size(self.points[0].options) if self.points else 1
                 limit = self.pool_size if max_points is None else min(self.pool_size,
                                                                       max_points - counts[DONE] - counts[FAILED])
                 members = self.claim(study, limit)
@@ -1108,11 +1166,11 @@ def run_sweep(
     retry_failed: bool = False,
     stale_after: float = DEFAULT_STALE_AFTER,
     storage: str | None = None,
-    pool_size: int = 1,
+    pool_size: int | None = None,
 ) -> int:
     """Run the sweep of `preset` (a shipped preset's name or a .toml path) under `root`, its study in `storage`
-    (an Optuna storage URL or journal file; default: `<root>/<preset>/study.journal`); the exit code (see
-    `Sweep.run`)."""
+    (an Optuna storage URL or journal file; default: `<root>/<preset>/study.journal`), up to `pool_size` points
+    at a time as one pool (None: chosen from the shapes and free memory); the exit code (see `Sweep.run`)."""
     sweep = Sweep(load_preset(preset), root, stale_after, storage=storage, pool_size=pool_size)
     return sweep.run(max_points=max_points, retry_failed=retry_failed)
 
@@ -1134,9 +1192,10 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stale-after", type=float, default=DEFAULT_STALE_AFTER, metavar="SEC",
                         help="a trial whose worker has sent no heartbeat for this long is failed and queued again "
                         "(its worker is presumed dead); the next worker resumes it from its newest checkpoint")
-    parser.add_argument("--pool-size", type=int, default=1, metavar="N",
+    parser.add_argument("--pool-size", type=int, default=None, metavar="N",
                         help="claim up to N points that can share a pool (same topology, dataset, optimizer kind, "
-                        "batch, length, dtype, device) at a time (trained one after another for now); L-BFGS "
+                        "batch, length, dtype, device) and train them together as one pool; 1: one by one; "
+                        "default: sweeps choose from the shapes and free memory (up to 32), tune 1; L-BFGS "
                         "points never share")
 
 

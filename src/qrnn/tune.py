@@ -334,7 +334,7 @@ def register(subparsers: Any) -> None:
 def command_tune(args: argparse.Namespace) -> int:
     """`qrnn tune PRESET`: run the search, or with --status show it."""
     tune = Tune(load_preset(args.preset), args.root, args.trials, args.sampler, args.pruner, storage=args.storage,
-                stale_after=args.stale_after, pool_size=args.pool_size)
+                stale_after=args.stale_after, pool_size=args.pool_size or 1)
     if args.status:
         print(tune.status_table())
         return 0

@@ -289,19 +289,15 @@ def train(preset: str | os.PathLike[str] | None = None, **options: Any) -> Train
     return run_training(make_config(options))
 
 
-def resume(
+def prepare_resume(
     checkpoint: str | os.PathLike[str],
     override_learning_rate: float | None = None,
     override_batch_size: int | None = None,
     override_loss: str | None = None,
-    *,
-    on_validation: Callable[[int, float], str | None] | None = None,
-    lost: threading.Event | None = None,
     **options: Any,
-) -> TrainResult:
-    """Continue the run of `checkpoint` where it stopped (model, optimizer, random states, epoch, best values,
-    log directory). `options` may change only `RESUME_CHANGEABLE`; others must match the checkpoint.
-    `on_validation` and `lost`: a sweep's hooks, as for `run_training`."""
+) -> tuple[TrainConfig, RunInfo, Resumption]:
+    """Everything `resume` checks and settles before training: the run's configuration (with the allowed
+    changes), its identity and the `Resumption`. One-line errors."""
     path = Path(checkpoint)
     payload = read_checkpoint(path)
     warn_about_data(payload, path)
@@ -342,5 +338,23 @@ def resume(
     run = RunInfo(
         name=payload["run"]["name"], run_id=payload["run"]["id"], out=str(out_directory_of(path))
     )
-    return run_training(config, run, Resumption(str(path), override_learning_rate, reset_best=changes_loss),
-                        on_validation=on_validation, lost=lost)
+    return config, run, Resumption(str(path), override_learning_rate, reset_best=changes_loss)
+
+
+def resume(
+    checkpoint: str | os.PathLike[str],
+    override_learning_rate: float | None = None,
+    override_batch_size: int | None = None,
+    override_loss: str | None = None,
+    *,
+    on_validation: Callable[[int, float], str | None] | None = None,
+    lost: threading.Event | None = None,
+    **options: Any,
+) -> TrainResult:
+    """Continue the run of `checkpoint` where it stopped (model, optimizer, random states, epoch, best values,
+    log directory). `options` may change only `RESUME_CHANGEABLE`; others must match the checkpoint.
+    `on_validation` and `lost`: a sweep's hooks, as for `run_training`."""
+    config, run, resumption = prepare_resume(
+        checkpoint, override_learning_rate, override_batch_size, override_loss, **options
+    )
+    return run_training(config, run, resumption, on_validation=on_validation, lost=lost)

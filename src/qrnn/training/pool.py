@@ -15,6 +15,7 @@ closure a different number of times per member and step, so L-BFGS runs train on
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -47,12 +48,14 @@ ValidationHook = Callable[[int, float], "str | None"]
 @dataclass
 class PoolMember:
     """One member of a pool: its configuration, and optionally its run identity (a resumed run's), the
-    checkpoint it resumes from, and a hook called after each of its validations (`ValidationHook`)."""
+    checkpoint it resumes from, a hook called after each of its validations (`ValidationHook`) and an event set
+    by another thread once its claim is lost (a sweep's trial taken over: it stops writing anything more)."""
 
     config: TrainConfig
     run: RunInfo | None = None
     resumption: Resumption | None = None
     on_validation: ValidationHook | None = None
+    lost: threading.Event | None = None
 
 
 def pool_key(config: TrainConfig | dict[str, Any]) -> tuple[Any, ...] | None:
@@ -62,6 +65,38 @@ def pool_key(config: TrainConfig | dict[str, Any]) -> tuple[Any, ...] | None:
     if values.get("optimizer") == "lbfgs" or int(values.get("num_shards") or 1) != 1:
         return None
     return tuple(values.get(name) for name in POOL_SHARED)
+
+
+# The largest pool a sweep chooses by itself (`default_pool_size`): past it the gains of the paper's shapes level
+# off, and a pool's members all wait for its slowest step.
+DEFAULT_POOL_LIMIT = 32
+
+
+def default_pool_size(options: dict[str, Any]) -> int:
+    """How many runs like `options` a sweep trains as one pool when not told: 1 where pools do not batch the
+    work (L-BFGS, several shards, the classical baselines, the statevector path), else as many as a quarter of
+    the free memory holds, at most DEFAULT_POOL_LIMIT."""
+    from qrnn.model import _available_memory
+    from qrnn.training.launch import prepare
+    from qrnn.training.models import build_model
+
+    config = make_config(options)
+    if pool_key(config) is None or config.model != "qrnn":
+        return 1
+    config = prepare(config, None)
+    from qrnn.datasets import lookup
+
+    dataset = lookup(config.dataset, alphabet=config.alphabet).create(
+        sentence_length=config.sentence_length, batch_size=config.batch_size, shard=0, num_shards=1,
+        seed=config.seed,
+    )
+    model = build_model({**config.as_dict(), "input_size": dataset.input_size})
+    batch, length = dataset.batch("train").inputs.shape[:2]  # the dataset's own length (MNIST's is fixed)
+    if model.choose_method(batch, length) != "kernel":  # type: ignore[operator]
+        return 1
+    need = max(1, model.estimate_memory_bytes(batch, length))  # type: ignore[operator]
+    available = _available_memory(resolve_device(config.device)) or need * DEFAULT_POOL_LIMIT * 4
+    return int(max(1, min(DEFAULT_POOL_LIMIT, available // 4 // need)))
 
 
 def check_pool_configs(configs: Sequence[TrainConfig]) -> None:
@@ -279,29 +314,33 @@ class PoolTrainer:
         self.members = list(members)
         self.trainers = [
             ShardTrainer(Launch(0, 1, 0, 1, distributed=False), device, member.config, member.run,
-                         member.resumption)
+                         member.resumption, lost=member.lost)
             for member in self.members
         ]
 
-    def _parameters(self, active: list[int]) -> tuple[Any, PooledOptimizers]:
+    def _parameters(self, active: list[int]) -> list[Any]:
         """The pool of the `active` members (in that order: `run` keeps members that can step their optimizers
-        as one consecutive)."""
-        from qrnn.model import QRNN, ParameterPool
+        as one consecutive): their `ParameterPool`, and their `PooledOptimizers` once the first step shows the
+        batch's shape."""
+        from qrnn.model import ParameterPool
 
-        trainers = [self.trainers[i] for i in active]
-        first = trainers[0]
-        pool = ParameterPool([t.model for t in trainers])
+        return [ParameterPool([self.trainers[i].model for i in active]), None]
+
+    def _optimizers(self, trainers: list[ShardTrainer], pool: Any, batch: int, length: int) -> PooledOptimizers:
+        from qrnn.model import QRNN
+
+        first = trainers[0].model
         # Where the pass runs member by member (the statevector path, the baselines), the gradients are the
         # members' own, and so are the optimizer steps.
-        stacked = isinstance(first.model, QRNN) and first.model.choose_method(
-            first.config.batch_size or 1, first.dataset.sentence_length if hasattr(first.dataset, "sentence_length")
-            else first.config.sentence_length) == "kernel"
-        return pool, PooledOptimizers(pool, [t.optimizer for t in trainers], stacked=stacked)
+        stacked = isinstance(first, QRNN) and first.choose_method(batch, length) == "kernel"
+        return PooledOptimizers(pool, [t.optimizer for t in trainers], stacked=stacked)
 
     def _train_step(self, active: list[int], parameters: Any) -> tuple[list[float], list[float]]:
         trainers = [self.trainers[i] for i in active]
         batches = [trainer.training_batch() for trainer in trainers]
         pool, optimizers = parameters
+        if optimizers is None:
+            optimizers = parameters[1] = self._optimizers(trainers, pool, *batches[0].inputs.shape[:2])
         return pool_step(
             trainers, pool, optimizers,
             torch.stack([b.inputs for b in batches]), torch.stack([b.targets for b in batches]),
@@ -350,6 +389,9 @@ class PoolTrainer:
             for i, loss, minimum in zip(active, losses, minima, strict=True):
                 trainer = self.trainers[i]
                 trainer.epoch += 1
+                if trainer.lost is not None and trainer.lost.is_set():
+                    leaving[i] = ("lost", "")
+                    continue
                 trainer.record_training(loss, minimum, seconds)
                 if trainer.validation_due():
                     due.append(i)
@@ -357,15 +399,15 @@ class PoolTrainer:
             if due:
                 for i, result in zip(due, self._validate(due, parameters), strict=True):
                     trainer = self.trainers[i]
-                    if trainer.record_validation(result, train_loss[i]):
-                        leaving[i] = ("stop-at-loss", "final")
-                        continue
+                    # Asked before the validation is recorded: a lost member writes neither report nor checkpoint.
                     hook = self.members[i].on_validation
                     verdict = hook(trainer.epoch, result["loss"]) if hook is not None else None
-                    if verdict == "pruned":
-                        leaving[i] = ("pruned", "final")
-                    elif verdict == "lost":
+                    if verdict == "lost":
                         leaving[i] = ("lost", "")
+                    elif trainer.record_validation(result, train_loss[i]):
+                        leaving[i] = ("stop-at-loss", "final")
+                    elif verdict == "pruned":
+                        leaving[i] = ("pruned", "final")
             for i in active:
                 trainer = self.trainers[i]
                 if i in leaving:
@@ -398,17 +440,19 @@ def run_pool_training(members: Sequence[PoolMember]) -> list[TrainResult]:
     from qrnn.training.launch import _prepare_output, new_run, prepare, run_training
 
     members = [
-        PoolMember(prepare(member.config, None), member.run, member.resumption, member.on_validation)
+        PoolMember(prepare(member.config, None), member.run, member.resumption, member.on_validation, member.lost)
         for member in members
     ]
     if len(members) > 1 and any(pool_key(member.config) is None for member in members):
         print(f"note: {flag('optimizer')} lbfgs or several shards: the {len(members)} runs train one after another",
               file=sys.stderr)
-        return [run_training(member.config, member.run, member.resumption, on_validation=member.on_validation)
+        return [run_training(member.config, member.run, member.resumption, on_validation=member.on_validation,
+                             lost=member.lost)
                 for member in members]
     check_pool_configs([member.config for member in members])
     members = [
-        PoolMember(member.config, member.run or new_run(member.config), member.resumption, member.on_validation)
+        PoolMember(member.config, member.run or new_run(member.config), member.resumption, member.on_validation,
+                   member.lost)
         for member in members
     ]
     for member in members:
@@ -429,7 +473,8 @@ def run_pool_training(members: Sequence[PoolMember]) -> list[TrainResult]:
                 run = trainer.run
                 resumption = member.resumption
                 trainer.display = _MemberDisplay(display, run.name, trainer.epoch)
-                trainer.log = RunLog(run.log_dir, purge_step=trainer.epoch + 1 if resumption else None)
+                trainer.log = RunLog(run.log_dir, purge_step=trainer.epoch + 1 if resumption else None,
+                                     write_through=member.lost is not None)
                 note = f"resumed from {resumption.path} at epoch {trainer.epoch}" if resumption else ""
                 trainer.log.arguments(trainer.config.as_dict(), trainer.epoch, note)
             display.message(
@@ -441,7 +486,7 @@ def run_pool_training(members: Sequence[PoolMember]) -> list[TrainResult]:
             finally:
                 display.close()
                 for trainer in pool.trainers:
-                    if trainer.log is not None:
+                    if trainer.log is not None and not (trainer.lost is not None and trainer.lost.is_set()):
                         trainer.log.hyperparameters(
                             trainer.config.as_dict(),
                             {
