@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None, prog: str = "qrnn") -> int:
         return int(args.func(args) or 0)
     except QRNNError as error:
         print(f"{prog}: error: {error}", file=sys.stderr)
-        return 2
+        return error.exit_code
     except BrokenPipeError:
         # The reader went away (`qrnn sweep --status | head`): what it wanted has been printed. Point stdout
         # at devnull so that the interpreter's final flush does not fail again.

@@ -1,7 +1,18 @@
-"""Errors the user can fix: the command line prints them as one line on stderr and exits with code 2."""
+"""Errors the user can fix: the command line prints them as one line on stderr and exits with their exit code (2:
+bad input, found before any work; 1: a fault while running)."""
 
 from __future__ import annotations
 
 
 class QRNNError(ValueError):
     """Bad input or configuration, reported before any work starts; the message is one actionable line."""
+
+    exit_code = 2
+
+
+class RunFault(QRNNError):
+    """A fault while a run works (non-finite numbers, a shard that died): one line naming what happened and the
+    last good checkpoint; exit code 1. Subclasses `QRNNError` so that every place reporting one line (the command
+    line, a sweep's failed point) reports it as well."""
+
+    exit_code = 1
