@@ -19,9 +19,9 @@ from __future__ import annotations
 import abc
 import hashlib
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 
@@ -299,6 +299,13 @@ def lookup(name: str, alphabet: str = DEFAULT_ALPHABET) -> RegisteredDataset:
     if alphabet != DEFAULT_ALPHABET:
         raise QRNNError(f"--alphabet {alphabet} applies to text:PATH datasets only, not to {name}")
     return _REGISTRY[name]
+
+
+def lookup_run(config: Mapping[str, Any]) -> RegisteredDataset:
+    """The registry entry of a run's dataset from the run's recorded options (a checkpoint's `config`, or
+    `TrainConfig.as_dict()`): its name with the run's `--alphabet`, so that every place rebuilding a run's data
+    reads a text file as the run did (checkpoints written before `--alphabet` existed used the file's own)."""
+    return lookup(str(config["dataset"]), alphabet=str(config.get("alphabet", DEFAULT_ALPHABET)))
 
 
 def canonical_name(name: str) -> str:
