@@ -395,7 +395,9 @@ def train(preset: str | os.PathLike[str] | None = None, **options: Any) -> Train
     """Train from Python with the command line's options (flag names with underscores, e.g.
     `train(dataset="elman-xor", epochs=500, learning_rate=0.01)`); returns the `TrainResult`. With `preset` (a
     shipped preset's name or a .toml path), its `[train]` options are the starting point and `options` override
-    them. `dataset` may also be what `qrnn.datasets.from_arrays` returns."""
+    them. `dataset` may also be what `qrnn.datasets.from_arrays` returns. Raises `QRNNError` (one line) for options
+    that cannot work, before any work, and `RunFault` (a `QRNNError`) when training meets a non-finite number or a
+    shard dies; the checkpoints written before the fault stay."""
     if "dataset" in options:
         from qrnn.datasets.files import dataset_name_of
 
