@@ -311,6 +311,19 @@ def last_checkpoint(run: RunInfo, resumption: Resumption | None = None) -> str |
     return resumption.path if resumption is not None else None
 
 
+def _shard_exception(context: Any, index: int) -> str:
+    """The last line of the traceback a spawned shard left (torch.multiprocessing writes it to a file), or its exit
+    code."""
+    import pickle
+
+    try:
+        with open(context.error_files[index], "rb") as stream:
+            trace = pickle.load(stream)  # written by torch.multiprocessing in our own child: a str
+        return str(trace).strip().splitlines()[-1]
+    except (OSError, EOFError, pickle.UnpicklingError, IndexError):
+        return f"exit code {context.processes[index].exitcode}"
+
+
 def _spawn(config: TrainConfig, run: RunInfo, resumption: Resumption | None) -> TrainResult:
     """Run `config.num_shards` shard processes on this machine and wait for them; SIGINT/SIGTERM received here
     are passed on to them (a cluster pre-empting the job signals this process). A shard that raised a one-line
@@ -348,9 +361,10 @@ def _spawn(config: TrainConfig, run: RunInfo, resumption: Resumption | None) -> 
     errors = [value for kind, _rank, value in reports if kind == "error"]
     if errors:
         raise errors[0]  # the lowest shard's: shard 0's names the checkpoints it wrote
+    # A shard killed by a signal is the cause; the others then fail on their next collective.
     died = next((index for index, process in enumerate(processes) if (process.exitcode or 0) < 0), failed)
     code = processes[died].exitcode or 0
-    how = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
+    how = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"failed ({_shard_exception(context, died)})"
     good = last_checkpoint(run, resumption)
     kept = f"the last good checkpoint is {good}; continue with `qrnn resume {good}`" if good else (
         "no checkpoint was written"
