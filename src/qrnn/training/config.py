@@ -196,7 +196,8 @@ def check_config(config: TrainConfig) -> None:
         value = getattr(config, name)
         if not _is_int(value) or value < low or (high is not None and value > high):
             allowed = f"an integer >= {low}" if high is None else f"an integer in [{low}, {high}]"
-            raise QRNNError(f"{flag(name)} must be {allowed}, got {value!r}{reasons.get(name, '')}")
+            reason = reasons.get(name, "") if _is_int(value) and high is not None and value > high else ""
+            raise QRNNError(f"{flag(name)} must be {allowed}, got {value!r}{reason}")
     if config.model == "qrnn" and config.workspace > MAX_QRNN_WORKSPACE:
         raise QRNNError(
             f"--workspace must be at most {MAX_QRNN_WORKSPACE} for a QRNN (it simulates 2^workspace amplitudes per "

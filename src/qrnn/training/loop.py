@@ -9,7 +9,8 @@ the original's `ignore_output_at_step`) and samples the others, with the loss an
 the scored steps (the original's `filter`); minimum postselection probability gathered over shards; samples
 printed; a "best" checkpoint when the validation loss is the best so far. The run stops at `--epochs` ("final"
 checkpoint), when the validation loss falls below `--stop-at-loss` ("final"), at `--timeout` or on SIGINT/SIGTERM
-("interrupted").
+("interrupted"). A non-finite loss, gradient or parameter (`first_non_finite`) stops it at once with a `RunFault`
+and no closing checkpoint.
 """
 
 from __future__ import annotations
@@ -479,7 +480,6 @@ class ShardTrainer:
             final_checkpoint=closing,
             log_dir=str(self.run.log_dir),
         )
-
 
     def _non_finite_line(self, what: str | None) -> str:
         # The last checkpoint written before the fault (or the one a resume started from) holds finite numbers.
