@@ -63,7 +63,11 @@ def check_port_free(port: int) -> None:
         try:
             probe.bind(("", port))
         except OSError:
-            raise QRNNError(f"--port {port} is in use on this machine; choose a free port with --port") from None
+            raise _port_in_use(port) from None
+
+
+def _port_in_use(port: int) -> QRNNError:
+    return QRNNError(f"--port {port} is in use on this machine; choose a free port with --port")
 
 
 def open_rendezvous(port: int) -> dist.TCPStore:
@@ -73,9 +77,7 @@ def open_rendezvous(port: int) -> dist.TCPStore:
     try:
         return dist.TCPStore("127.0.0.1", port, is_master=True, wait_for_workers=False)
     except RuntimeError:  # torch's DistNetworkError: EADDRINUSE, or no permission for the port
-        raise QRNNError(
-            f"--port {port} is in use on this machine (another multi-shard run?); choose a free port with --port"
-        ) from None
+        raise _port_in_use(port) from None
 
 
 def backend_for(device: torch.device) -> str:
