@@ -160,14 +160,19 @@ GiB = 2**30
          "be (255); use a --tag of at most 188 bytes with this dataset"),
         (["--workspace", "40"], "--workspace 40 needs about 3.21e+07 GiB for a training pass over batch 2 x length "
          "20, but only 8.0 GiB is free on cpu; at most --workspace 19 (workspace qubits) fits"),
-        (["--sentence-length", "100000000"], "a training pass over batch 2 x length 100000000 needs about 35.8 GiB "
-         "even with --workspace 1, but only 8.0 GiB is free on cpu; use a shorter --sentence-length"),
+        (["--sentence-length", "100000000"], "a training pass over batch 2 x length 100000000 needs about 58.1 GiB, "
+         "but only 8.0 GiB is free on cpu, too little even for --workspace 1; at most --sentence-length 23342145 "
+         "fits with --workspace 3, or use a smaller --batch-size"),
+        # MNIST batches hold --batch-size images of each digit, and the dataset fixes the length.
+        (["--dataset", "mnist01", "--batch-size", "1000000"], "a training pass over batch 2000000 x length 100 needs "
+         "about 46.2 GiB, but only 8.0 GiB is free on cpu, too little even for --workspace 1; use a smaller "
+         "--batch-size"),
         (["--model", "rnn", "--workspace", "100000000"], "--workspace 100000000 needs about 1.49e+08 GiB for a "
          "training pass over batch 2 x length 20, but only 8.0 GiB is free on cpu; at most --workspace 23136 "
          "(hidden units) fits"),
     ],
     ids=["order", "stages", "learning-rate", "workspace-bound", "tag", "workspace-memory", "sentence-length",
-         "rnn-workspace"],
+         "mnist-batch", "rnn-workspace"],
 )
 def test_options_that_cannot_work_are_refused_before_any_work(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, argv: list[str],

@@ -155,6 +155,12 @@ class Dataset(abc.ABC):
     def sequence_length(self) -> int:
         """L, the number of words per sequence (some datasets fix it, ignoring `sentence_length`)."""
 
+    @property
+    def sequences_per_batch(self) -> int:
+        """How many sequences a batch of this shard holds: `batch_size` (MNIST-type datasets: that many per
+        digit); what sizes a training pass."""
+        return self.batch_size
+
     @classmethod
     def check_options(
         cls, *, sentence_length: int, batch_size: int, num_shards: int, **fixed: object

@@ -11,6 +11,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -100,10 +101,12 @@ def check_name_lengths(config: TrainConfig) -> None:
         )
 
 
-def check_memory(config: TrainConfig, input_size: int, length: int, device: torch.device, shards_here: int) -> None:
-    """One-line error, before any work, when a training pass of this configuration needs more memory than
-    `device` has free (`shards_here` shards share a CPU's memory), naming the option to change: the workspace
-    when a smaller one fits, otherwise the sequence length and batch size."""
+def check_memory(
+    config: TrainConfig, input_size: int, batch: int, length: int, device: torch.device, shards_here: int
+) -> None:
+    """One-line error, before any work, when a training pass over `batch` sequences of `length` words needs more
+    memory than `device` has free (`shards_here` shards share a CPU's memory), naming the option to change and how
+    far: the largest workspace that fits, or else the longest sequences (or a smaller batch)."""
     from qrnn.model import _available_memory
 
     available = _available_memory(device)
@@ -111,46 +114,58 @@ def check_memory(config: TrainConfig, input_size: int, length: int, device: torc
         return
     if device.type == "cpu":
         available //= max(shards_here, 1)
-    batch = config.batch_size or 1
+    estimators: dict[int, Callable[[int, int], int]] = {}
 
-    def need(workspace: int) -> int:
-        return _pass_memory_bytes(config, input_size, workspace, batch, length)
+    def fits(workspace: int, steps: int = length) -> bool:
+        if workspace not in estimators:
+            estimators[workspace] = _memory_estimator(config, input_size, workspace)
+        return estimators[workspace](batch, steps) <= available
 
-    required = need(config.workspace)
-    if required <= available:
+    if fits(config.workspace):
         return
+    required = estimators[config.workspace](batch, length)
     where = f"{available / 2**30:.1f} GiB is free on {device}" + (
         f" for each of {shards_here} shards" if device.type == "cpu" and shards_here > 1 else ""
     )
-    width = "hidden units" if config.model != "qrnn" else "workspace qubits"
-    if need(1) <= available:
-        # The largest workspace that fits (the need grows with the workspace): a bisection, since a baseline's
-        # workspace may be in the millions.
-        fitting, too_big = 1, config.workspace
-        while too_big - fitting > 1:
-            middle = (fitting + too_big) // 2
-            fitting, too_big = (middle, too_big) if need(middle) <= available else (fitting, middle)
+    if fits(1):
+        width = "hidden units" if config.model != "qrnn" else "workspace qubits"
         raise QRNNError(
             f"--workspace {config.workspace} needs about {required / 2**30:.3g} GiB for a training pass over "
-            f"batch {batch} x length {length}, but only {where}; at most --workspace {fitting} ({width}) fits"
+            f"batch {batch} x length {length}, but only {where}; at most --workspace "
+            f"{_largest(1, config.workspace, fits)} ({width}) fits"
         )
+    advice = "use a smaller --batch-size"
+    # Where --sentence-length sets the length (datasets with a fixed length ignore it), say how long fits.
+    if length == config.sentence_length and fits(config.workspace, 2):
+        longest = _largest(2, length, lambda steps: fits(config.workspace, steps))
+        advice = f"at most --sentence-length {longest} fits with --workspace {config.workspace}, or {advice}"
     raise QRNNError(
-        f"a training pass over batch {batch} x length {length} needs about {need(1) / 2**30:.3g} GiB even with "
-        f"--workspace 1, but only {where}; use a shorter --sentence-length or a smaller --batch-size"
+        f"a training pass over batch {batch} x length {length} needs about {required / 2**30:.3g} GiB, but only "
+        f"{where}, too little even for --workspace 1; {advice}"
     )
 
 
-def _pass_memory_bytes(config: TrainConfig, input_size: int, workspace: int, batch: int, length: int) -> int:
-    # The model's own estimate (a QRNN's for its method; a baseline's from its sizes, before building it, since
-    # building a huge baseline is itself the allocation that fails).
+def _largest(low: int, high: int, fits: Callable[[int], bool]) -> int:
+    """The largest value in [low, high) that `fits`, given that `low` fits, `high` does not and the need grows
+    with the value: a bisection (a baseline's workspace or a sequence length may be in the millions)."""
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (middle, high) if fits(middle) else (low, middle)
+    return low
+
+
+def _memory_estimator(config: TrainConfig, input_size: int, workspace: int) -> Callable[[int, int], int]:
+    """(batch, length) -> the bytes a training pass needs at `workspace`: the model's own estimate (a QRNN's for
+    its method; a baseline's from its sizes, before building it, since building a huge baseline is itself the
+    allocation that fails)."""
     itemsize = DTYPES[config.dtype].itemsize
     if config.model != "qrnn":
         from qrnn.baselines import estimate_memory_bytes
 
-        return estimate_memory_bytes(config.model, input_size, workspace, batch, length, itemsize)
+        return lambda batch, length: estimate_memory_bytes(config.model, input_size, workspace, batch, length, itemsize)
     model = build_model({**config.as_dict(), "workspace": workspace, "input_size": input_size})
     model.to(DTYPES[config.dtype])
-    return int(model.estimate_memory_bytes(batch, length))  # type: ignore[operator]
+    return lambda batch, length: int(model.estimate_memory_bytes(batch, length))  # type: ignore[operator]
 
 
 def prepare(config: TrainConfig, launch: Launch | None) -> TrainConfig:
@@ -174,7 +189,7 @@ def prepare(config: TrainConfig, launch: Launch | None) -> TrainConfig:
         num_shards=config.num_shards, seed=config.seed,
     )
     shards_here = launch.local_world_size if launch is not None else config.num_shards
-    check_memory(config, probe.input_size, probe.sequence_length, device, shards_here)
+    check_memory(config, probe.input_size, probe.sequences_per_batch, probe.sequence_length, device, shards_here)
     if (launch is None or not launch.torchrun) and config.num_shards > 1:
         check_port_free(config.port)
     return config
