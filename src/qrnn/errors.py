@@ -1,4 +1,5 @@
-"""Errors the user can fix: the command line prints them as one line on stderr and exits with code 2."""
+"""Errors the user can fix: the command line prints them as one line on stderr and exits with their exit code (2:
+bad input, found before any work; 1: a fault while running)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ class QRNNError(ValueError):
 
 
 class RunFault(QRNNError):
-    """A fault while the work runs (a full disk): one line like `QRNNError`, exit code 1."""
+    """A fault while a run works (non-finite numbers, a shard that died): one line naming what happened and the
+    last good checkpoint; exit code 1. Subclasses `QRNNError` so that every place reporting one line (the command
+    line, a sweep's failed point) reports it as well."""
 
     exit_code = 1

@@ -442,13 +442,13 @@ def plot_model(checkpoint: Path, out: Path, samples: int, seed: int | None) -> l
     """The figures of the checkpoint's model on its dataset (MNIST datasets only); [] for other datasets."""
     import torch
 
-    from qrnn.datasets import lookup
+    from qrnn.datasets import lookup_run
     from qrnn.datasets.mnist import MnistDataset, MnistGenerative, MnistPixels
     from qrnn.training.checkpoint import load_checkpoint
 
     model, config = load_checkpoint(checkpoint)
     seed = config["seed"] if seed is None else seed
-    entry = lookup(config["dataset"], alphabet=config.get("alphabet", "file"))
+    entry = lookup_run(config)
     if not issubclass(entry.cls, MnistDataset):
         return []
     # MNIST batches hold `batch_size` images of each digit of the dataset.

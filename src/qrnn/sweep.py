@@ -653,9 +653,11 @@ class _Worker:
 
     def _finish(self, study: Any, member: Member, keeper: _Keeper, result: Any, resumed_from: str | None,
                 started: float) -> tuple[str, int]:
-        """After a claimed trial's training: requeue it (a signal), or record it done, pruned or lost."""
+        """After a claimed trial's training: requeue it (a signal), or record it done, pruned, lost or failed."""
         if result.stop_reason == "lost":
             return self._lost(member)
+        if result.fault is not None:  # a pool member's fault at run time (a lone run raises it)
+            return self._fail(study, member, keeper, result.fault), 0
         if result.stop_reason == "signal":
             keeper.stop()
             self._requeue(study, member)

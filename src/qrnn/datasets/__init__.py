@@ -28,6 +28,7 @@ if TYPE_CHECKING:
         derive_seed,
         get_dataset,
         lookup,
+        lookup_run,
         register,
         register_family,
     )
@@ -58,6 +59,7 @@ __all__ = [
     "get_dataset",
     "load_all",
     "lookup",
+    "lookup_run",
     "register",
     "register_family",
 ]

@@ -19,9 +19,9 @@ from __future__ import annotations
 import abc
 import hashlib
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 
@@ -154,6 +154,12 @@ class Dataset(abc.ABC):
     @abc.abstractmethod
     def sequence_length(self) -> int:
         """L, the number of words per sequence (some datasets fix it, ignoring `sentence_length`)."""
+
+    @property
+    def sequences_per_batch(self) -> int:
+        """How many sequences a batch of this shard holds: `batch_size` (MNIST-type datasets: that many per
+        digit); what sizes a training pass."""
+        return self.batch_size
 
     @classmethod
     def check_options(
@@ -299,6 +305,13 @@ def lookup(name: str, alphabet: str = DEFAULT_ALPHABET) -> RegisteredDataset:
     if alphabet != DEFAULT_ALPHABET:
         raise QRNNError(f"--alphabet {alphabet} applies to text:PATH datasets only, not to {name}")
     return _REGISTRY[name]
+
+
+def lookup_run(config: Mapping[str, Any]) -> RegisteredDataset:
+    """The registry entry of a run's dataset from the run's recorded options (a checkpoint's `config`, or
+    `TrainConfig.as_dict()`): its name with the run's `--alphabet`, so that every place rebuilding a run's data
+    reads a text file as the run did (checkpoints written before `--alphabet` existed used the file's own)."""
+    return lookup(str(config["dataset"]), alphabet=str(config.get("alphabet", DEFAULT_ALPHABET)))
 
 
 def canonical_name(name: str) -> str:

@@ -265,6 +265,11 @@ class MnistDataset(Dataset):
             sampler.order = saved["order"].numpy().astype(sampler.pool.dtype)  # type: ignore[union-attr]
             sampler.position = int(saved["position"])
 
+    @property
+    def sequences_per_batch(self) -> int:
+        """`batch_size` images of each digit."""
+        return self.batch_size * len(self.digits)
+
     def _drawing_order(self) -> tuple[int, ...]:
         """The digits in the order their images fill a batch."""
         return self.digits

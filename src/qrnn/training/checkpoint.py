@@ -397,11 +397,11 @@ def check_data(payload: dict[str, Any], path: str | os.PathLike[str]) -> str | N
     """Refuse (one-line `QRNNError`) a checkpoint trained on an older layout of its dataset than the current
     one; return a one-line warning when the data now in use (`--data-dir`, `QRNN_DATA_DIR`) is not the data
     it was trained on, else None. Checkpoints written before layouts were recorded count as layout 1."""
-    from qrnn.datasets import lookup
+    from qrnn.datasets import lookup_run
     from qrnn.datasets.resources import source_mismatch
 
     name = payload["config"]["dataset"]
-    current = lookup(name).cls.layout_version
+    current = lookup_run(payload["config"]).cls.layout_version
     recorded = payload.get("dataset_layout_version", 1)
     if not isinstance(recorded, int) or recorded < current:
         raise QRNNError(

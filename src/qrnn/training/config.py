@@ -156,6 +156,23 @@ def _is_number(value: object) -> bool:
     return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)  # type: ignore[arg-type]
 
 
+# Upper bounds of options that could otherwise not work (what --workspace, --sentence-length and --batch-size
+# may be is bounded by the memory a training pass needs, checked when a run is prepared).
+# The neurons raise their amplitudes to the power 2^order: beyond 16 (a power of 65536) an activation is a step
+# function with no gradient to learn from, and 2^64 no longer fits the integer the power is computed with.
+MAX_ORDER = 16
+# Building the model takes about 0.3 ms per stage and workspace qubit (100000 stages: minutes and gigabytes before
+# the first epoch); the paper uses at most a handful.
+MAX_STAGES = 1000
+# A QRNN simulates 2^workspace amplitudes per sequence: 2^64 fit no machine (the memory a training pass needs is
+# checked against the free memory when a run is prepared, naming the largest workspace that fits). A baseline's
+# --workspace (hidden units) is bounded by that memory check alone.
+MAX_QRNN_WORKSPACE = 64
+# The parameters are angles (and a baseline's weights): a step of a million is no longer a learning rate, and
+# larger ones overflow inside the optimizers' float arithmetic (AdamW divides by 0.1 at its first step).
+MAX_LEARNING_RATE = 1e6
+
+
 def check_config(config: TrainConfig) -> None:
     """Raise `QRNNError` (one line naming the flag and what is allowed) for the first invalid option."""
     integers = {
@@ -165,17 +182,27 @@ def check_config(config: TrainConfig) -> None:
         "epochs": (1, None),
         "seed": (0, 2**63 - 1),
         "workspace": (1, None),
-        "stages": (0, None),
-        "order": (1, None),
+        "stages": (0, MAX_STAGES),
+        "order": (1, MAX_ORDER),
         "degree": (1, None),
         "sentence_length": (2, None),
         "validate_every": (1, None),
+    }
+    reasons = {
+        "stages": "; more stages take minutes and gigabytes to build",
+        "order": "; the neurons' amplitudes are raised to the power 2^order, a step function beyond that",
     }
     for name, (low, high) in integers.items():
         value = getattr(config, name)
         if not _is_int(value) or value < low or (high is not None and value > high):
             allowed = f"an integer >= {low}" if high is None else f"an integer in [{low}, {high}]"
-            raise QRNNError(f"{flag(name)} must be {allowed}, got {value!r}")
+            reason = reasons.get(name, "") if _is_int(value) and high is not None and value > high else ""
+            raise QRNNError(f"{flag(name)} must be {allowed}, got {value!r}{reason}")
+    if config.model == "qrnn" and config.workspace > MAX_QRNN_WORKSPACE:
+        raise QRNNError(
+            f"--workspace must be at most {MAX_QRNN_WORKSPACE} for a QRNN (it simulates 2^workspace amplitudes per "
+            f"sequence), got {config.workspace}"
+        )
     if config.batch_size is not None and (not _is_int(config.batch_size) or config.batch_size < 1):
         raise QRNNError(f"--batch-size must be an integer >= 1, got {config.batch_size!r}")
     non_negative = [
@@ -192,8 +219,11 @@ def check_config(config: TrainConfig) -> None:
             f"--lbfgs-line-search {config.lbfgs_line_search} applies to --optimizer lbfgs only, "
             f"got --optimizer {config.optimizer}; drop the flag or use --optimizer lbfgs"
         )
-    if not _is_number(config.learning_rate) or config.learning_rate <= 0:
-        raise QRNNError(f"--learning-rate must be a finite number > 0, got {config.learning_rate!r}")
+    if not _is_number(config.learning_rate) or not 0 < config.learning_rate <= MAX_LEARNING_RATE:
+        raise QRNNError(
+            f"--learning-rate must be a finite number > 0 and at most {MAX_LEARNING_RATE:g}, got "
+            f"{config.learning_rate!r}"
+        )
     if not _is_number(config.initial_bias):
         raise QRNNError(f"--initial-bias must be a finite number, got {config.initial_bias!r}")
     if config.timeout is not None and (not _is_number(config.timeout) or config.timeout <= 0):

@@ -63,7 +63,21 @@ def check_port_free(port: int) -> None:
         try:
             probe.bind(("", port))
         except OSError:
-            raise QRNNError(f"--port {port} is in use on this machine; choose a free port with --port") from None
+            raise _port_in_use(port) from None
+
+
+def _port_in_use(port: int) -> QRNNError:
+    return QRNNError(f"--port {port} is in use on this machine; choose a free port with --port")
+
+
+def open_rendezvous(port: int) -> dist.TCPStore:
+    """The store where spawned shards meet, bound by the launching process before any shard starts. Binding is
+    the port check that holds: a check followed by a later bind lets two runs started together both pass it,
+    and then the shards of one join the other's rendezvous. One-line error when the port is taken."""
+    try:
+        return dist.TCPStore("127.0.0.1", port, is_master=True, wait_for_workers=False)
+    except RuntimeError:  # torch's DistNetworkError: EADDRINUSE, or no permission for the port
+        raise _port_in_use(port) from None
 
 
 def backend_for(device: torch.device) -> str:
@@ -75,11 +89,13 @@ def join_process_group(launch: Launch, device: torch.device, address: str | None
     """Connect this shard to the others (`address`/`port` None: torchrun's environment)."""
     if not launch.distributed:
         return
-    if address is not None and port is not None:
-        os.environ["MASTER_ADDR"] = address
-        os.environ["MASTER_PORT"] = str(port)
     if device.type == "cuda":
         torch.cuda.set_device(device)
+    if address is not None and port is not None:
+        # The launching process holds the store (`open_rendezvous`); the shards connect to it as clients.
+        store = dist.TCPStore(address, port, is_master=False)
+        dist.init_process_group(backend_for(device), store=store, rank=launch.rank, world_size=launch.world_size)
+        return
     dist.init_process_group(backend_for(device), rank=launch.rank, world_size=launch.world_size)
 
 

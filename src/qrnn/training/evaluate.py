@@ -189,14 +189,16 @@ def _batches(dataset: Any, stage: str, samples: int | None, batch_size: int) -> 
 
 def _check_members(configs: list[dict[str, Any]], paths: list[str]) -> None:
     """Members of an ensemble must share their dataset, its sequence length and its data source."""
-    from qrnn.datasets import lookup
+    from qrnn.datasets import lookup_run
+    from qrnn.datasets.base import DEFAULT_ALPHABET
 
     def facts(config: dict[str, Any]) -> dict[str, Any]:
-        entry = lookup(config["dataset"])
+        entry = lookup_run(config)
         info = entry.cls.info(**entry.fixed)
         # The sentence length matters only where the dataset does not fix it.
         length = info.sequence_length if info is not None and info.sequence_length else config["sentence_length"]
-        return {"dataset": config["dataset"], "sequence length": length, "data": config.get("data_source")}
+        return {"dataset": config["dataset"], "alphabet": config.get("alphabet", DEFAULT_ALPHABET),
+                "sequence length": length, "data": config.get("data_source")}
 
     first = facts(configs[0])
     for path, config in zip(paths[1:], configs[1:], strict=True):
@@ -221,7 +223,7 @@ def evaluate_checkpoints(
     `batch_size` sequences (default: SPLIT_BATCH for a fixed split, else the first run's batch over all its
     shards), drawing generated data and
     samples from `seed` (default: the first run's seed)."""
-    from qrnn.datasets import lookup
+    from qrnn.datasets import lookup_run
     from qrnn.datasets.base import DEFAULT_ALPHABET
     from qrnn.datasets.files import check_dataset_file
 
@@ -246,7 +248,7 @@ def evaluate_checkpoints(
     alphabet = config.get("alphabet", DEFAULT_ALPHABET)
     for path, member in zip(paths, configs, strict=True):
         check_dataset_file(member.get("dataset_file"), member["dataset"], alphabet, path)
-    entry = lookup(config["dataset"], alphabet=alphabet)
+    entry = lookup_run(config)
     entry.check_options(sentence_length=config["sentence_length"], batch_size=batch, num_shards=1)
     dataset = entry.create(
         sentence_length=config["sentence_length"], batch_size=batch, shard=0, num_shards=1, seed=seed

@@ -19,23 +19,32 @@ from typing import Any
 import torch
 
 from qrnn.errors import QRNNError, RunFault
-from qrnn.training.checkpoint import out_directory_of, read_checkpoint, timestamp, warn_about_data
+from qrnn.training.checkpoint import (
+    checkpoint_name,
+    out_directory_of,
+    read_checkpoint,
+    timestamp,
+    warn_about_data,
+)
 from qrnn.training.config import TrainConfig, check_config, flag, make_config, option_names
 from qrnn.training.distributed import (
     Launch,
     check_port_free,
     join_process_group,
     leave_process_group,
+    open_rendezvous,
     synchronise,
     torchrun_launch,
 )
 from qrnn.training.loop import Resumption, RunInfo, ShardTrainer, StopSignals, TrainResult
-from qrnn.training.models import build_model, choose_threads, flush_denormals, resolve_device
+from qrnn.training.models import DTYPES, build_model, choose_threads, flush_denormals, resolve_device
 from qrnn.training.progress import ProgressDisplay
 from qrnn.training.run_log import RunLog
 
 # Options a resumed run may change; the others are fixed by the checkpoint.
 RESUME_CHANGEABLE = ("epochs", "timeout", "stop_at_loss", "port", "num_validation_samples")
+# The longest file name common file systems allow (ext4, XFS, APFS, NTFS: 255 bytes or UTF-16 units).
+MAX_NAME_BYTES = 255
 # Largest batch size tried when looking for the one a dataset needs (simple-seq: 2, simple-quotes: 6).
 _LARGEST_AUTOMATIC_BATCH = 64
 
@@ -74,6 +83,92 @@ def _prepare_output(out: Path) -> None:
             raise QRNNError(f"cannot write into {out / sub}; choose another --out")
 
 
+def check_name_lengths(config: TrainConfig) -> None:
+    """One-line error when `--tag` makes the run's log folder or checkpoint names longer than a file name may be
+    (255 bytes on every common file system)."""
+    from qrnn.datasets import dataset_label
+
+    label = dataset_label(config.dataset)
+    # The longest names a run writes: its log folder, and a checkpoint of the longest kind.
+    longest = max(
+        len(checkpoint_name(config.tag, label, "0" * 6, "interrupted").encode()),
+        len(f"{config.tag}-{label}--{'0' * 6}-{timestamp()}".encode()),
+    )
+    if longest > MAX_NAME_BYTES:
+        room = MAX_NAME_BYTES - (longest - len(config.tag.encode()))
+        raise QRNNError(
+            f"--tag of {len(config.tag.encode())} bytes makes checkpoint names of {longest} bytes, longer than a file "
+            f"name may be ({MAX_NAME_BYTES}); use a --tag of at most {max(room, 0)} bytes with this dataset"
+        )
+
+
+def check_memory(
+    config: TrainConfig, input_size: int, batch: int, length: int, device: torch.device, shards_here: int
+) -> None:
+    """One-line error, before any work, when a training pass over `batch` sequences of `length` words needs more
+    memory than `device` has free (`shards_here` shards share a CPU's memory), naming the option to change and how
+    far: the largest workspace that fits, or else the longest sequences (or a smaller batch)."""
+    from qrnn.model import _available_memory
+
+    available = _available_memory(device)
+    if available is None:
+        return
+    if device.type == "cpu":
+        available //= max(shards_here, 1)
+    estimators: dict[int, Callable[[int, int], int]] = {}
+
+    def fits(workspace: int, steps: int = length) -> bool:
+        if workspace not in estimators:
+            estimators[workspace] = _memory_estimator(config, input_size, workspace)
+        return estimators[workspace](batch, steps) <= available
+
+    if fits(config.workspace):
+        return
+    required = estimators[config.workspace](batch, length)
+    where = f"{available / 2**30:.1f} GiB is free on {device}" + (
+        f" for each of {shards_here} shards" if device.type == "cpu" and shards_here > 1 else ""
+    )
+    if fits(1):
+        width = "hidden units" if config.model != "qrnn" else "workspace qubits"
+        raise QRNNError(
+            f"--workspace {config.workspace} needs about {required / 2**30:.3g} GiB for a training pass over "
+            f"batch {batch} x length {length}, but only {where}; at most --workspace "
+            f"{_largest(1, config.workspace, fits)} ({width}) fits"
+        )
+    advice = "use a smaller --batch-size"
+    # Where --sentence-length sets the length (datasets with a fixed length ignore it), say how long fits.
+    if length == config.sentence_length and fits(config.workspace, 2):
+        longest = _largest(2, length, lambda steps: fits(config.workspace, steps))
+        advice = f"at most --sentence-length {longest} fits with --workspace {config.workspace}, or {advice}"
+    raise QRNNError(
+        f"a training pass over batch {batch} x length {length} needs about {required / 2**30:.3g} GiB, but only "
+        f"{where}, too little even for --workspace 1; {advice}"
+    )
+
+
+def _largest(low: int, high: int, fits: Callable[[int], bool]) -> int:
+    """The largest value in [low, high) that `fits`, given that `low` fits, `high` does not and the need grows
+    with the value: a bisection (a baseline's workspace or a sequence length may be in the millions)."""
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (middle, high) if fits(middle) else (low, middle)
+    return low
+
+
+def _memory_estimator(config: TrainConfig, input_size: int, workspace: int) -> Callable[[int, int], int]:
+    """(batch, length) -> the bytes a training pass needs at `workspace`: the model's own estimate (a QRNN's for
+    its method; a baseline's from its sizes, before building it, since building a huge baseline is itself the
+    allocation that fails)."""
+    itemsize = DTYPES[config.dtype].itemsize
+    if config.model != "qrnn":
+        from qrnn.baselines import estimate_memory_bytes
+
+        return lambda batch, length: estimate_memory_bytes(config.model, input_size, workspace, batch, length, itemsize)
+    model = build_model({**config.as_dict(), "workspace": workspace, "input_size": input_size})
+    model.to(DTYPES[config.dtype])
+    return lambda batch, length: int(model.estimate_memory_bytes(batch, length))  # type: ignore[operator]
+
+
 def prepare(config: TrainConfig, launch: Launch | None) -> TrainConfig:
     """Check everything that can be checked before work starts; a copy of `config` with the shard count and
     batch size settled. Raises `QRNNError` (one line)."""
@@ -88,12 +183,14 @@ def prepare(config: TrainConfig, launch: Launch | None) -> TrainConfig:
         config.num_shards = launch.world_size
     config.batch_size = resolve_batch_size(config)
     local_rank = launch.local_rank if launch is not None else 0
-    resolve_device(config.device, local_rank)
+    device = resolve_device(config.device, local_rank)
+    check_name_lengths(config)
     probe = lookup(config.dataset, alphabet=config.alphabet).create(
         sentence_length=config.sentence_length, batch_size=config.batch_size, shard=0,
         num_shards=config.num_shards, seed=config.seed,
     )
-    build_model({**config.as_dict(), "input_size": probe.input_size})
+    shards_here = launch.local_world_size if launch is not None else config.num_shards
+    check_memory(config, probe.input_size, probe.sequences_per_batch, probe.sequence_length, device, shards_here)
     if (launch is None or not launch.torchrun) and config.num_shards > 1:
         check_port_free(config.port)
     return config
@@ -174,58 +271,125 @@ def _spawned_shard(rank: int, config: TrainConfig, run: RunInfo, resumption: Res
         # Ctrl-C reaches every process of the terminal's group and the parent forwards it as well: only note it.
         result = run_shard(launch, config, run, resumption, address="127.0.0.1", escalate=False)
     except QRNNError as error:
-        results.put(("error", (str(error), error.exit_code)))
-        raise SystemExit(error.exit_code) from None
+        # The error itself (its class carries the exit code); shard 0's names the checkpoints it wrote.
+        results.put(("error", rank, error))
+        _leave(error.exit_code)
     if rank == 0:
-        results.put(("result", result))
+        results.put(("result", rank, result))
+    _leave(0)
+
+
+def _leave(code: int) -> None:
     # Leave without running the interpreter's teardown: destructors of torch.distributed's native threads at
     # exit sometimes abort a finished shard ("terminate called without an active exception"), which the parent
     # would report as a failed run. Everything the shard produced is written and handed over by now.
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(0)
+    os._exit(code)
+
+
+# After a shard fails, how long the others get to notice (their next collective fails) and exit by themselves
+# before they are terminated, and how long after SIGTERM before SIGKILL.
+_SHARD_GRACE_SECONDS = 10.0
+
+
+def _wait_for_shards(processes: list[Any]) -> int | None:
+    """Wait until every shard exited; the index of the first that failed (the others are then stopped), or None
+    when all succeeded."""
+    from multiprocessing.connection import wait
+
+    while True:
+        running = {process.sentinel: index for index, process in enumerate(processes) if process.exitcode is None}
+        if not running:
+            return None
+        for sentinel in wait(list(running)):
+            process = processes[running[sentinel]]
+            process.join()
+            if process.exitcode != 0:
+                _stop_shards(processes)
+                return running[sentinel]
+
+
+def _stop_shards(processes: list[Any]) -> None:
+    deadline = time.monotonic() + _SHARD_GRACE_SECONDS
+    for process in processes:
+        process.join(max(deadline - time.monotonic(), 0.0))
+    for stop in ("terminate", "kill"):
+        alive = [process for process in processes if process.is_alive()]
+        for process in alive:
+            getattr(process, stop)()
+        for process in alive:
+            process.join(_SHARD_GRACE_SECONDS)
+
+
+def last_checkpoint(run: RunInfo, resumption: Resumption | None = None) -> str | None:
+    """The newest complete checkpoint of `run` in its checkpoints folder (or the one a resume started from),
+    None when it has none: what a run stopped by a fault leaves to continue from."""
+    mine = [path for path in run.checkpoint_dir.glob(f"checkpoint-*--{run.run_id}-*.tar") if path.is_file()]
+    if mine:
+        return str(max(mine, key=lambda path: path.stat().st_mtime_ns))
+    return resumption.path if resumption is not None else None
+
+
+def _shard_exception(context: Any, index: int) -> str:
+    """The last line of the traceback a spawned shard left (torch.multiprocessing writes it to a file), or its exit
+    code."""
+    import pickle
+
+    try:
+        with open(context.error_files[index], "rb") as stream:
+            trace = pickle.load(stream)  # written by torch.multiprocessing in our own child: a str
+        return str(trace).strip().splitlines()[-1]
+    except (OSError, EOFError, pickle.UnpicklingError, IndexError):
+        return f"exit code {context.processes[index].exitcode}"
 
 
 def _spawn(config: TrainConfig, run: RunInfo, resumption: Resumption | None) -> TrainResult:
     """Run `config.num_shards` shard processes on this machine and wait for them; SIGINT/SIGTERM received here
-    are passed on to them (a cluster pre-empting the job signals this process)."""
+    are passed on to them (a cluster pre-empting the job signals this process). A shard that raised a one-line
+    error ends the run with it; a shard that died (killed, crashed) ends it with one line naming the shard and
+    the last good checkpoint."""
     import torch.multiprocessing as mp
-    from torch.multiprocessing.spawn import ProcessExitedException
 
     results = mp.get_context("spawn").SimpleQueue()
     context = mp.start_processes(
         _spawned_shard, args=(config, run, resumption, results), nprocs=config.num_shards, join=False,
         start_method="spawn",
     )
+    processes = context.processes
 
     def forward(signum: int, _frame: object) -> None:
-        for process in context.processes:
+        for process in processes:
             if process.is_alive() and process.pid is not None:
                 os.kill(process.pid, signum)
 
     previous = {signum: signal.signal(signum, forward) for signum in StopSignals.HANDLED}
     try:
-        while not context.join():
-            pass
-    except ProcessExitedException:
-        messages = []
-        while not results.empty():
-            kind, value = results.get()
-            if kind == "error":
-                messages.append(value)
-        if messages:
-            message, code = messages[0]
-            # A fault at run time (a full disk) keeps its exit code across the process boundary.
-            raise (RunFault if code == RunFault.exit_code else QRNNError)(message) from None
-        raise
+        failed = _wait_for_shards(processes)
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+    reports = []
     while not results.empty():
-        kind, value = results.get()
-        if kind == "result":
-            return value
-    raise RuntimeError("the shards finished without reporting a result")
+        reports.append(results.get())
+    reports.sort(key=lambda report: report[1])
+    if failed is None:
+        for kind, _rank, value in reports:
+            if kind == "result":
+                return value
+        raise RuntimeError("the shards finished without reporting a result")
+    errors = [value for kind, _rank, value in reports if kind == "error"]
+    if errors:
+        raise errors[0]  # the lowest shard's: shard 0's names the checkpoints it wrote
+    # A shard killed by a signal is the cause; the others then fail on their next collective.
+    died = next((index for index, process in enumerate(processes) if (process.exitcode or 0) < 0), failed)
+    code = processes[died].exitcode or 0
+    how = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"failed ({_shard_exception(context, died)})"
+    good = last_checkpoint(run, resumption)
+    kept = f"the last good checkpoint is {good}; continue with `qrnn resume {good}`" if good else (
+        "no checkpoint was written"
+    )
+    raise RunFault(f"shard {died} of {config.num_shards} {how}; the run stopped and {kept}")
 
 
 def run_training(
@@ -242,16 +406,22 @@ def run_training(
     launch = torchrun_launch()
     config = prepare(config, launch)
     run = run or new_run(config)
+    spawning = launch is None and config.num_shards > 1
+    # Bound before any folder is made or shard started: a taken port leaves nothing behind.
+    store = open_rendezvous(config.port) if spawning else None
     if launch is None or launch.rank == 0:
         _prepare_output(Path(run.out))
     if (on_validation is not None or lost is not None) and (launch is not None or config.num_shards != 1):
         raise QRNNError("a sweep's training hooks need a run of one shard in this process (--num-shards 1)")
     if launch is not None:
         return run_shard(launch, config, run, resumption)
-    if config.num_shards == 1:
-        return run_shard(Launch(0, 1, 0, 1, distributed=False), config, run, resumption, on_validation=on_validation,
-                         lost=lost)
-    return _spawn(config, run, resumption)
+    if not spawning:
+        return run_shard(Launch(0, 1, 0, 1, distributed=False), config, run, resumption,
+                         on_validation=on_validation, lost=lost)
+    try:
+        return _spawn(config, run, resumption)
+    finally:
+        del store  # closes the rendezvous port
 
 
 def describe_model(model: torch.nn.Module) -> str:
@@ -270,7 +440,9 @@ def train(preset: str | os.PathLike[str] | None = None, **options: Any) -> Train
     """Train from Python with the command line's options (flag names with underscores, e.g.
     `train(dataset="elman-xor", epochs=500, learning_rate=0.01)`); returns the `TrainResult`. With `preset` (a
     shipped preset's name or a .toml path), its `[train]` options are the starting point and `options` override
-    them. `dataset` may also be what `qrnn.datasets.from_arrays` returns."""
+    them. `dataset` may also be what `qrnn.datasets.from_arrays` returns. Raises `QRNNError` (one line) for options
+    that cannot work, before any work, and `RunFault` (a `QRNNError`) when training meets a non-finite number or a
+    shard dies; the checkpoints written before the fault stay."""
     if "dataset" in options:
         from qrnn.datasets.files import dataset_name_of
 

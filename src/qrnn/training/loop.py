@@ -9,7 +9,8 @@ the original's `ignore_output_at_step`) and samples the others, with the loss an
 the scored steps (the original's `filter`); minimum postselection probability gathered over shards; samples
 printed; a "best" checkpoint when the validation loss is the best so far. The run stops at `--epochs` ("final"
 checkpoint), when the validation loss falls below `--stop-at-loss` ("final"), at `--timeout` or on SIGINT/SIGTERM
-("interrupted").
+("interrupted"). A non-finite loss, gradient or parameter (`first_non_finite`) stops it at once with a `RunFault`
+and no closing checkpoint.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from torch import nn
 from qrnn import __version__
 from qrnn.bits import bits_to_int
 from qrnn.datasets.base import dataset_label
-from qrnn.errors import QRNNError
+from qrnn.errors import QRNNError, RunFault
 from qrnn.files import remove_stale_temporaries
 from qrnn.training.checkpoint import (
     FORMAT,
@@ -91,6 +92,8 @@ class TrainResult:
     best_checkpoint: str | None = None
     final_checkpoint: str | None = None
     log_dir: str = ""
+    # A pool member's fault at run time (its one line; stop reason "fault"): a lone run raises `RunFault` instead.
+    fault: str | None = None
 
 
 @dataclass
@@ -171,6 +174,21 @@ def postselect_steps(postselected: torch.Tensor) -> Callable[[int, torch.Tensor]
     """The validation's postselection rule for the model: postselect the steps marked in `postselected` (bool
     B x (L-1), usually `Batch.postselection()`), sample the others."""
     return lambda step, _targets: postselected[:, step]
+
+
+def first_non_finite(loss: float | torch.Tensor, model: nn.Module) -> str | None:
+    """What is not finite after a training step, in words ("the training loss (nan)", "the gradient of NAME",
+    "parameter NAME"), or None when the loss, every gradient and every parameter are finite. One device sync for
+    all tensors together."""
+    if not math.isfinite(float(loss)):
+        return f"the training loss ({float(loss)})"
+    named = list(model.named_parameters())
+    checks = [(f"the gradient of {name}", p.grad) for name, p in named if p.grad is not None]
+    checks += [(f"parameter {name}", p.detach()) for name, p in named]
+    if not checks:
+        return None
+    finite = torch.stack([torch.isfinite(tensor).all() for _, tensor in checks]).tolist()
+    return next((what for (what, _), ok in zip(checks, finite, strict=True) if not ok), None)
 
 
 class ShardTrainer:
@@ -515,11 +533,16 @@ class ShardTrainer:
             # One collective per epoch agrees on stopping (a signal or timeout on any shard stops all of them at
             # the same epoch) and on the smallest postselection probability.
             timed_out = timeout is not None and time.monotonic() - started >= timeout
+            # Checked every epoch, before anything is logged or written: a NaN must never reach a checkpoint.
+            non_finite = first_non_finite(train_loss, self.model)
             flags = self.collectives.max(
                 torch.tensor(
-                    [float(stop.received is not None), float(timed_out), -min_postselection], dtype=torch.float64
+                    [float(stop.received is not None), float(timed_out), -min_postselection, float(bool(non_finite))],
+                    dtype=torch.float64,
                 )
             )
+            if flags[3] > 0:
+                raise RunFault(self._non_finite_line(non_finite))
             min_postselection = -float(flags[2])
             if self.lost is not None and self.lost.is_set():
                 return self.abandon(first_epoch)
@@ -586,6 +609,38 @@ class ShardTrainer:
             best_checkpoint=str(self.run.checkpoint_dir / self.best_checkpoint) if self.best_checkpoint else None,
             final_checkpoint=closing,
             log_dir=str(self.run.log_dir),
+        )
+
+    def fail(self, first_epoch: int, line: str) -> TrainResult:
+        """Stop at once after a fault at run time (a pool member's non-finite numbers): nothing more written,
+        the one line kept in the result."""
+        self._message(line)
+        return TrainResult(
+            best_validation_loss=self.best_validation_loss,
+            best_character_error_rate=self.best_character_error_rate,
+            last_validation_loss=self.last_validation_loss,
+            epoch=self.epoch,
+            epochs_run=self.epoch - first_epoch,
+            stop_reason="fault",
+            exit_code=RunFault.exit_code,
+            checkpoints=list(self.written),
+            best_checkpoint=str(self.run.checkpoint_dir / self.best_checkpoint) if self.best_checkpoint else None,
+            final_checkpoint=None,
+            log_dir=str(self.run.log_dir),
+            fault=line,
+        )
+
+    def non_finite_line(self, what: str | None) -> str:
+        """The one line for non-finite numbers found after this epoch's step (`what`, see `first_non_finite`)."""
+        return self._non_finite_line(what)
+
+    def _non_finite_line(self, what: str | None) -> str:
+        # The last checkpoint written before the fault (or the one a resume started from) holds finite numbers.
+        good = self.written[-1] if self.written else (self.resumption.path if self.resumption else None)
+        kept = f"the last good checkpoint is {good}" if good else "no checkpoint was written"
+        return (
+            f"{what or 'a number on another shard'} is not finite at epoch {self.epoch}; training stopped and "
+            f"{kept}; try a smaller --learning-rate or smaller --initial-* values"
         )
 
 

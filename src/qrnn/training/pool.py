@@ -14,6 +14,7 @@ closure a different number of times per member and step, so L-BFGS runs train on
 
 from __future__ import annotations
 
+import math
 import sys
 import threading
 import time
@@ -27,7 +28,15 @@ import torch
 from qrnn.errors import QRNNError
 from qrnn.training.config import TrainConfig, flag, make_config
 from qrnn.training.distributed import Launch
-from qrnn.training.loop import Resumption, RunInfo, ShardTrainer, StopSignals, TrainResult, postselect_steps
+from qrnn.training.loop import (
+    Resumption,
+    RunInfo,
+    ShardTrainer,
+    StopSignals,
+    TrainResult,
+    first_non_finite,
+    postselect_steps,
+)
 from qrnn.training.models import choose_threads, flush_denormals, resolve_device
 from qrnn.training.progress import ProgressDisplay
 from qrnn.training.run_log import RunLog
@@ -268,6 +277,26 @@ def clip_pool_gradients(parameters: Any, max_norms: Sequence[float]) -> bool:
     return True
 
 
+def pool_non_finite(members: Sequence[Any], parameters: Any, losses: Sequence[float]) -> list[str | None]:
+    """For each member after a pool's step: what is not finite (`first_non_finite`'s words), or None. On the
+    stacked gradients and parameters, one check per parameter name for all members; member by member where the
+    members' gradients are their own (a pass that ran member by member)."""
+    grads = [parameters.stacked[name].grad for name in parameters.names]
+    if any(grad is None for grad in grads):
+        return [first_non_finite(loss, member.model) for member, loss in zip(members, losses, strict=True)]
+    count = len(members)
+    checks = [(f"the gradient of {name}", grad) for name, grad in zip(parameters.names, grads, strict=True)]
+    checks += [(f"parameter {name}", parameters.stacked[name].detach()) for name in parameters.names]
+    finite = torch.stack([torch.isfinite(t.reshape(count, -1)).all(dim=1) for _, t in checks], dim=1).tolist()
+    found: list[str | None] = []
+    for p, loss in enumerate(losses):
+        if not math.isfinite(loss):
+            found.append(f"the training loss ({loss})")
+            continue
+        found.append(next((what for (what, _), ok in zip(checks, finite[p], strict=True) if not ok), None))
+    return found
+
+
 def pool_step(
     members: Sequence[Any],
     parameters: Any,
@@ -335,18 +364,19 @@ class PoolTrainer:
         stacked = isinstance(first, QRNN) and first.choose_method(batch, length) == "kernel"
         return PooledOptimizers(pool, [t.optimizer for t in trainers], stacked=stacked)
 
-    def _train_step(self, active: list[int], parameters: Any) -> tuple[list[float], list[float]]:
+    def _train_step(self, active: list[int], parameters: Any) -> tuple[list[float], list[float], list[str | None]]:
         trainers = [self.trainers[i] for i in active]
         batches = [trainer.training_batch() for trainer in trainers]
         pool, optimizers = parameters
         if optimizers is None:
             optimizers = parameters[1] = self._optimizers(trainers, pool, *batches[0].inputs.shape[:2])
-        return pool_step(
+        losses, minima = pool_step(
             trainers, pool, optimizers,
             torch.stack([b.inputs for b in batches]), torch.stack([b.targets for b in batches]),
             lambda p, probs: trainers[p].loss_function(probs, batches[p].target_words, batches[p].scored),
             [trainer.config.gradient_clip for trainer in trainers],
         )
+        return losses, minima, pool_non_finite(trainers, pool, losses)
 
     @torch.no_grad()
     def _validate(self, due: list[int], parameters: Any) -> list[dict[str, Any]]:
@@ -381,14 +411,18 @@ class PoolTrainer:
         parameters = self._parameters(active) if active else None
         while active:
             step_started = time.perf_counter()
-            losses, minima = self._train_step(active, parameters)
+            losses, minima, faults = self._train_step(active, parameters)
             seconds = time.perf_counter() - step_started
             elapsed = time.monotonic() - started
             leaving: dict[int, tuple[str, str]] = {}
             due = []
-            for i, loss, minimum in zip(active, losses, minima, strict=True):
+            for i, loss, minimum, fault in zip(active, losses, minima, faults, strict=True):
                 trainer = self.trainers[i]
                 trainer.epoch += 1
+                if fault is not None:
+                    # Before anything is logged or written: a NaN never reaches a checkpoint.
+                    leaving[i] = ("fault", trainer.non_finite_line(fault))
+                    continue
                 if trainer.lost is not None and trainer.lost.is_set():
                     leaving[i] = ("lost", "")
                     continue
@@ -423,6 +457,8 @@ class PoolTrainer:
                 trainer = self.trainers[i]
                 if reason == "lost":
                     results[i] = trainer.abandon(first_epochs[i])
+                elif reason == "fault":
+                    results[i] = trainer.fail(first_epochs[i], closing_kind)
                 else:
                     results[i] = trainer.finish(reason, closing_kind, first_epochs[i], stop, trainer.config.timeout)
             if leaving:
