@@ -121,3 +121,14 @@ def test_a_pruned_member_leaves_and_a_lost_one_writes_nothing_more(tmp_path: Pat
     # Lost at its first validation: asked before anything of it is recorded, so no checkpoint at all.
     assert lost.best_checkpoint is None
     assert list((tmp_path / "pool" / "b" / "checkpoints").iterdir()) == []
+
+
+def test_a_member_with_non_finite_numbers_leaves_and_the_others_go_on(tmp_path: Path) -> None:
+    healthy, broken = _members(tmp_path, "pool")[:2]
+    broken = {**broken, "initial_weights_spread": 1e308}
+    first, second = train_pool([healthy, broken])
+    assert second.stop_reason == "fault" and second.exit_code == 1 and second.final_checkpoint is None
+    assert "is not finite at epoch 1" in second.fault and "no checkpoint was written" in second.fault
+    assert not list((tmp_path / "pool" / "b" / "checkpoints").iterdir())
+    alone = train(**{**healthy, "out": healthy["out"].replace("pool", "alone")})
+    _same_checkpoint(first.final_checkpoint, alone.final_checkpoint)
