@@ -130,12 +130,21 @@ def test_any_layer_block_size_gives_the_kernel_paths_numbers_and_gradients(
             assert torch.allclose(grad, expected, atol=1e-11)
 
 
-def test_a_reused_history_buffer_changes_nothing() -> None:
-    from qrnn import QRNN, statevector
+def _model_and_inputs(method: str, stages: int) -> tuple[object, torch.Tensor]:
+    from qrnn import QRNN
 
     inputs = torch.randint(0, 2, (4, 6, 2), generator=torch.Generator().manual_seed(3))
-    model = QRNN(2, 4, 1, 2, 2, method="statevector").double()
+    model = QRNN(2, 4 if method == "statevector" else 3, stages, 2, 2, method=method).double()
     model.reset_parameters(1.0, 1.0, 1.0, generator=torch.Generator().manual_seed(4))
+    return model, inputs
+
+
+@pytest.mark.parametrize("method,kind", [("statevector", "statevector steps"), ("kernel", "rotation program")])
+def test_a_reused_buffer_changes_nothing(method: str, kind: str) -> None:
+    # A finished pass offers its buffer (the statevector path's history, the kernel construction's) to the next.
+    from qrnn import statevector
+
+    model, inputs = _model_and_inputs(method, 1 if method == "statevector" else 2)
 
     def run() -> tuple[torch.Tensor, torch.Tensor]:
         model.zero_grad()
@@ -146,35 +155,17 @@ def test_a_reused_history_buffer_changes_nothing() -> None:
     spares = statevector._spare_buffers
     spares.clear()
     fresh = run()
-    assert "statevector steps" in spares  # the finished pass offers its history to the next
-    spares["statevector steps"][0].fill_(float("nan"))
+    assert kind in spares
+    spares[kind][0].fill_(float("nan"))
     reused = run()
     assert torch.equal(fresh[0], reused[0]) and torch.equal(fresh[1], reused[1])
 
 
-def test_a_reused_kernel_construction_buffer_changes_nothing() -> None:
-    from qrnn import QRNN, statevector
-
-    inputs = torch.randint(0, 2, (4, 6, 2), generator=torch.Generator().manual_seed(3))
-    model = QRNN(2, 3, 2, 2, 2, method="kernel").double()
-    model.reset_parameters(1.0, 1.0, 1.0, generator=torch.Generator().manual_seed(4))
-
-    def run() -> tuple[torch.Tensor, torch.Tensor]:
-        model.zero_grad()
-        probs = model(inputs, inputs)[0]
-        probs.square().sum().backward()
-        return probs.detach(), model.cell.work_stages[0].rotations.grad.clone()
-
-    spares = statevector._spare_buffers
-    spares.clear()
-    fresh = run()
-    spares["rotation program"][0].fill_(float("nan"))
-    reused = run()
-    assert torch.equal(fresh[0], reused[0]) and torch.equal(fresh[1], reused[1])
-    # A second backward through a retained graph gets its buffer back, or refuses once another pass took it.
+def test_a_retained_graph_gets_its_kernel_construction_buffer_back_or_refuses() -> None:
+    model, inputs = _model_and_inputs("kernel", 2)
     probs = model(inputs, inputs)[0]
     probs.sum().backward(retain_graph=True)
-    probs.sum().backward(retain_graph=True)
-    model(inputs, inputs)[0].sum().backward()
+    probs.sum().backward(retain_graph=True)  # no pass took the buffer in between: it comes back
+    model(inputs, inputs)[0].sum().backward()  # another pass takes and offers it
     with pytest.raises(RuntimeError, match="second backward pass"):
         probs.sum().backward()

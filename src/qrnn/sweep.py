@@ -535,6 +535,25 @@ class _Worker:
         self._print = printer or (lambda line: print(line, flush=True))
         self.interval = float(heartbeat_settings(self.stale_after)[0])
 
+    # The study's name in its storage, and the sampler and pruner it runs with (a search's; None for grids).
+    study_name = ""
+    sampler: Any = None
+    pruner: Any = None
+
+    def open(self, create: bool = True) -> Any:
+        """The study (None when `create` is false and its storage or the study does not exist yet)."""
+        storage = open_storage(self.storage_url, self.default_storage, self.stale_after, create)
+        if storage is None:
+            return None
+        import optuna
+
+        if not create:
+            try:
+                return optuna.load_study(study_name=self.study_name, storage=storage)
+            except KeyError:
+                return None
+        return open_study(storage, self.study_name, self.directory, self.sampler, self.pruner)
+
     @property
     def default_storage(self) -> Path:
         """The journal file used without --storage."""
@@ -868,19 +887,10 @@ class Sweep(_Worker):
         """Where `point` runs and keeps its bookkeeping."""
         return self.directory / point.id
 
-    def open(self, create: bool = True) -> Any:
-        """The sweep's study (None when `create` is false and its storage does not exist yet)."""
-        storage = open_storage(self.storage_url, self.default_storage, self.stale_after, create)
-        if storage is None:
-            return None
-        import optuna
-
-        if not create:
-            try:
-                return optuna.load_study(study_name=self.preset.name, storage=storage)
-            except KeyError:
-                return None
-        return open_study(storage, self.preset.name, self.directory)
+    @property
+    def study_name(self) -> str:
+        """The study's name in its storage: the preset's."""
+        return self.preset.name
 
     def _member(self, point: SweepPoint, trial: Any) -> Member:
         record = {"preset": self.preset.name, "id": point.id, "varying": point.varying, "options": point.options}

@@ -38,8 +38,6 @@ from qrnn.sweep import (
     _Worker,
     add_worker_arguments,
     format_value,
-    open_storage,
-    open_study,
     point_trials,
     pool_key,
     read_json,
@@ -144,19 +142,10 @@ class Tune(_Worker):
                 values[key] = trial.suggest_float(key, entry["low"], entry["high"], log=entry["log"])
         return values
 
-    def open(self, create: bool = True) -> Any:
-        """The search's study (None when `create` is false and it does not exist yet)."""
-        storage = open_storage(self.storage_url, self.default_storage, self.stale_after, create)
-        if storage is None:
-            return None
-        import optuna
-
-        if not create:
-            try:
-                return optuna.load_study(study_name=self.name, storage=storage)
-            except KeyError:
-                return None
-        return open_study(storage, self.name, self.directory, self.sampler, self.pruner)
+    @property
+    def study_name(self) -> str:  # type: ignore[override]
+        """The search's study name."""
+        return self.name
 
     def _member(self, trial: Any) -> Member:
         values = self.suggest(trial)

@@ -568,22 +568,30 @@ class ShardTrainer:
                 break
         return self.finish(stop_reason, closing_kind, first_epoch, stop, timeout)
 
-    def abandon(self, first_epoch: int) -> TrainResult:
-        """Stop at once without writing anything more (the run's claim was lost to another worker)."""
-        self._message(f"stopped at epoch {self.epoch}: this run's claim was taken over; nothing more written")
+    def result(
+        self, first_epoch: int, stop_reason: str, exit_code: int = 0, final_checkpoint: str | None = None,
+        fault: str | None = None,
+    ) -> TrainResult:
+        """The run's result as it stands, stopped for `stop_reason`."""
         return TrainResult(
             best_validation_loss=self.best_validation_loss,
             best_character_error_rate=self.best_character_error_rate,
             last_validation_loss=self.last_validation_loss,
             epoch=self.epoch,
             epochs_run=self.epoch - first_epoch,
-            stop_reason="lost",
-            exit_code=0,
+            stop_reason=stop_reason,
+            exit_code=exit_code,
             checkpoints=list(self.written),
             best_checkpoint=str(self.run.checkpoint_dir / self.best_checkpoint) if self.best_checkpoint else None,
-            final_checkpoint=None,
+            final_checkpoint=final_checkpoint,
             log_dir=str(self.run.log_dir),
+            fault=fault,
         )
+
+    def abandon(self, first_epoch: int) -> TrainResult:
+        """Stop at once without writing anything more (the run's claim was lost to another worker)."""
+        self._message(f"stopped at epoch {self.epoch}: this run's claim was taken over; nothing more written")
+        return self.result(first_epoch, "lost")
 
     def finish(
         self, stop_reason: str, closing_kind: str, first_epoch: int, stop: StopSignals, timeout: float | None
@@ -597,38 +605,13 @@ class ShardTrainer:
             exit_code = 128 + int(stop.received or signal.SIGTERM)
         if self.is_leader:
             self._message(_closing_line(stop_reason, self.epoch, timeout))
-        return TrainResult(
-            best_validation_loss=self.best_validation_loss,
-            best_character_error_rate=self.best_character_error_rate,
-            last_validation_loss=self.last_validation_loss,
-            epoch=self.epoch,
-            epochs_run=self.epoch - first_epoch,
-            stop_reason=stop_reason,
-            exit_code=exit_code,
-            checkpoints=list(self.written),
-            best_checkpoint=str(self.run.checkpoint_dir / self.best_checkpoint) if self.best_checkpoint else None,
-            final_checkpoint=closing,
-            log_dir=str(self.run.log_dir),
-        )
+        return self.result(first_epoch, stop_reason, exit_code, closing)
 
     def fail(self, first_epoch: int, line: str) -> TrainResult:
         """Stop at once after a fault at run time (a pool member's non-finite numbers): nothing more written,
         the one line kept in the result."""
         self._message(line)
-        return TrainResult(
-            best_validation_loss=self.best_validation_loss,
-            best_character_error_rate=self.best_character_error_rate,
-            last_validation_loss=self.last_validation_loss,
-            epoch=self.epoch,
-            epochs_run=self.epoch - first_epoch,
-            stop_reason="fault",
-            exit_code=RunFault.exit_code,
-            checkpoints=list(self.written),
-            best_checkpoint=str(self.run.checkpoint_dir / self.best_checkpoint) if self.best_checkpoint else None,
-            final_checkpoint=None,
-            log_dir=str(self.run.log_dir),
-            fault=line,
-        )
+        return self.result(first_epoch, "fault", RunFault.exit_code, fault=line)
 
     def non_finite_line(self, what: str | None) -> str:
         """The one line for non-finite numbers found after this epoch's step (`what`, see `first_non_finite`)."""
