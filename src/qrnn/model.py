@@ -186,10 +186,12 @@ class _SequenceFunction(torch.autograd.Function):
         weights = psi.new_empty(steps, rows, outcomes)
         inverse_norms = psi.new_empty(steps, rows, 1)
         member_weights = weights.view(steps, members, batch, outcomes)
+        squares = torch.empty_like(psi)
         for t in range(steps):
             states[t].copy_(psi)
             z = layout.products(t, psi, False, products[t])
-            torch.bmm((z * z).view(members, batch, width), squared_readout_t, out=member_weights[t])
+            torch.mul(z, z, out=squares)
+            torch.bmm(squares.view(members, batch, width), squared_readout_t, out=member_weights[t])
             u = weights[t]
             if sampling:
                 p = u / u.sum(1, keepdim=True)
@@ -238,17 +240,20 @@ class _SequenceFunction(torch.autograd.Function):
         # dL/dz = 2 z (dL/du @ readout^2) + the terms through psi' = readout[y] * z / sqrt(u_y): its direct
         # dependence on z (scales) and on u_y (a multiple of 2 z readout[y]^2, known once dL/dpsi' is).
         spread = torch.matmul(grad_weights.view(steps, members, batch, outcomes), squared_readout)
-        base = 2 * products * spread.view(steps, rows, width)
-        through_norm = 2 * products * squared_readout.view(count, width)[flat_measured]
+        # In place where it can be: at a pool's sizes every fresh temporary costs its page faults.
+        base = spread.view(steps, rows, width).mul_(products).mul_(2)
+        through_norm = squared_readout.view(count, width)[flat_measured].mul_(products).mul_(2)
         norm_factor = -0.5 * inverse_norms * inverse_norms
         grad_outputs = torch.empty_like(products)
         grad_norms = torch.empty_like(inverse_norms)
         grad_products = torch.empty_like(products)
         grad_rows = torch.empty(rows, width, dtype=kernels.dtype, device=kernels.device)
         grad_psi = torch.zeros(rows, width, dtype=kernels.dtype, device=kernels.device)
+        scratch = torch.empty_like(grad_psi)
         for t in range(steps - 1, -1, -1):
             grad_next = grad_outputs[t].copy_(grad_psi)
-            correction = torch.mul((grad_next * outputs[t]).sum(1, keepdim=True), norm_factor[t], out=grad_norms[t])
+            overlap = torch.mul(grad_next, outputs[t], out=scratch).sum(1, keepdim=True)
+            correction = torch.mul(overlap, norm_factor[t], out=grad_norms[t])
             grad_z = torch.addcmul(base[t], grad_next, scales[t], out=grad_products[t])
             grad_z.addcmul_(correction, through_norm[t])
             grad_psi = layout.products(t, grad_z, True, grad_rows)
@@ -262,7 +267,7 @@ class _SequenceFunction(torch.autograd.Function):
             member_squares.reshape(members, -1, width),
         )
         grad_readout = torch.zeros(count, width, dtype=readout.dtype, device=readout.device).index_add_(
-            0, flat_measured.reshape(-1), (grad_outputs * products * inverse_norms).reshape(-1, width)
+            0, flat_measured.reshape(-1), grad_outputs.mul_(products).mul_(inverse_norms).reshape(-1, width)
         )
         grad_readout = grad_readout.view_as(readout) + 2 * readout * grad_squared_readout
         return grad_kernels.view_as(kernels), grad_readout, None, None, None, None
