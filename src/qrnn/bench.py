@@ -165,7 +165,18 @@ def time_config(
                           lambda p, probs: original_loss(probs, pool_words[p]), [clip] * pool)
                 synchronise()
 
-            pool_seconds, _ = _median_seconds(pooled, repeats)
+            # One-model and pool steps alternate, so that both medians see the same machine (its load and clock
+            # drift between runs of a few seconds).
+            singles, pools = [], []
+            pooled()
+            for _ in range(repeats):
+                start = time.perf_counter()
+                step()
+                singles.append(time.perf_counter() - start)
+                start = time.perf_counter()
+                pooled()
+                pools.append(time.perf_counter() - start)
+            seconds, pool_seconds = statistics.median(singles), statistics.median(pools)
             pool_row = {
                 "pool": pool,
                 "pool_seconds_per_step": pool_seconds,
