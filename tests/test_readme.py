@@ -29,7 +29,8 @@ def table_rows(text: str, first_header: str) -> list[dict[str, str]]:
 
 
 def test_the_originals_times_are_the_ones_bench_stores() -> None:
-    rows = [row for row in table_rows(README.read_text(), "config") if row["config"] in CONFIGS]
+    # The tables that quote the original's times (the pools table compares qrnn with itself).
+    rows = [row for row in table_rows(README.read_text(), "config") if row["config"] in CONFIGS and "original" in row]
     assert {row["config"] for row in rows} >= {"umap", "mnist01", "dna500", "ws6", "ws8", "ws10", "ws12", "ws20"}
     for row in rows:
         stored = CONFIGS[row["config"]].original_seconds
