@@ -86,3 +86,25 @@ def one_line_fault(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
     assert len(lines) == 1, captured.err
     assert "Traceback" not in captured.err and "Traceback" not in captured.out
     return lines[0]
+
+
+def terminate_after_best(monkeypatch: pytest.MonkeyPatch, at_epoch: int | None = None) -> None:
+    """Make training send itself SIGTERM (as a cluster pre-empting a job does) right after writing a "best"
+    checkpoint: the first one, or the one at `at_epoch`; once. `monkeypatch.undo()` (or the test's end) restores
+    the loop."""
+    import os
+    import signal
+
+    from qrnn.training import loop
+
+    original = loop.ShardTrainer.write_checkpoint
+    sent: list[int] = []
+
+    def write_then_terminate(self: loop.ShardTrainer, kind: str) -> str | None:
+        path = original(self, kind)
+        if kind == "best" and not sent and (at_epoch is None or self.epoch == at_epoch):
+            sent.append(self.epoch)
+            os.kill(os.getpid(), signal.SIGTERM)
+        return path
+
+    monkeypatch.setattr(loop.ShardTrainer, "write_checkpoint", write_then_terminate)

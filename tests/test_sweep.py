@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import terminate_after_best
 
 from qrnn.cli import main as qrnn_main
 from qrnn.errors import QRNNError
@@ -106,6 +107,19 @@ def run_dying_sweep(preset: Path, root: Path, name: str, *extra: str) -> subproc
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
 
 
+def kill_one_of_two_workers(preset: Path, root: Path, extra: list[str]) -> tuple[int, str]:
+    """Two workers on one sweep, one of which kills itself with SIGKILL right after its first "best"
+    checkpoint; the survivor must exit 0. Returns the survivor's pid and output."""
+    dying = subprocess.Popen([sys.executable, "-c", dying_sweep_code(preset, root, "SIGKILL", *extra)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    survivor = subprocess.Popen(sweep_command(preset, root, *extra), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+    assert dying.wait(timeout=120) == -signal.SIGKILL, dying.communicate()
+    out, err = survivor.communicate(timeout=180)
+    assert survivor.returncode == 0, out + err
+    return survivor.pid, out
+
+
 def test_point_ids_are_stable_and_distinct(tmp_path: Path) -> None:
     points = expand(load_preset(tiny_preset(tmp_path)))
     assert [p.id for p in points] == [p.id for p in expand(load_preset(tiny_preset(tmp_path)))]
@@ -138,19 +152,13 @@ def test_survivor_finishes_a_killed_workers_point(tmp_path: Path, storage: str) 
     preset = tiny_preset(tmp_path, epochs=8, rates="[0.05]", seeds="[1, 2]")
     root = tmp_path / "root"
     extra = ["--stale-after", "4", *storage_url(storage, tmp_path)]
-    dying = subprocess.Popen([sys.executable, "-c", dying_sweep_code(preset, root, "SIGKILL", *extra)],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    survivor = subprocess.Popen(sweep_command(preset, root, *extra), stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
-    assert dying.wait(timeout=120) == -signal.SIGKILL, dying.communicate()
-    out, err = survivor.communicate(timeout=180)
-    assert survivor.returncode == 0, out + err
+    survivor_pid, out = kill_one_of_two_workers(preset, root, extra)
     sweep = quiet_sweep(preset, root, storage=extra[3] if len(extra) > 2 else None)
     resumed = []
     for point in sweep.points:
         directory = sweep.point_directory(point)
         done = json.loads((directory / DONE_FILE).read_text())
-        assert done["epoch"] == 8 and done["stop_reason"] == "epochs" and done["pid"] == survivor.pid
+        assert done["epoch"] == 8 and done["stop_reason"] == "epochs" and done["pid"] == survivor_pid
         assert len(list((directory / "runs").iterdir())) == 1  # one run per point: the killed one continued
         assert not (directory / FAILED_FILE).exists()
         if done["resumed_from"] is not None:
@@ -312,29 +320,19 @@ def test_grown_grid_restarted_sweep_and_old_roots(tmp_path: Path) -> None:
 
 def test_signalled_sweep_stops_and_resumes_from_interrupted(tmp_path: Path,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    from qrnn.training import loop
 
     preset = tiny_preset(tmp_path, epochs=8, rates="[0.05]", seeds="[3]")
     sweep = quiet_sweep(preset, tmp_path / "root")
     (point,) = sweep.points
     directory = sweep.point_directory(point)
-    original = loop.ShardTrainer.write_checkpoint
-
-    def write_then_terminate(self: loop.ShardTrainer, kind: str) -> str | None:
-        # SIGTERM, as a cluster pre-empting the job sends it, right after the first "best" checkpoint.
-        path = original(self, kind)
-        if kind == "best":
-            os.kill(os.getpid(), signal.SIGTERM)
-        return path
-
-    monkeypatch.setattr(loop.ShardTrainer, "write_checkpoint", write_then_terminate)
+    terminate_after_best(monkeypatch)
     assert sweep.run() == 128 + signal.SIGTERM
     (interrupted,) = (directory / "checkpoints").glob("*-interrupted-*.tar")
     assert read_checkpoint(interrupted)["epoch"] == 5  # the signal came during epoch 4's validation
     assert sweep.status(point).state == "interrupted" and not (directory / DONE_FILE).exists()
     # Given back at once: failed as interrupted, with a waiting retry (no waiting for a stale heartbeat).
     assert states_of(sweep) == {point.id: ["FAIL", "WAITING"]}
-    monkeypatch.setattr(loop.ShardTrainer, "write_checkpoint", original)
+    monkeypatch.undo()
     assert sweep.run() == 0
     done = json.loads((directory / DONE_FILE).read_text())
     assert done["resumed_from"] == str(interrupted) and done["epoch"] == 8
@@ -467,44 +465,24 @@ def test_survivor_finishes_a_killed_workers_point_on_postgresql(tmp_path: Path, 
     preset = tiny_preset(tmp_path, epochs=8, rates="[0.05]", seeds="[1, 2]")
     root = tmp_path / "root"
     extra = ["--stale-after", "4", "--storage", postgres_url]
-    dying = subprocess.Popen([sys.executable, "-c", dying_sweep_code(preset, root, "SIGKILL", *extra)],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    survivor = subprocess.Popen(sweep_command(preset, root, *extra), stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
-    assert dying.wait(timeout=120) == -signal.SIGKILL, dying.communicate()
-    out, err = survivor.communicate(timeout=180)
-    assert survivor.returncode == 0, out + err
+    survivor_pid, out = kill_one_of_two_workers(preset, root, extra)
     sweep = quiet_sweep(preset, root, storage=postgres_url)
     dones = [json.loads((sweep.point_directory(point) / DONE_FILE).read_text()) for point in sweep.points]
-    assert all(done["epoch"] == 8 and done["pid"] == survivor.pid for done in dones)
+    assert all(done["epoch"] == 8 and done["pid"] == survivor_pid for done in dones)
     assert sum(done["resumed_from"] is not None for done in dones) == 1
     assert sorted(states_of(sweep).values()) == [["COMPLETE"], ["FAIL", "COMPLETE"]]
     assert all(len(list((sweep.point_directory(p) / "runs").iterdir())) == 1 for p in sweep.points)
 
 
-def test_pooled_sweep_gives_every_point_its_separate_run(tmp_path: Path) -> None:
+def test_pooled_sweep_gives_every_point_its_separate_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # The same grid with --pool-size 4 (its four points as one pool) and --pool-size 1 (one by one): every point
     # ends with the same best validation loss and the same final parameters, bit for bit; SIGTERM mid-pool
     # hands every point back, and the rerun resumes each from its own checkpoint.
-    from qrnn.training import loop
-
     preset = tiny_preset(tmp_path, epochs=12)
     pooled, alone = (quiet_sweep(preset, tmp_path / name, pool_size=size) for name, size in (("p", 4), ("a", 1)))
-    original = loop.ShardTrainer.write_checkpoint
-    signalled: list[str] = []
-
-    def write_then_terminate(self: loop.ShardTrainer, kind: str) -> str | None:
-        path = original(self, kind)
-        if kind == "best" and self.epoch == 8 and not signalled:
-            signalled.append(str(path))
-            os.kill(os.getpid(), signal.SIGTERM)
-        return path
-
-    loop.ShardTrainer.write_checkpoint = write_then_terminate  # type: ignore[method-assign]
-    try:
-        assert pooled.run() == 128 + signal.SIGTERM
-    finally:
-        loop.ShardTrainer.write_checkpoint = original  # type: ignore[method-assign]
+    terminate_after_best(monkeypatch, at_epoch=8)
+    assert pooled.run() == 128 + signal.SIGTERM
+    monkeypatch.undo()
     assert all(state == ["FAIL", "WAITING"] for state in states_of(pooled).values())
     assert pooled.run() == 0 and alone.run() == 0
     for point in pooled.points:

@@ -5,11 +5,11 @@ finished search runs nothing more, a signalled trial is retried in its own folde
 from __future__ import annotations
 
 import json
-import os
 import signal
 from pathlib import Path
 
 import pytest
+from helpers import terminate_after_best
 
 from qrnn.cli import main as qrnn_main
 from qrnn.presets import load_preset
@@ -77,21 +77,12 @@ def test_tpe_with_asha_finishes_and_prunes(tmp_path: Path, capsys: pytest.Captur
 
 
 def test_signalled_trial_is_retried_in_its_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from qrnn.training import loop
 
     preset = search_preset(tmp_path)
     tune = Tune(load_preset(preset), tmp_path / "root", 1, pruner="none", printer=lambda _line: None)
-    original = loop.ShardTrainer.write_checkpoint
-
-    def write_then_terminate(self: loop.ShardTrainer, kind: str) -> str | None:
-        path = original(self, kind)
-        if kind == "best":
-            os.kill(os.getpid(), signal.SIGTERM)
-        return path
-
-    monkeypatch.setattr(loop.ShardTrainer, "write_checkpoint", write_then_terminate)
+    terminate_after_best(monkeypatch)
     assert tune.run() == 128 + signal.SIGTERM
-    monkeypatch.setattr(loop.ShardTrainer, "write_checkpoint", original)
+    monkeypatch.undo()
     assert tune.run() == 0
     first, retry = tune.open(create=False).get_trials()
     assert (first.state.name, retry.state.name) == ("FAIL", "COMPLETE") and first.params == retry.params
