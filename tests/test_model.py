@@ -236,7 +236,7 @@ def test_bad_inputs_fail_with_clear_messages() -> None:
 
 def test_too_large_a_pass_fails_before_allocating(monkeypatch: pytest.MonkeyPatch) -> None:
     model = QRNN(3, 5, 1)
-    monkeypatch.setattr("qrnn.model._available_memory", lambda device: 10 * 2**20)
+    monkeypatch.setattr("qrnn.model.available_memory", lambda device: 10 * 2**20)
     bits = torch.zeros(128, 1000, 3, dtype=torch.long)
     with pytest.raises(QRNNError, match=r"needs about .* GiB, but only .* GiB is free"):
         model(bits, bits)
@@ -251,7 +251,7 @@ def test_auto_picks_the_path_that_fits_and_the_check_estimates_it(monkeypatch: p
     # path fits easily, so auto runs it where only 1 GiB is free, and only the forced kernel path is refused.
     assert large.estimate_memory_bytes(4, 3, "kernel") > 32 * 2**30
     assert large.estimate_memory_bytes(4, 3, "statevector") < 2**27
-    monkeypatch.setattr("qrnn.model._available_memory", lambda device: 2**30)
+    monkeypatch.setattr("qrnn.model.available_memory", lambda device: 2**30)
     bits = random_bits(4, 3, 2, 81)
     probs, _, _ = large(bits, bits)
     assert probs.shape == (4, 4, 2) and torch.allclose(probs.sum(1), torch.ones(4, 2))

@@ -179,7 +179,7 @@ def test_options_that_cannot_work_are_refused_before_any_work(
     expected: str,
 ) -> None:
     # The free memory, fixed so that the messages do not depend on the machine.
-    monkeypatch.setattr("qrnn.model._available_memory", lambda _device: 8 * GiB)
+    monkeypatch.setattr("qrnn.model.available_memory", lambda _device: 8 * GiB)
     out = tmp_path / "out"
     line = one_line_error(capsys, ["train", *argv, "--out", str(out)])
     assert expected in line, line
@@ -189,7 +189,7 @@ def test_options_that_cannot_work_are_refused_before_any_work(
 def test_memory_is_shared_by_the_shards_of_one_machine(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("qrnn.model._available_memory", lambda _device: 8 * GiB)
+    monkeypatch.setattr("qrnn.model.available_memory", lambda _device: 8 * GiB)
     line = one_line_error(capsys, [
         "train", "--workspace", "22", "--num-shards", "2", "--batch-size", "1", "--out", str(tmp_path / "out"),
     ])

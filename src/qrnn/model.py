@@ -51,17 +51,17 @@ _MATMUL_COST = 0.1
 _OPERATION_COST = 5_000
 
 
-def _padded_positions(words: torch.Tensor, count: int) -> tuple[torch.Tensor, int]:
+def _padded_positions(words: torch.Tensor, count: int, min_depth: int = 1) -> tuple[torch.Tensor, int]:
     """For rows of word indices (N x R, words in [0, count)): each entry's row in a padded layout that gives
-    every word `depth` consecutive rows (word w's k-th entry, in order, at w depth + k), and `depth`, the most
-    entries any word has in any row of `words`."""
+    every word `depth` consecutive rows (word w's k-th entry, in order, at w depth + k), and `depth`: the most
+    entries any word has in any row of `words`, at least `min_depth`."""
     order = torch.argsort(words, dim=1, stable=True)
     counts = torch.zeros(words.shape[0], count, dtype=torch.long, device=words.device)
     counts.scatter_add_(1, words, torch.ones_like(words))
     starts = counts.cumsum(1) - counts
     ranks_sorted = torch.arange(words.shape[1], device=words.device) - starts.gather(1, words.gather(1, order))
     ranks = torch.empty_like(ranks_sorted).scatter_(1, order, ranks_sorted)
-    depth = max(int(counts.max()), 1)
+    depth = max(int(counts.max()), min_depth)
     return words * depth + ranks, depth
 
 
@@ -95,9 +95,7 @@ class _StepLayout:
         sparse = batch * (count - 1) * width * width > count * _OPERATION_COST_IN_FLOPS
         self.mode = "padded" if sparse else "every"
         if self.mode == "padded":
-            self.pad_index, depth = _padded_positions(flat_words, members * count)
-            self.depth = max(depth, _PADDED_MIN_DEPTH)
-            self.pad_index = flat_words * self.depth + (self.pad_index - flat_words * depth)
+            self.pad_index, self.depth = _padded_positions(flat_words, members * count, _PADDED_MIN_DEPTH)
             self.padded_rows = kernels.new_zeros(members * count * self.depth, width)
             self.padded_products = torch.empty_like(self.padded_rows)
             flat = kernels.reshape(members * count, width, width)
@@ -469,7 +467,7 @@ class QRNN(nn.Module):
         if self.method != "auto":
             return self.method
         ranked = sorted(("kernel", "statevector"), key=lambda m: self.estimate_cost(batch, length, m))
-        available = _available_memory(self.cell.readout_bit.device)
+        available = available_memory(self.cell.readout_bit.device)
         if available is not None:
             for method in ranked:
                 if self.estimate_memory_bytes(batch, length, method) <= available:
@@ -478,7 +476,7 @@ class QRNN(nn.Module):
 
     def _check_memory(self, batch: int, length: int, device: torch.device, method: str, members: int = 1) -> None:
         need = members * self.estimate_memory_bytes(batch, length, method)
-        available = _available_memory(device)
+        available = available_memory(device)
         if available is not None and need > available:
             pool = f"a pool of {members} models x " if members > 1 else ""
             raise QRNNError(
@@ -573,7 +571,8 @@ class ParameterPool:
             leaf.grad = None
         for row in self.member_parameters:
             for parameter in row:
-                parameter.grad = None
+                if parameter.grad is not None:
+                    parameter.grad = None
 
     def distribute_gradients(self) -> None:
         """Each member parameter's gradient: a view of its slice of the stacked gradient. Where a pass used the
@@ -597,7 +596,7 @@ def pool_chunks(model: nn.Module, members: int, batch: int, length: int) -> list
     device = next(model.parameters()).device
     if device.type == "cuda":
         # A GPU wants the whole pool at once: as many members as half its free memory holds.
-        budget = _available_memory(device) or need * members
+        budget = available_memory(device) or need * members
         size = max(1, budget // 2 // need)
     else:
         size = max(1, POOL_CHUNK_BYTES // need)
@@ -708,7 +707,7 @@ def run_pool(
     )
 
 
-def _available_memory(device: torch.device) -> int | None:
+def available_memory(device: torch.device) -> int | None:
     """Free memory on `device` in bytes, or None where it cannot be told."""
     if device.type == "cuda":
         return torch.cuda.mem_get_info(device)[0]

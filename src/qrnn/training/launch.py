@@ -73,7 +73,8 @@ def resolve_batch_size(config: TrainConfig) -> int:
     raise first_error
 
 
-def _prepare_output(out: Path) -> None:
+def prepare_output(out: Path) -> None:
+    """Create `out`'s `runs/` and `checkpoints/` folders; one-line errors where they cannot be written."""
     for sub in ("runs", "checkpoints"):
         try:
             (out / sub).mkdir(parents=True, exist_ok=True)
@@ -108,9 +109,9 @@ def check_memory(
     """One-line error, before any work, when a training pass over `batch` sequences of `length` words needs more
     memory than `device` has free (`shards_here` shards share a CPU's memory), naming the option to change and how
     far: the largest workspace that fits, or else the longest sequences (or a smaller batch)."""
-    from qrnn.model import _available_memory
+    from qrnn.model import available_memory
 
-    available = _available_memory(device)
+    available = available_memory(device)
     if available is None:
         return
     if device.type == "cpu":
@@ -410,7 +411,7 @@ def run_training(
     # Bound before any folder is made or shard started: a taken port leaves nothing behind.
     store = open_rendezvous(config.port) if spawning else None
     if launch is None or launch.rank == 0:
-        _prepare_output(Path(run.out))
+        prepare_output(Path(run.out))
     if (on_validation is not None or lost is not None) and (launch is not None or config.num_shards != 1):
         raise QRNNError("a sweep's training hooks need a run of one shard in this process (--num-shards 1)")
     if launch is not None:

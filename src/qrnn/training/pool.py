@@ -85,7 +85,7 @@ def default_pool_size(options: dict[str, Any]) -> int:
     """How many runs like `options` a sweep trains as one pool when not told: 1 where pools do not batch the
     work (L-BFGS, several shards, the classical baselines, the statevector path), else as many as a quarter of
     the free memory holds, at most DEFAULT_POOL_LIMIT."""
-    from qrnn.model import _available_memory
+    from qrnn.model import available_memory
     from qrnn.training.launch import prepare
     from qrnn.training.models import build_model
 
@@ -104,7 +104,7 @@ def default_pool_size(options: dict[str, Any]) -> int:
     if model.choose_method(batch, length) != "kernel":  # type: ignore[operator]
         return 1
     need = max(1, model.estimate_memory_bytes(batch, length))  # type: ignore[operator]
-    available = _available_memory(resolve_device(config.device)) or need * DEFAULT_POOL_LIMIT * 4
+    available = available_memory(resolve_device(config.device)) or need * DEFAULT_POOL_LIMIT * 4
     return int(max(1, min(DEFAULT_POOL_LIMIT, available // 4 // need)))
 
 
@@ -473,7 +473,7 @@ class PoolTrainer:
 def run_pool_training(members: Sequence[PoolMember]) -> list[TrainResult]:
     """Check, then train the members as one pool (L-BFGS or multi-shard runs one after another); one result per
     member."""
-    from qrnn.training.launch import _prepare_output, new_run, prepare, run_training
+    from qrnn.training.launch import new_run, prepare, prepare_output, run_training
 
     members = [
         PoolMember(prepare(member.config, None), member.run, member.resumption, member.on_validation, member.lost)
@@ -493,7 +493,7 @@ def run_pool_training(members: Sequence[PoolMember]) -> list[TrainResult]:
     ]
     for member in members:
         assert member.run is not None
-        _prepare_output(Path(member.run.out))
+        prepare_output(Path(member.run.out))
     first = members[0].config
     started = time.monotonic()
     device = resolve_device(first.device)
