@@ -386,7 +386,7 @@ def test_failed_points_max_points_and_status(tmp_path: Path, monkeypatch: pytest
 
 
 def test_pool_keys() -> None:
-    points = expand(load_preset("simple-seq-optimizers"))
+    points = expand(load_preset("experiment-1-optimizer"))
     by_optimizer = {}
     for point in points:
         by_optimizer.setdefault(point.options["optimizer"], set()).add(pool_key(point.options))

@@ -120,7 +120,7 @@ def test_tune_option_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert "[search] learning_rate: --sampler grid needs choices or an integer range" in capsys.readouterr().err
     assert qrnn_main(["tune", str(preset), "--root", root, "--trials", "0"]) == 2
     assert "--trials must be an integer >= 1" in capsys.readouterr().err
-    assert qrnn_main(["tune", "simple-seq-topology", "--root", root]) == 2
+    assert qrnn_main(["tune", "experiment-1-topology", "--root", root]) == 2
     assert "has no [search] table" in capsys.readouterr().err
     try:
         import cmaes  # noqa: F401
@@ -129,5 +129,6 @@ def test_tune_option_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
         assert capsys.readouterr().err == "qrnn: error: --sampler cmaes needs the cmaes package: pip install cmaes\n"
     assert not Path(root).exists()
     # The shipped presets with a [search] table load, and a grid sampler takes a choices-only space.
-    assert set(load_preset("simple-seq-optimizers").search) == {"optimizer", "learning_rate"}
-    assert load_preset("elman-xor-init").search["learning_rate"] == {"low": 0.001, "high": 0.1, "log": True}
+    assert set(load_preset("experiment-1-optimizer").search) == {"optimizer", "learning_rate"}
+    assert load_preset("experiment-2-elman-xor-initialization").search["learning_rate"] == {
+        "low": 0.0005, "high": 0.05, "log": True}
