@@ -5,6 +5,7 @@ values where the brief pins them; grid expansion; override order (preset < expli
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -188,3 +189,29 @@ def test_presets_command_lists_every_preset(capsys: pytest.CaptureFixture[str]) 
     assert qrnn_main(["presets", "dna-lstm"]) == 0
     shown = capsys.readouterr().out
     assert "# sweep: 24 points: sentence_length (8) x 3 seeds" in shown and 'model = "lstm"' in shown
+
+
+def test_a_file_on_a_base_preset_replaces_its_seeds_and_entries(tmp_path: Path) -> None:
+    base = load_preset("experiment-1-optimizer-csv")
+    path = write(tmp_path / "subset.toml", 'description = "two seeds"\nbase = "experiment-1-optimizer-csv"\n'
+                 'seeds = [5, 6]\n[train]\nepochs = 7\n[sweep]\noptimizer = ["adam"]\n')
+    preset = load_preset(path)
+    assert preset.name == "subset" and preset.description == "two seeds" and preset.seeds == [5, 6]
+    assert preset.train == {**base.train, "epochs": 7}
+    assert preset.sweep == {**base.sweep, "optimizer": ["adam"]}
+    assert len(preset.grid()) == 2 * len(base.sweep["learning_rate"])
+    # Without seeds of its own the base's stand; a base's first_seed gives way to the file's seeds.
+    same = load_preset(write(tmp_path / "same.toml", 'description = "x"\nbase = "experiment-1-optimizer-csv"\n'))
+    assert same.grid() == base.grid()
+    counted = load_preset(write(tmp_path / "counted.toml", 'description = "x"\nbase = "experiment-4-mnist-umap"\n'
+                                'seeds = [1]\n'))
+    assert counted.first_seed is None and counted.seeds == [1]
+    for text, message in (
+        ('base = "experiment-1-optimiser"', "base: 'experiment-1-optimiser' is not a shipped preset (did you mean "
+                                            "experiment-1-optimizer?)"),
+        ("base = 3", "base: 3 is not a shipped preset"),
+        ('base = "dna-lstm"\ntrain = 1', "train must be a table"),
+        ('base = "dna-lstm"\n[train]\nepochs = -1', "[train] epochs"),
+    ):
+        with pytest.raises(QRNNError, match=re.escape(message)):
+            load_preset(write(tmp_path / "bad.toml", f'description = "x"\n{text}\n'))

@@ -10,7 +10,10 @@ A preset file `<name>.toml` holds
   integer options; `log` optional) or `{ choices = [...] }`: the space `qrnn tune` searches.
 - or, instead of `seeds`, `first_seed = S` with `repeats = N` (optional, default 1): the original's scripts that
   count a seed up per run: the grid is N repeats (outer loop) x the `[sweep]` combinations, and the points get
-  the seeds S, S + 1, ... in that order, each point its own.
+  the seeds S, S + 1, ... in that order, each point its own;
+- `base = "NAME"` (optional): start from the shipped preset NAME; the file's `[train]` and `[sweep]` entries
+  replace NAME's one by one, its seeds (`seeds`, or `first_seed` with `repeats`) replace NAME's, and its
+  description is its own (e.g. a study run on a subset of a preset's seeds, under the file's own name).
 
 `qrnn train --preset NAME` trains with the `[train]` options (explicit flags override them); `qrnn sweep NAME`
 runs the grid seeds x `[sweep]` values, each point being the `[train]` options with one value of every swept
@@ -41,7 +44,7 @@ from qrnn.training.config import TrainConfig, check_config, option_names
 
 PRESET_DIRECTORY = Path(__file__).resolve().parent
 SUFFIX = ".toml"
-TOP_LEVEL_KEYS = ("description", "seeds", "first_seed", "repeats", "train", "sweep", "search")
+TOP_LEVEL_KEYS = ("description", "base", "seeds", "first_seed", "repeats", "train", "sweep", "search")
 SEARCH_KEYS = ("low", "high", "log", "choices")
 # Where a run writes is the caller's choice (--out, or the sweep's root), never a preset's.
 FORBIDDEN_OPTIONS = {"out": "--out is chosen by the command (train --out, or the sweep's --root)"}
@@ -141,9 +144,22 @@ def load_preset(name: str | Path) -> Preset:
     """Read and check a preset (by shipped name or path): raises `QRNNError` naming the file and the key of the
     first problem."""
     path = preset_path(name)
+    table = _read_table(path)
+    base = table.get("base")
+    if base is not None:
+        if not isinstance(base, str) or base not in preset_names():
+            close = difflib.get_close_matches(str(base), preset_names(), n=1) if isinstance(base, str) else []
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise QRNNError(f"preset {path}: base: {base!r} is not a shipped preset{hint}; `qrnn presets` lists them")
+        table = _on_base(_read_table(preset_path(base)), table, path)
+    return parse_preset(table, path)
+
+
+def _read_table(path: Path) -> dict[str, Any]:
+    """The parsed TOML of a preset file; one-line errors."""
     try:
         with open(path, "rb") as stream:
-            table = tomllib.load(stream)
+            return tomllib.load(stream)
     except tomllib.TOMLDecodeError as error:
         raise QRNNError(f"preset {path} is not valid TOML: {error}") from None
     except UnicodeDecodeError as error:
@@ -153,7 +169,23 @@ def load_preset(name: str | Path) -> Preset:
         ) from None
     except OSError as error:
         raise QRNNError(f"cannot read preset {path}: {error.strerror}") from None
-    return parse_preset(table, path)
+
+
+def _on_base(base: dict[str, Any], table: dict[str, Any], path: Path) -> dict[str, Any]:
+    """The table of a file with `base = NAME` laid over NAME's table (see the module docstring)."""
+    if "base" in base:
+        raise QRNNError(f"preset {path}: base: the shipped preset {table['base']!r} has a base of its own")
+    merged = {key: value for key, value in base.items() if key not in ("description",)}
+    for key in ("train", "sweep"):
+        given = table.get(key, {})
+        if not isinstance(given, dict):
+            raise QRNNError(f"preset {path}: {key} must be a table ([{key}]), got {given!r}")
+        merged[key] = {**base.get(key, {}), **given}
+    if any(key in table for key in ("seeds", "first_seed", "repeats")):
+        for key in ("seeds", "first_seed", "repeats"):
+            merged.pop(key, None)
+    merged.update({key: value for key, value in table.items() if key not in ("base", "train", "sweep")})
+    return merged
 
 
 def parse_preset(table: Mapping[str, Any], path: Path) -> Preset:
