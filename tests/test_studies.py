@@ -151,14 +151,16 @@ def test_values_match_across_float_formatting(tmp_path: Path) -> None:
         [1.0, 1.5708, 0.1000001, 0.0, 0.01, 120.0, 0.00085],
         [2.0, 1.5708, 1.0, 0.0, 0.01, 999.0, 0.003],
         [1.0, 0.0, 1.0, 0.0, 0.01, 999.0, 0.2],
+        [2.0, 1.5708, 1.0, 0.0, 0.01, 999.0, ""],  # a run that logged no loss (the original's table has one)
     ])
     from qrnn.plot import read_sweep
 
     result = read_sweep(sweep)
     assert identify([row["options"] for row in result.rows], result.varied) is study
     table = read_original_table(rvqe, "elman-xor-init")
-    assert [row["reached"] for row in table] == [1.0, 0.0, 0.0]
+    assert [row["reached"] for row in table] == [1.0, 0.0, 0.0, 0.0]
     found = agreement(study, "xor", sweep_runs(study, result.rows), original_runs(study, table))
+    assert found.original_unscored == 1 and [len(cell.original) for cell in found.matched] == [1, 1]
     assert len(found.matched) == 2 and len(found.only_original) == 1 and not found.only_ours
     assert [cell.within for cell in found.matched] == [True, True]
     assert found.matched[0].cell["initial_bias"] == 1.570796  # our spelling of the cell
@@ -240,6 +242,7 @@ def test_bad_tables_and_paths_fail_in_one_line(tmp_path: Path, capsys: pytest.Ca
         good + "sgd,0.1,inf,0.1\n": "column hparams/validate_best: 'inf' is not finite",
         good + "sgd,0.1,nan,0.1\n": "'nan' is not finite",
         good + "sgd,0.1,0.5\n": "3 cells where the header has 4",
+        good + "sgd,,0.5,0.1\n": "column learning_rate: '' is not a number",  # only results may be empty
         good + "rm -rf;,0.1,0.5,0.1\n": "column optimizer: 'rm -rf;' is not a name",
         "": "is empty",
         good.splitlines()[0] + "\n": "has a header but no rows",

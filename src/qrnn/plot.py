@@ -16,8 +16,12 @@ when it is still there).
 Targets may instead be one or more sweep folders (`<root>/<preset>` of `qrnn sweep`): `sweep.png` shows, for each
 sweep, the epochs each finished point trained (filled where it reached `--stop-at-loss`, hollow where it stopped
 for another reason) and its best validation loss, against the option the sweep varies besides the seed (or each
-combination of the options, when it varies several): the
-DNA length sweeps of the paper's Fig. 9, or a seed study of two optimizer settings.
+combination of the options, when it varies several), for sweeps that are none of the paper's studies.
+
+Sweeps of the paper's hyperparameter studies (`qrnn.studies`: optimizer, topology, Elman XOR initialisation,
+Elman letter topology, DNA lengths) get that study's figure instead, as the original's notebook draws it, and with
+`--original` (a checkout of RVQE) the study's published table beside it and the agreement cell by cell
+(`agreement.csv`, `agreement.json`, `agreement.png`).
 """
 
 from __future__ import annotations
@@ -785,6 +789,9 @@ def _draw_marginals(plt: Any, entry: StudySweep, on_epochs: bool) -> Any:
                               [_quantile(ys, 0.75) for ys in per_value], color=colour, alpha=0.15)
         axis.set_xlabel(key)
         axis.grid(True, alpha=0.3)
+        from matplotlib import ticker
+
+        axis.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))  # the topology options are counts
         if not on_epochs:
             axis.set_yscale("log")
     axes[0][0].set_ylabel("epochs trained" if on_epochs else "best validation loss")
@@ -1004,7 +1011,8 @@ def register(subparsers: Any) -> None:
         "test images (pixel datasets), for test codes (PCA/UMAP) or generated digits (mnist01-gen). Give "
         "a run directory (<out>/runs/<run name>) or a checkpoint; or sweep folders of `qrnn sweep` "
         "(<root>/<preset>) for sweep.png, the epochs and best validation loss of every point against the "
-        "swept option. Prints the paths written.",
+        "swept option, or for sweeps of the paper's hyperparameter studies that study's figure (with --original, "
+        "beside the original's published table, and their agreement). Prints the paths written.",
         formatter_class=HELP_FORMATTER,
     )
     parser.add_argument(
@@ -1012,7 +1020,7 @@ def register(subparsers: Any) -> None:
         metavar="RUN_OR_CHECKPOINT",
         nargs="+",
         help="a run's log directory or a checkpoint file; or one or more sweep folders (<root>/<preset>) for "
-        "sweep.png",
+        "sweep.png or their study's figure",
     )
     parser.add_argument(
         "--out",

@@ -125,10 +125,14 @@ def original_runs(study: Study, table: Sequence[dict[str, Any]]) -> list[Run]:
     # The optimizer tables record no epochs (every run trained all of them): NaN, which no figure of that study
     # reads.
     return [
-        Run(tuple(_plain(row[key]) for key in study.keys), row.get("seed"), float(row.get(EPOCH, math.nan)),
-            bool(row["reached"]), float(row[BEST]))
+        Run(tuple(_plain(row[key]) for key in study.keys), row.get("seed"), _float(row.get(EPOCH)),
+            bool(row["reached"]), None if row[BEST] is None else float(row[BEST]))
         for row in table
     ]
+
+
+def _float(value: Any) -> float:
+    return math.nan if value is None else float(value)
 
 
 def _plain(value: Any) -> Any:
@@ -213,6 +217,7 @@ class Agreement:
     metric: str
     cells: list[CellAgreement]
     unscored: int = 0
+    original_unscored: int = 0
     spearman: float | None = None
     spearman_p: float | None = None
     matched: list[CellAgreement] = field(default_factory=list)
@@ -257,6 +262,7 @@ class Agreement:
             "spearman": self.spearman,
             "spearman_p": self.spearman_p,
             "runs_without_loss": self.unscored,
+            "original_rows_without_loss": self.original_unscored,
         }
 
     def to_json(self) -> dict[str, Any]:
@@ -301,9 +307,11 @@ def spearman(ours: Sequence[float | None], original: Sequence[float | None]) -> 
 def agreement(study: Study, sweep: str, ours: Sequence[Run], original: Sequence[Run]) -> Agreement:
     """Every cell of either side with its medians and range (see the module docstring)."""
     metric = study.metric
+    # A run that logged no loss has no value of the metric (for the epochs to reach the loss it simply did not).
     scored = [run for run in ours if run.metric(metric) is not None]
+    original_scored = [run for run in original if run.metric(metric) is not None]
     ours_cells = group(scored)
-    original_cells = group(original)
+    original_cells = group(original_scored)
     taken: set[int] = set()
     cells: list[CellAgreement] = []
     only_ours: list[CellAgreement] = []
@@ -327,7 +335,8 @@ def agreement(study: Study, sweep: str, ours: Sequence[Run], original: Sequence[
         return tuple((0, value) if isinstance(value, str) else (1, float(value)) for value in cell.cell.values())
 
     return Agreement(study, sweep, metric, sorted(cells, key=order) + sorted(only_ours, key=order)
-                     + sorted(only_original, key=order), unscored=len(ours) - len(scored))
+                     + sorted(only_original, key=order), unscored=len(ours) - len(scored),
+                     original_unscored=len(original) - len(original_scored))
 
 
 # ---- writing ----
@@ -385,6 +394,8 @@ def summary_lines(result: Agreement) -> list[str]:
     ]
     if result.unscored:
         lines.append(f"{result.unscored} finished runs logged no validation loss and are left out")
+    if result.original_unscored:
+        lines.append(f"{result.original_unscored} of the original's rows have no loss and are left out")
     return lines
 
 

@@ -4,7 +4,8 @@ baselines). They are read at run time from the user's checkout and never shipped
 
 A table is untrusted input: it is read whole only below `MAX_TABLE_BYTES`, its header must hold the columns the
 study needs (others, such as pandas' unnamed index column, are ignored), every number must be finite and every
-text cell a short name. Anything else stops with one line naming the file, the row and the column.
+text cell a short name; a result cell may be empty (the original's initialisation table has a run that logged no
+loss), an option cell may not. Anything else stops with one line naming the file, the row and the column.
 """
 
 from __future__ import annotations
@@ -46,10 +47,11 @@ class TableSpec:
         """Every column a file of this table must have."""
         return self.keys + self.results
 
-    def reached(self, row: dict[str, float | str]) -> bool:
+    def reached(self, row: dict[str, float | str | None]) -> bool:
         """Whether the run of `row` reached the study's loss threshold before its last epoch."""
         if self.reached_below is not None:
-            return float(row["hparams/validate_best"]) < self.reached_below
+            loss = row["hparams/validate_best"]
+            return loss is not None and float(loss) < self.reached_below
         if self.last_epoch is not None:
             return float(row["hparams/epoch"]) < self.last_epoch
         return True
@@ -108,10 +110,13 @@ def hparam_folder(checkout: str | Path) -> Path:
     return folder
 
 
-def read_table(path: Path, columns: Sequence[str], text_columns: Sequence[str] = ()) -> list[dict[str, float | str]]:
-    """The rows of one CSV file as {column: value} over `columns`: floats, or names for `text_columns`. One-line
-    `QRNNError` for a missing or oversized file, a header without the columns, a short or long row, a value that
-    is not a finite number, or a text cell that is not a short name."""
+def read_table(
+    path: Path, columns: Sequence[str], text_columns: Sequence[str] = (), optional_columns: Sequence[str] = ()
+) -> list[dict[str, float | str | None]]:
+    """The rows of one CSV file as {column: value} over `columns`: floats, or names for `text_columns`; None for
+    an empty cell of `optional_columns`. One-line `QRNNError` for a missing or oversized file, a header without
+    the columns, a short or long row, a value that is not a finite number, or a text cell that is not a short
+    name."""
     data = read_bytes(path, "the original's table", MAX_TABLE_BYTES)
     try:
         text = data.decode("utf-8-sig")
@@ -134,20 +139,23 @@ def read_table(path: Path, columns: Sequence[str], text_columns: Sequence[str] =
             "table for this study"
         )
     where = {column: header.index(column) for column in columns}
-    rows: list[dict[str, float | str]] = []
+    rows: list[dict[str, float | str | None]] = []
     try:
         for number, cells in enumerate(reader, start=2):
             if not cells:
                 continue
             if len(cells) != len(header):
                 raise QRNNError(f"{path}, line {number}: {len(cells)} cells where the header has {len(header)}")
-            row: dict[str, float | str] = {}
+            row: dict[str, float | str | None] = {}
             for column, index in where.items():
                 cell = cells[index].strip()
                 if column in text_columns:
                     if not _NAME.fullmatch(cell):
                         raise QRNNError(f"{path}, line {number}, column {column}: {cell[:40]!r} is not a name")
                     row[column] = cell.lower()
+                    continue
+                if not cell and column in optional_columns:
+                    row[column] = None
                     continue
                 try:
                     value = float(cell)
@@ -166,17 +174,17 @@ def read_table(path: Path, columns: Sequence[str], text_columns: Sequence[str] =
     return rows
 
 
-def read_original_table(checkout: str | Path, name: str) -> list[dict[str, float | str]]:
+def read_original_table(checkout: str | Path, name: str) -> list[dict[str, float | str | None]]:
     """Every row of the original's table `name` (see `TABLES`) from the checkout `checkout`, its files' rows
     together; each row also holds `reached` (1.0 or 0.0, see `TableSpec.reached`) and `file`'s index."""
     spec = TABLES[name]
     folder = hparam_folder(checkout)
-    rows: list[dict[str, float | str]] = []
+    rows: list[dict[str, float | str | None]] = []
     for index, file in enumerate(spec.files):
         path = folder / file
         if not path.exists():
             raise QRNNError(f"{path} is missing: the original's checkout should hold {file} in {HPARAM_FOLDER}")
-        for row in read_table(path, spec.columns, spec.text_columns):
+        for row in read_table(path, spec.columns, spec.text_columns, optional_columns=spec.results):
             row["reached"] = 1.0 if spec.reached(row) else 0.0
             row["file"] = float(index)
             rows.append(row)
