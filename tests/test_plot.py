@@ -154,9 +154,10 @@ def test_sweep_figure_reads_every_finished_point(tmp_path: Path, capsys: pytest.
     assert sorted((row["value"], row["seed"], row["epochs"], row["reached"]) for row in misses.rows) == [
         (4, 1, 2, False), (4, 2, 2, False), (6, 1, 2, False), (6, 2, 2, False)]
     assert all(math.isfinite(row["best_validation_loss"]) for row in reaches.rows + misses.rows)
+    # DNA length sweeps are the paper's DNA study: its figure, not the generic one.
     assert cli_main(["plot", *map(str, sweeps), "--out", str(tmp_path / "figures")]) == 0
-    assert capsys.readouterr().out.split() == [str(tmp_path / "figures" / "sweep.png")]
-    assert_png(tmp_path / "figures" / "sweep.png")
+    assert capsys.readouterr().out.split() == [str(tmp_path / "figures" / "dna-lengths.png")]
+    assert_png(tmp_path / "figures" / "dna-lengths.png")
     line = one_line_error(capsys, ["plot", str(sweeps[0]), str(tmp_path / "missing.tar")])
     assert "several targets must all be sweep folders" in line
 

@@ -16,8 +16,12 @@ when it is still there).
 Targets may instead be one or more sweep folders (`<root>/<preset>` of `qrnn sweep`): `sweep.png` shows, for each
 sweep, the epochs each finished point trained (filled where it reached `--stop-at-loss`, hollow where it stopped
 for another reason) and its best validation loss, against the option the sweep varies besides the seed (or each
-combination of the options, when it varies several): the
-DNA length sweeps of the paper's Fig. 9, or a seed study of two optimizer settings.
+combination of the options, when it varies several), for sweeps that are none of the paper's studies.
+
+Sweeps of the paper's hyperparameter studies (`qrnn.studies`: optimizer, topology, Elman XOR initialisation,
+Elman letter topology, DNA lengths) get that study's figure instead, as the original's notebook draws it, and with
+`--original` (a checkout of RVQE) the study's published table beside it and the agreement cell by cell
+(`agreement.csv`, `agreement.json`, `agreement.png`).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import statistics
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -512,13 +517,14 @@ def make_plots(
 @dataclass
 class SweepResult:
     """The finished points of one sweep folder: the option it varies (besides the seed) and, per point, that
-    option's value, the seed, the epochs trained, whether it stopped at `--stop-at-loss`, and its best
-    validation loss."""
+    option's value, the seed, the epochs trained, whether it stopped at `--stop-at-loss`, its best validation
+    loss and its full options (`options`); `varied` names the options varied besides the seed."""
 
     name: str
     option: str
     rows: list[dict[str, Any]]
     unfinished: int
+    varied: tuple[str, ...] = ()
 
 
 def is_sweep_folder(path: Path) -> bool:
@@ -555,7 +561,8 @@ def read_sweep(folder: Path) -> SweepResult:
         })
     names = sorted(options)
     for row in rows:
-        combination = row.pop("combination")
+        # Every row keeps its full options: a study's grid cell may include options this sweep keeps fixed.
+        combination = row["options"] = row.pop("combination")
         if len(names) == 1:
             row["value"] = combination.get(names[0])
         else:
@@ -563,7 +570,9 @@ def read_sweep(folder: Path) -> SweepResult:
             row["value"] = ", ".join(format_value(combination.get(name)) for name in names)
     if not rows:
         raise QRNNError(f"the sweep in {folder} has no finished points yet ({unfinished} unfinished)")
-    return SweepResult(name=name, option=", ".join(names) or "seed", rows=rows, unfinished=unfinished)
+    return SweepResult(
+        name=name, option=", ".join(names) or "seed", rows=rows, unfinished=unfinished, varied=tuple(names)
+    )
 
 
 def plot_sweeps(folders: list[Path], path: Path) -> Path:
@@ -622,15 +631,363 @@ def plot_sweeps(folders: list[Path], path: Path) -> Path:
     return path
 
 
+# ---- the paper's hyperparameter studies ----
+
+
+@dataclass
+class StudySweep:
+    """A sweep folder recognised as one of the paper's studies: its finished points as `qrnn.studies.Run`s
+    and, with `--original`, the original's runs of the same study (None: not asked for, or no table)."""
+
+    folder: Path
+    sweep: SweepResult
+    study: Any
+    ours: list[Any]
+    original: list[Any] | None = None
+
+
+# The notebook's colours for the DNA figure: QRNN red, RNN green, LSTM blue.
+_MODEL_COLOURS = {"qrnn": "tab:red", "rnn": "tab:green", "lstm": "tab:blue"}
+_OURS_STYLE = {"marker": "o", "linestyle": "-"}
+_ORIGINAL_STYLE = {"marker": "x", "linestyle": "--"}
+
+
+def recognise_sweeps(folders: list[Path]) -> list[StudySweep] | None:
+    """The sweeps as the paper's studies (see `qrnn.studies`), or None when any of them is none."""
+    from qrnn.studies import identify, sweep_runs
+
+    entries = []
+    for folder in folders:
+        sweep = read_sweep(folder)
+        study = identify([row["options"] for row in sweep.rows], sweep.varied)
+        if study is None:
+            return None
+        entries.append(StudySweep(folder, sweep, study, sweep_runs(study, sweep.rows)))
+    return entries
+
+
+def _sides(entry: StudySweep) -> list[tuple[str, list[Any], dict[str, str]]]:
+    sides = [("qrnn", entry.ours, _OURS_STYLE)]
+    if entry.original is not None:
+        sides.append(("original", entry.original, _ORIGINAL_STYLE))
+    return sides
+
+
+def _distinct(values: list[Any]) -> list[Any]:
+    """The values once each (matched as `qrnn.studies.same_value`; None dropped), sorted (names in their first
+    order)."""
+    from qrnn.studies import same_value
+
+    found: list[Any] = []
+    for value in values:
+        if value is None:  # an option a point does not record: no place on an axis
+            continue
+        if not any(same_value(value, seen) for seen in found):
+            found.append(value)
+    return found if any(isinstance(value, str) for value in found) else sorted(found)
+
+
+def _quantile(values: list[float], fraction: float) -> float:
+    """The nearest-rank quantile (defined with infinite values, which an interpolating quantile is not)."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
+
+
+def _draw_optimizer(plt: Any, entry: StudySweep) -> Any:
+    """Best validation loss against the learning rate, log-log, one colour per optimizer: each run a marker and
+    the median over the runs of a rate a line (the paper's figure pools the original's repeats A, B, C)."""
+    from qrnn.studies import group, median, same_value
+
+    figure, axis = plt.subplots(figsize=(7.2, 5.0))
+    known = ("sgd", "rmsprop", "adam", "lbfgs")  # the paper's order, so each keeps its colour in every figure
+    optimizers = sorted(_distinct([run.cell[0] for _, runs, _ in _sides(entry) for run in runs]),
+                        key=lambda name: (known.index(name) if name in known else len(known), name))
+    for index, optimizer in enumerate(optimizers):
+        colour = f"C{index}"
+        for side, runs, style in _sides(entry):
+            chosen = [r for r in runs if same_value(r.cell[0], optimizer) and r.best_validation_loss is not None]
+            if not chosen:
+                continue
+            # A loss can reach 0: clip so the log axis can show it.
+            axis.scatter([r.cell[1] for r in chosen], [max(r.best_validation_loss, 1e-8) for r in chosen],
+                         marker=style["marker"], color=colour, s=20, alpha=0.55, zorder=3)
+            medians = sorted((cell[1], median([max(r.best_validation_loss, 1e-8) for r in cell_runs]))
+                             for cell, cell_runs in group(chosen))
+            axis.plot([m[0] for m in medians], [m[1] for m in medians], style["linestyle"], color=colour,
+                      label=f"{optimizer} ({side}, {len(chosen)} runs)")
+    axis.set_xscale("log")
+    axis.set_yscale("log")
+    axis.set_xlabel("learning rate")
+    axis.set_ylabel("best validation loss")
+    axis.grid(True, which="both", alpha=0.3)
+    axis.legend(fontsize=8)
+    return figure
+
+
+def _draw_boxes(plt: Any, entry: StudySweep) -> Any:
+    """The paper's initialisation figure: box plots of the epochs trained against each option's value, over
+    every run with that value (top row), and over the runs at bias pi/2 only (bottom row); qrnn's boxes left
+    of the original's."""
+    from qrnn.studies import same_value
+
+    keys = entry.study.keys
+    figure, axes = plt.subplots(2, len(keys), figsize=(3.6 * len(keys), 7.0), squeeze=False)
+    rows = (("all runs", lambda run: True), ("bias 1.5708 only", lambda run: same_value(run.cell[0], 1.5708)))
+    sides = _sides(entry)
+    for row, (label, keep) in enumerate(rows):
+        for column, key in enumerate(keys):
+            axis = axes[row][column]
+            values = _distinct([run.cell[column] for _, runs, _ in sides for run in runs if keep(run)])
+            for offset_index, (side, runs, _) in enumerate(sides):
+                offset = (offset_index - (len(sides) - 1) / 2) * 0.38
+                data, positions = [], []
+                for position, value in enumerate(values):
+                    epochs = [run.epochs for run in runs if keep(run) and same_value(run.cell[column], value)]
+                    if epochs:
+                        data.append(epochs)
+                        positions.append(position + offset)
+                if not data:
+                    continue
+                colour = "C0" if side == "qrnn" else "C1"
+                parts = axis.boxplot(data, positions=positions, widths=0.34, patch_artist=True,
+                                     flierprops={"markersize": 3, "markeredgecolor": colour})
+                for box in parts["boxes"]:
+                    box.set(facecolor=colour, alpha=0.45)
+                axis.plot([], [], "s", color=colour, alpha=0.6, label=side)
+            axis.set_xticks(range(len(values)), [f"{value:.2f}" for value in values])
+            axis.set_xlim(-0.6, len(values) - 0.4)
+            axis.set_xlabel(key.replace("initial_", ""))
+            axis.grid(True, axis="y", alpha=0.3)
+            if column == 0:
+                axis.set_ylabel(f"epochs trained ({label})")
+    axes[0][0].legend(fontsize=8)
+    return figure
+
+
+def _draw_marginals(plt: Any, entry: StudySweep, on_epochs: bool) -> Any:
+    """A panel per grid option: the epochs trained (Elman letters, as the paper draws it) or the best
+    validation loss (simple-seq topology) of every run against that option's value, the median over the runs
+    with that value a line and their quartiles a band."""
+    keys = entry.study.keys
+    figure, axes = plt.subplots(1, len(keys), figsize=(3.8 * len(keys), 4.0), squeeze=False, sharey=True)
+    for column, key in enumerate(keys):
+        axis = axes[0][column]
+        for index, (side, runs, style) in enumerate(_sides(entry)):
+            colour = f"C{index}"
+            points = [(run.cell[column], run.epochs if on_epochs else run.best_validation_loss) for run in runs]
+            points = [(x, max(y, 1e-8)) for x, y in points if y is not None and x is not None]
+            if not points:
+                continue
+            xs = sorted({x for x, _ in points})
+            per_value = [[y for x, y in points if x == value] for value in xs]
+            jitter = (index - 0.5) * 0.08
+            axis.scatter([x + jitter for x, _ in points], [y for _, y in points], s=8, color=colour, alpha=0.3,
+                         marker=style["marker"])
+            axis.plot(xs, [statistics.median(ys) for ys in per_value], style["linestyle"], color=colour,
+                      label=f"{side} ({len(points)} runs)")
+            axis.fill_between(xs, [_quantile(ys, 0.25) for ys in per_value],
+                              [_quantile(ys, 0.75) for ys in per_value], color=colour, alpha=0.15)
+        axis.set_xlabel(key)
+        axis.grid(True, alpha=0.3)
+        from matplotlib import ticker
+
+        axis.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))  # the topology options are counts
+        if not on_epochs:
+            axis.set_yscale("log")
+    axes[0][0].set_ylabel("epochs trained" if on_epochs else "best validation loss")
+    axes[0][0].legend(fontsize=8)
+    return figure
+
+
+def _draw_lengths(plt: Any, entries: list[StudySweep]) -> Any:
+    """The paper's DNA figure: epochs to reach the loss against the sequence length (log), a colour per model
+    (several sweeps together); every run a marker (hollow: did not reach the loss, at the epochs it trained),
+    the median line (runs that never reached count as not reached: no line where more than half did not) and
+    the band between the quartiles. The original's tables in a panel beside, on the same axes. (The paper's
+    figure shows the mean over the runs that reached the loss only.)"""
+    with_original = any(entry.original is not None for entry in entries)
+    figure, axes = plt.subplots(1, 1 + with_original, figsize=(6.4 * (1 + with_original), 4.6), squeeze=False,
+                                sharey=True, sharex=True)
+    models = [entry.study.model for entry in entries]
+    for index, entry in enumerate(entries):
+        model = entry.study.model
+        colour = _MODEL_COLOURS[model] if models.count(model) == 1 else f"C{index}"
+        for panel, (side, runs, style) in enumerate(_sides(entry)):
+            axis = axes[0][panel]
+            lengths = sorted({run.cell[0] for run in runs})
+            if not runs:
+                continue
+            for reached in (True, False):
+                chosen = [run for run in runs if run.reached == reached]
+                # The original's crosses cannot be hollow: its unreached runs are circles.
+                marker = style["marker"] if reached else "o"
+                paint = {"color": colour} if marker == "x" else {
+                    "facecolors": colour if reached else "none", "edgecolors": colour}
+                axis.scatter([r.cell[0] for r in chosen], [max(r.epochs, 1) for r in chosen], s=14, alpha=0.5,
+                             marker=marker, **paint)
+            values = [[run.epochs if run.reached else math.inf for run in runs if run.cell[0] == length]
+                      for length in lengths]
+            top = max(run.epochs for run in runs)
+            medians = [(length, _quantile(v, 0.5)) for length, v in zip(lengths, values, strict=True)]
+            finite = [(x, y) for x, y in medians if math.isfinite(y)]
+            label = f"{entry.sweep.name if side == 'qrnn' else entry.study.table} ({model}, {len(runs)} runs)"
+            axis.plot([x for x, _ in finite], [y for _, y in finite], style["linestyle"], color=colour, label=label)
+            band = [(length, _quantile(v, 0.25), min(_quantile(v, 0.75), top))
+                    for length, v in zip(lengths, values, strict=True) if math.isfinite(_quantile(v, 0.25))]
+            if band:
+                axis.fill_between([b[0] for b in band], [b[1] for b in band], [b[2] for b in band], color=colour,
+                                  alpha=0.15)
+    for panel, axis in enumerate(axes[0]):
+        axis.set_xscale("log")
+        axis.set_yscale("log")
+        axis.set_xlabel("sequence length")
+        axis.set_title("qrnn sweeps" if panel == 0 else "the original's tables", fontsize=10)
+        axis.grid(True, which="both", alpha=0.3)
+        if axis.get_legend_handles_labels()[0]:
+            axis.legend(fontsize=8)
+    axes[0][0].set_ylabel("epochs to reach the loss (hollow: did not)")
+    return figure
+
+
+def _draw_agreement(plt: Any, results: list[Any]) -> Any:
+    """Per study, each cell on both sides as a point (the original's median, our median) with our seeds'
+    range as a bar, and the diagonal: points on it agree."""
+    from qrnn.studies import BEST_LOSS
+
+    figure, axes = plt.subplots(1, len(results), figsize=(5.0 * len(results), 4.8), squeeze=False)
+    for axis, result in zip(axes[0], results, strict=True):
+        cells = [c for c in result.matched if math.isfinite(c.ours_median) and math.isfinite(c.original_median)]
+        floor = 1e-8
+        xs = [max(c.original_median, floor) for c in cells]
+        ys = [max(c.ours_median, floor) for c in cells]
+        low = [y - max(c.low, floor) if math.isfinite(c.low) else 0 for c, y in zip(cells, ys, strict=True)]
+        high = [max(c.high, floor) - y if math.isfinite(c.high) else 0 for c, y in zip(cells, ys, strict=True)]
+        colours = ["C2" if c.within else ("C3" if c.within is False else "C7") for c in cells]
+        axis.errorbar(xs, ys, yerr=[low, high], fmt="none", ecolor="0.7", elinewidth=0.8, zorder=1)
+        axis.scatter(xs, ys, c=colours, s=16, zorder=2)
+        if xs:
+            span = [min(xs + ys), max(xs + ys)]
+            axis.plot(span, span, "k--", linewidth=0.8)
+        axis.set_xscale("log")
+        axis.set_yscale("log")
+        what = "best validation loss" if result.metric == BEST_LOSS else "epochs to reach the loss"
+        axis.set_xlabel(f"original: median {what}")
+        axis.set_ylabel(f"qrnn: median {what} (bar: seeds' range)")
+        fraction = "n/a" if result.within_fraction is None else f"{result.within_fraction:.0%}"
+        rho = "n/a" if result.spearman is None else f"{result.spearman:.2f}"
+        skipped = len(result.matched) - len(cells)
+        axis.set_title(_title(f"{result.study.name}: {len(result.matched)} cells, within {fraction} (green), "
+                              f"Spearman {rho}" + (f"; {skipped} not reached, not shown" if skipped else ""), 60),
+                       fontsize=9)
+        axis.grid(True, which="both", alpha=0.3)
+    return figure
+
+
+def _save(plt: Any, figure: Any, title: str, path: Path) -> Path:
+    figure.suptitle(_title(title, 100), fontsize=10)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def plot_studies(entries: list[StudySweep], out: Path) -> list[Path]:
+    """Each study's figure (`<study>.png`; the DNA sweeps of every model together in `dna-lengths.png`)."""
+    plt = _pyplot()
+    written = []
+    for figure_file in dict.fromkeys(entry.study.figure_file for entry in entries):
+        chosen = [entry for entry in entries if entry.study.figure_file == figure_file]
+        kind = chosen[0].study.figure
+        if kind == "lengths":
+            figure = _draw_lengths(plt, chosen)
+        elif kind == "optimizer":
+            figure = _draw_optimizer(plt, chosen[0])
+        elif kind == "boxes":
+            figure = _draw_boxes(plt, chosen[0])
+        else:
+            figure = _draw_marginals(plt, chosen[0], on_epochs=kind == "marginals-epochs")
+        unfinished = sum(entry.sweep.unfinished for entry in chosen)
+        name = "DNA lengths" if kind == "lengths" else chosen[0].study.title  # the models share the figure
+        title = f"{name}: " + ", ".join(entry.sweep.name for entry in chosen) + (
+            f" ({unfinished} points unfinished)" if unfinished else "")
+        if any(entry.original is not None for entry in chosen):
+            title += "; beside the original's published runs"
+        written.append(_save(plt, figure, title, out / f"{figure_file}.png"))
+    return written
+
+
+def study_plots(folders: list[Path], out: Path, original: str | os.PathLike[str] | None) -> tuple[
+        list[Path], list[Any], list[str]] | None:
+    """For sweeps of the paper's studies: their figures and, with `original` (a checkout of RVQE), the
+    agreement with the original's tables (agreement.png/.csv/.json in `out`). Returns the files written, the
+    `qrnn.studies.Agreement`s and notes on studies without a table; None when a sweep is none of the studies."""
+    from qrnn.original.hparam_tables import hparam_folder, read_original_table
+    from qrnn.studies import agreement, agreement_csv, agreement_json, check_single, original_runs
+
+    if original is not None:
+        hparam_folder(original)  # a wrong path fails before anything is drawn
+    entries = recognise_sweeps(folders)
+    if entries is None:
+        return None
+    check_single([(entry.study, str(entry.folder)) for entry in entries if entry.study.figure != "lengths"])
+    results, notes = [], []
+    for entry in entries:
+        if original is None:
+            continue
+        if entry.study.table is None:
+            notes.append(f"{entry.study.name} ({entry.sweep.name}): the original published no table of this study")
+            continue
+        entry.original = original_runs(entry.study, read_original_table(original, entry.study.table))
+        results.append(agreement(entry.study, entry.sweep.name, entry.ours, entry.original))
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise QRNNError(f"cannot create --out {out}: {error.strerror}") from None
+    written = plot_studies(entries, out)
+    if results:
+        plt = _pyplot()
+        written.append(_save(plt, _draw_agreement(plt, results), "qrnn against the original, cell by cell",
+                             out / "agreement.png"))
+        for name, text in (("agreement.csv", agreement_csv(results)), ("agreement.json", agreement_json(results))):
+            (out / name).write_text(text)
+            written.append(out / name)
+    return written, results, notes
+
+
 def command_plot(args: argparse.Namespace) -> int:
-    """`plot RUN_OR_CHECKPOINT` or `plot SWEEP [SWEEP ...]`: write the figures and print their paths."""
+    """`plot RUN_OR_CHECKPOINT` or `plot SWEEP [SWEEP ...]`: write the figures and print their paths (and, for
+    the paper's studies with `--original`, the agreement tables)."""
     targets = [Path(target) for target in args.target]
     sweeps = [is_sweep_folder(target) for target in targets]
     if all(sweeps):
+        from qrnn.studies import agreement_json, format_table
+
         _pyplot()
         out = Path(args.out) if args.out is not None else targets[0].parent / "plots"
-        print(plot_sweeps(targets, out / "sweep.png"))
+        found = study_plots(targets, out, args.original)
+        if found is None:
+            if args.original is not None:
+                raise QRNNError(
+                    "--original compares sweeps of the paper's studies (optimizer, topology, Elman XOR "
+                    "initialisation, Elman letter topology, DNA lengths); "
+                    + ", ".join(map(str, targets)) + " is not one of them"
+                )
+            print(plot_sweeps(targets, out / "sweep.png"))
+            return 0
+        written, results, notes = found
+        if args.json:
+            print(agreement_json(results, [str(path) for path in written]))
+            return 0
+        for result in results:
+            print(format_table(result) + "\n")
+        for note in notes:
+            print(note)
+        for path in written:
+            print(path)
         return 0
+    if args.original is not None or args.json:
+        raise QRNNError("--original and --json are for sweep folders (<root>/<preset>), not runs or checkpoints")
     if len(targets) > 1:
         raise QRNNError(
             "several targets must all be sweep folders (<root>/<preset>); give one run directory or checkpoint "
@@ -654,7 +1011,8 @@ def register(subparsers: Any) -> None:
         "test images (pixel datasets), for test codes (PCA/UMAP) or generated digits (mnist01-gen). Give "
         "a run directory (<out>/runs/<run name>) or a checkpoint; or sweep folders of `qrnn sweep` "
         "(<root>/<preset>) for sweep.png, the epochs and best validation loss of every point against the "
-        "swept option. Prints the paths written.",
+        "swept option, or for sweeps of the paper's hyperparameter studies that study's figure (with --original, "
+        "beside the original's published table, and their agreement). Prints the paths written.",
         formatter_class=HELP_FORMATTER,
     )
     parser.add_argument(
@@ -662,13 +1020,24 @@ def register(subparsers: Any) -> None:
         metavar="RUN_OR_CHECKPOINT",
         nargs="+",
         help="a run's log directory or a checkpoint file; or one or more sweep folders (<root>/<preset>) for "
-        "sweep.png",
+        "sweep.png or their study's figure",
     )
     parser.add_argument(
         "--out",
         metavar="DIR",
         default=None,
         help="folder for the PNGs (None: <out>/plots/<run name>, or plots-<name> beside a lone checkpoint)",
+    )
+    parser.add_argument(
+        "--original",
+        metavar="PATH",
+        default=None,
+        help="for sweeps of the paper's studies: a checkout of the original RVQE repository; its published table "
+        "of the study (results/hparam_logs/*.csv) is drawn beside the sweep and compared cell by cell "
+        "(agreement.csv, agreement.json, agreement.png)",
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="with --original: print the agreement as JSON instead of tables"
     )
     parser.add_argument(
         "--samples", type=int, default=36, metavar="N", help="test sequences to show (spread over the digits)"

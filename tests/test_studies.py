@@ -1,0 +1,272 @@
+"""`qrnn plot` on sweeps of the paper's studies: recognising them, reading the original's tables (synthetic CSVs
+written here, never the original's files), the agreement numbers, and the figures."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import one_line_error
+
+from qrnn.cli import main as cli_main
+from qrnn.errors import QRNNError
+from qrnn.original.hparam_tables import MAX_TABLE_BYTES, read_original_table
+from qrnn.studies import STUDIES, agreement, identify, median, original_runs, same_value, sweep_runs
+from qrnn.sweep import DONE_FILE, POINT_FILE, point_id
+
+pytest.importorskip("matplotlib")
+pytest.importorskip("scipy")
+
+STUDY = {study.name: study for study in STUDIES}
+OPTIMIZER_HEADER = ["optimizer", "learning_rate", "hparams/validate_best", "hparams/cer_best"]
+
+
+def write_sweep(root: Path, name: str, fixed: dict[str, Any], points: list[tuple[dict[str, Any], int, dict]]) -> Path:
+    """A sweep folder as `qrnn sweep` writes it: per point (varying options, seed, done.json or {} for an
+    unfinished point) a folder named by the point's id with point.json and done.json."""
+    folder = root / name
+    for varying, seed, done in points:
+        options = {**fixed, **varying, "seed": seed}
+        directory = folder / point_id(options)
+        directory.mkdir(parents=True)
+        record = {"id": directory.name, "options": options, "preset": name, "varying": {**varying, "seed": seed}}
+        (directory / POINT_FILE).write_text(json.dumps(record))
+        if done:
+            (directory / DONE_FILE).write_text(json.dumps(done))
+    return folder
+
+
+def done(loss: float | None, epoch: int = 500, reached: bool = False) -> dict[str, Any]:
+    return {"epoch": epoch, "stop_reason": "stop-at-loss" if reached else "epochs", "best_validation_loss": loss}
+
+
+def write_csv(folder: Path, name: str, header: list[str], rows: list[list[Any]]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    with open(path, "w", newline="") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def checkout(tmp_path: Path) -> Path:
+    """An empty stand-in for a checkout of the original: results/hparam_logs only."""
+    folder = tmp_path / "rvqe" / "results" / "hparam_logs"
+    folder.mkdir(parents=True, exist_ok=True)
+    return tmp_path / "rvqe"
+
+
+def optimizer_fixture(tmp_path: Path) -> tuple[Path, Path]:
+    """An optimizer sweep (sgd, adam x rates 0.01, 0.1, 1; three seeds, one point unfinished) and tables A, B, C.
+
+    Cells and values (ours: seeds 1, 2, 3 / original: A, B, C):
+    - sgd 0.01: 0.5, 0.4, 0.6 (median 0.5, range 0.4..0.6) / 0.45, 0.55, 0.7 -> median 0.55, within
+    - sgd 0.1: 0.1, 0.2, 0.3 (0.2) / 0.01, 0.02, 0.03 -> 0.02, not within
+    - adam 0.01: 0.3, 0.35 (+ seed 3 unfinished; median 0.325) / 0.31, 0.32, 0.5 -> 0.32, within
+    - adam 0.1: 0.05 (one seed) / 0.06, 0.5, 0.04 -> 0.06, n/a
+    - sgd 1 only ours; adam 1 only in the original (written 1.0 and 1).
+    The original's rates are written 0.0100000001 and 0.1000002: the same settings within 1e-3.
+    Medians over the four shared cells: ours 0.5, 0.2, 0.325, 0.05; original 0.55, 0.02, 0.32, 0.06: ranks
+    4, 2, 3, 1 and 4, 1, 3, 2, so Spearman's rho = 1 - 6 * 2 / (4 * 15) = 0.8."""
+    ours = {
+        ("sgd", 0.01): [0.5, 0.4, 0.6], ("sgd", 0.1): [0.1, 0.2, 0.3], ("adam", 0.01): [0.3, 0.35, None],
+        ("adam", 0.1): [0.05], ("sgd", 1.0): [0.9, 0.8],
+    }
+    points = []
+    for (optimizer, rate), losses in ours.items():
+        for seed, loss in enumerate(losses, start=1):
+            points.append(({"optimizer": optimizer, "learning_rate": rate}, seed, done(loss) if loss else {}))
+    fixed = {"dataset": "simple-seq", "model": "qrnn", "workspace": 5, "stages": 5}
+    sweep = write_sweep(tmp_path / "root", "my-optimizer-copy", fixed, points)
+    original = {
+        ("sgd", "0.0100000001"): [0.45, 0.55, 0.7], ("sgd", "0.1000002"): [0.01, 0.02, 0.03],
+        ("adam", "0.01"): [0.31, 0.32, 0.5], ("adam", "0.1"): [0.06, 0.5, 0.04], ("adam", "1.0"): [0.7, 0.6, 0.65],
+    }
+    rvqe = checkout(tmp_path)
+    for index, repeat in enumerate("ABC"):
+        rows = [[optimizer, rate, values[index], 0.5] for (optimizer, rate), values in original.items()]
+        write_csv(rvqe / "results" / "hparam_logs", f"hparams_table_experiment1-{repeat}.csv", OPTIMIZER_HEADER,
+                  rows)
+    return sweep, rvqe
+
+
+def test_optimizer_agreement_numbers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    sweep, rvqe = optimizer_fixture(tmp_path)
+    out = tmp_path / "figures"
+    assert cli_main(["plot", str(sweep), "--original", str(rvqe), "--out", str(out), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["files"] == [str(out / name) for name in
+                               ("optimizer.png", "agreement.png", "agreement.csv", "agreement.json")]
+    (study,) = report["studies"]
+    assert study["study"] == "optimizer" and study["sweep"] == "my-optimizer-copy"
+    cells = {(c["cell"]["optimizer"], c["cell"]["learning_rate"]): c for c in study["cells"]}
+    assert cells["sgd", 0.01]["ours_median"] == pytest.approx(0.5)
+    assert cells["sgd", 0.01]["original_median"] == pytest.approx(0.55)
+    assert (cells["sgd", 0.01]["ours_min"], cells["sgd", 0.01]["ours_max"]) == (0.4, 0.6)
+    assert cells["sgd", 0.01]["within"] is True
+    assert cells["sgd", 0.1]["within"] is False
+    assert cells["adam", 0.01]["ours_median"] == pytest.approx(0.325) and cells["adam", 0.01]["within"] is True
+    assert cells["adam", 0.1]["within"] is None  # one seed: no range
+    assert cells["sgd", 1.0]["original"] == [] and cells["adam", 1]["ours"] == []
+    summary = {key: study[key] for key in ("cells_both", "cells_only_ours", "cells_only_original",
+                                           "cells_compared", "cells_within")}
+    assert summary == {"cells_both": 4, "cells_only_ours": 1, "cells_only_original": 1, "cells_compared": 3,
+                       "cells_within": 2}
+    assert study["within_fraction"] == pytest.approx(2 / 3)
+    assert study["spearman"] == pytest.approx(0.8)
+    assert json.loads((out / "agreement.json").read_text())["studies"][0]["spearman"] == pytest.approx(0.8)
+    with open(out / "agreement.csv") as stream:
+        rows = list(csv.DictReader(stream))
+    assert [row["within"] for row in rows] == ["yes", "n/a", "yes", "no", "only ours", "only original"]
+    for name in ("optimizer.png", "agreement.png"):
+        assert (out / name).read_bytes()[:4] == b"\x89PNG"
+
+    # The text form: the table and its summary, then the files.
+    assert cli_main(["plot", str(sweep), "--original", str(rvqe), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "original's median within our seeds' range: 2 of 3 cells (67%)" in printed
+    assert "Spearman rank correlation of the medians: 0.800" in printed
+    assert printed.rstrip().endswith(str(out / "agreement.json"))
+
+
+def test_values_match_across_float_formatting(tmp_path: Path) -> None:
+    assert same_value(1.5708, 1.570796) and same_value(3.0, 3) and same_value("Adam", "adam")
+    assert not same_value(0.0, 1e-9) and not same_value(0.01, 0.0101) and not same_value("sgd", 0.0)
+    # The initialisation study: our bias 1.570796 and spread 0.1 meet the table's 1.5708 and 0.1000001.
+    study = STUDY["elman-xor-init"]
+    fixed = {"dataset": "elman-xor", "model": "qrnn", "initial_bias": 1.570796, "initial_weights_spread": 0.0}
+    points = [({"initial_bias_spread": spread, "initial_unitaries_spread": 0.01}, seed, done(loss, 100, True))
+              for spread, losses in ((0.1, (0.0009, 0.0008)), (1.0, (0.002, 0.004))) for seed, loss in
+              enumerate(losses)]
+    sweep = write_sweep(tmp_path / "root", "xor", fixed, points)
+    rvqe = checkout(tmp_path)
+    header = ["seed", "initial_bias", "initial_bias_spread", "initial_weights_spread", "initial_unitaries_spread",
+              "hparams/epoch", "hparams/validate_best"]
+    write_csv(rvqe / "results" / "hparam_logs", "experiment-2-elman-xor-initialization.csv", header, [
+        [1.0, 1.5708, 0.1000001, 0.0, 0.01, 120.0, 0.00085],
+        [2.0, 1.5708, 1.0, 0.0, 0.01, 999.0, 0.003],
+        [1.0, 0.0, 1.0, 0.0, 0.01, 999.0, 0.2],
+        [2.0, 1.5708, 1.0, 0.0, 0.01, 999.0, ""],  # a run that logged no loss (the original's table has one)
+    ])
+    from qrnn.plot import read_sweep
+
+    result = read_sweep(sweep)
+    assert identify([row["options"] for row in result.rows], result.varied) is study
+    table = read_original_table(rvqe, "elman-xor-init")
+    assert [row["reached"] for row in table] == [1.0, 0.0, 0.0, 0.0]
+    found = agreement(study, "xor", sweep_runs(study, result.rows), original_runs(study, table))
+    assert found.original_unscored == 1 and [len(cell.original) for cell in found.matched] == [1, 1]
+    assert len(found.matched) == 2 and len(found.only_original) == 1 and not found.only_ours
+    assert [cell.within for cell in found.matched] == [True, True]
+    assert found.matched[0].cell["initial_bias"] == 1.570796  # our spelling of the cell
+    assert found.spearman is None  # two cells: no rank correlation
+
+
+def test_dna_counts_runs_that_never_reached(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Length 5: 60, 80, not reached -> median 80; length 10: 200, not, not -> median not reached.
+    fixed = {"dataset": "dna", "model": "qrnn"}
+    points = [({"sentence_length": 5}, 1, done(0.0004, 60, True)), ({"sentence_length": 5}, 2, done(0.0004, 80, True)),
+              ({"sentence_length": 5}, 3, done(0.01, 1000)), ({"sentence_length": 10}, 1, done(0.0004, 200, True)),
+              ({"sentence_length": 10}, 2, done(0.2, 1000)), ({"sentence_length": 10}, 3, done(0.3, 1000))]
+    qrnn_sweep = write_sweep(tmp_path / "root", "dna-q", fixed, points)
+    lstm_sweep = write_sweep(tmp_path / "root", "dna-l", {"dataset": "dna", "model": "lstm"},
+                             [({"sentence_length": 5}, seed, done(0.0001, 40 + seed, True)) for seed in (1, 2)])
+    rvqe = checkout(tmp_path)
+    folder = rvqe / "results" / "hparam_logs"
+    write_csv(folder, "experiment-5-dna-pool.csv",
+              ["seed", "sentence_length", "hparams/epoch", "hparams/validate_best",
+               "hparams/character_error_rate_best"],
+              [[1, 5.0, 70.0, 0.0004, 0.0], [2, 5.0, 999.0, 0.001, 0.0], [3, 5.0, 90.0, 0.00049, 0.0],
+               [1, 10.0, 999.0, 0.1, 0.5]])
+    # The notebooks' tables: an unnamed index column, and 0.0 for the loss; 15999 steps means not reached.
+    write_csv(folder, "long-lstm.csv", ["", "sentence_length", "seed", "hparams/epoch", "hparams/validate_best"],
+              [[0, 5, 1, 52, 0.0], [1, 5, 2, 15999, 0.0], [2, 5, 3, 46, 0.0]])
+    out = tmp_path / "figures"
+    assert cli_main(["plot", str(qrnn_sweep), str(lstm_sweep), "--original", str(rvqe), "--out", str(out),
+                     "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["files"][0] == str(out / "dna-lengths.png")
+    qrnn_study, lstm_study = report["studies"]
+    cells = {c["cell"]["sentence_length"]: c for c in qrnn_study["cells"]}
+    assert cells[5]["ours_median"] == 80 and cells[5]["ours_max"] == "not reached"
+    assert cells[5]["original_median"] == 90 and cells[5]["within"] is True
+    assert cells[10]["ours_median"] == "not reached" and cells[10]["original_median"] == "not reached"
+    assert cells[10]["within"] is True
+    (cell,) = lstm_study["cells"]
+    assert cell["original"] == [52.0, "not reached", 46.0] and cell["original_median"] == 52
+    assert sorted(cell["ours"]) == [41, 42] and cell["within"] is False
+    assert median([1.0, math.inf]) == math.inf and median([3.0, 1.0, math.inf]) == 3.0
+
+
+def test_each_study_figure_is_written(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = tmp_path / "root"
+    letter = write_sweep(root, "letters", {"dataset": "elman-letter", "model": "qrnn", "degree": 2}, [
+        ({"workspace": w, "stages": s}, seed, done(0.01 * w * s + seed / 100, 100 * w + seed, seed == 1))
+        for w in (3, 4) for s in (1, 2) for seed in (1, 2)])
+    topology = write_sweep(root, "topology", {"dataset": "simple-seq", "model": "qrnn"}, [
+        ({"order": o, "workspace": w}, 7, done(0.1 / (o * w))) for o in (1, 2) for w in (1, 2, 3)])
+    xor = write_sweep(root, "xor", {"dataset": "elman-xor", "model": "qrnn", "initial_bias": 1.5708}, [
+        ({"initial_bias_spread": b, "initial_weights_spread": w}, seed, done(0.001, 50 * seed + 10, True))
+        for b in (0.0, 0.1) for w in (0.0, 1.0) for seed in (1, 2, 3)])
+    out = tmp_path / "figures"
+    assert cli_main(["plot", str(letter), str(topology), str(xor), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out.split()
+    assert printed == [str(out / f"{name}.png") for name in ("elman-letter-topology", "topology", "elman-xor-init")]
+    for path in printed:
+        assert Path(path).read_bytes()[:4] == b"\x89PNG"
+    # With the original: the topology study has no table, and says so.
+    rvqe = checkout(tmp_path)
+    write_csv(rvqe / "results" / "hparam_logs", "experiment-2-elman-letter-topology.csv",
+              ["seed", "workspace", "stages", "degree", "hparams/epoch", "hparams/num_parameters",
+               "hparams/validate_best"],
+              [[1.0, 3.0, 1.0, 2.0, 999.0, 19.0, 0.2], [1.0, 4.0, 2.0, 2.0, 300.0, 30.0, 0.009]])
+    assert cli_main(["plot", str(letter), str(topology), "--original", str(rvqe), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "topology (topology): the original published no table of this study" in printed
+    assert "2 cells on both sides, 2 only in the sweep, 0 only in the original's table" in printed
+
+
+def test_bad_tables_and_paths_fail_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    sweep, rvqe = optimizer_fixture(tmp_path)
+    folder = rvqe / "results" / "hparam_logs"
+    table = folder / "hparams_table_experiment1-B.csv"
+    good = table.read_text()
+    cases = {
+        "optimizer,rate,hparams/validate_best\nsgd,0.1,0.5\n": "the header lacks learning_rate",
+        good + "sgd,zero,0.5,0.1\n": "column learning_rate: 'zero' is not a number",
+        good + "sgd,0.1,inf,0.1\n": "column hparams/validate_best: 'inf' is not finite",
+        good + "sgd,0.1,nan,0.1\n": "'nan' is not finite",
+        good + "sgd,0.1,0.5\n": "3 cells where the header has 4",
+        good + "sgd,,0.5,0.1\n": "column learning_rate: '' is not a number",  # only results may be empty
+        good + "rm -rf;,0.1,0.5,0.1\n": "column optimizer: 'rm -rf;' is not a name",
+        "": "is empty",
+        good.splitlines()[0] + "\n": "has a header but no rows",
+        good + "sgd,0.1," + "1" * MAX_TABLE_BYTES + ",0.1\n": f"qrnn reads at most {MAX_TABLE_BYTES:,} bytes",
+    }
+    for text, message in cases.items():
+        table.write_text(text)
+        with pytest.raises(QRNNError, match=message) as caught:
+            read_original_table(rvqe, "optimizer")
+        assert "\n" not in str(caught.value)
+    table.write_bytes(b"optimizer,learning_rate\xff\n")
+    assert "not a UTF-8 text file" in one_line_error(capsys, ["plot", str(sweep), "--original", str(rvqe)])
+    table.unlink()
+    assert "hparams_table_experiment1-B.csv is missing" in one_line_error(
+        capsys, ["plot", str(sweep), "--original", str(rvqe), "--out", str(tmp_path / "f")])
+    assert "not a checkout of the original RVQE repository" in one_line_error(
+        capsys, ["plot", str(sweep), "--original", str(tmp_path / "root")])
+    assert "is not a folder" in one_line_error(capsys, ["plot", str(sweep), "--original", str(tmp_path / "none")])
+    # A sweep of no study: the generic figure, but no comparison with the original.
+    other = write_sweep(tmp_path / "root", "other", {"dataset": "elman-xor", "model": "qrnn"},
+                        [({"learning_rate": 0.1}, 1, done(0.1))])
+    assert "is not one of them" in one_line_error(capsys, ["plot", str(other), "--original", str(rvqe)])
+    assert cli_main(["plot", str(other), "--out", str(tmp_path / "generic")]) == 0
+    assert capsys.readouterr().out.split() == [str(tmp_path / "generic" / "sweep.png")]
+    # Two sweeps of one study draw two figures under one name: refused.
+    assert "are both sweeps of the optimizer study" in one_line_error(
+        capsys, ["plot", str(sweep), str(sweep), "--out", str(tmp_path / "f")])
