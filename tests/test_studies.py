@@ -270,3 +270,195 @@ def test_bad_tables_and_paths_fail_in_one_line(tmp_path: Path, capsys: pytest.Ca
     # Two sweeps of one study draw two figures under one name: refused.
     assert "are both sweeps of the optimizer study" in one_line_error(
         capsys, ["plot", str(sweep), str(sweep), "--out", str(tmp_path / "f")])
+
+
+# ---- the training-curves studies ----
+
+CURVE_HEADER = ["Wall time", "Step", "Value"]
+# Our seeds' validation losses at epochs 10, 20, 30, 40 and constant minimum postselection probabilities.
+OUR_LOSSES = {1: [0.5, 0.05, 0.005, 0.0005], 2: [0.6, 0.2, 0.02, 0.008], 3: [0.4, 0.1, 0.05, 0.03]}
+OUR_POSTSEL = {1: 0.1, 2: 0.2, 3: 0.4}
+
+
+def write_run_logs(point: Path, run_name: str, losses: list[float], postsel: float) -> Path:
+    """TensorBoard logs as our runs write them (`qrnn.training.run_log.RunLog`): the training batch's minimum
+    postselection probability every epoch 1..40, the validation loss every 10."""
+    from qrnn.training.run_log import RunLog
+
+    log_dir = point / "runs" / run_name
+    log = RunLog(log_dir)
+    for epoch in range(1, 41):
+        values = {"min_postsel_prob/train": postsel, "loss/train": 1.0}
+        if epoch % 10 == 0:
+            values["loss/validate"] = losses[epoch // 10 - 1]
+        log.scalars(epoch, values)
+    log.close()
+    return log_dir
+
+
+def curves_fixture(tmp_path: Path) -> tuple[Path, Path]:
+    """A simple-seq sweep over seeds 1, 2, 3 with logs (seed 1's done.json names its log directory at a path the
+    sweep has since moved from), seed 4 finished without logs, seed 5 unfinished; and the original's curves.
+
+    Validation loss, original's step s at our step s + 1, compared at our nearest logged epoch (interval 10):
+    - step 0 (1 -> epoch 10): 0.45 in 0.4..0.6, within; step 10 (11 -> 10): 0.3, not within;
+    - step 20 (21 -> 20): 0.07 in 0.05..0.2, within; step 30 (31 -> 30): 0.004 < 0.005, not within;
+    - step 40 (41 -> 40): 0.001 in 0.0005..0.03, within; step 60 (61): 21 past epoch 40, beyond our runs.
+    Within 3 of 5. Ranks of the original's values 5, 4, 3, 2, 1 and of our medians (0.5, 0.5, 0.1, 0.02, 0.008)
+    4.5, 4.5, 3, 2, 1: Spearman's rho = 9.5 / sqrt(10 * 9.5) = sqrt(0.95).
+    First step below 0.01: ours 30, 40, not reached (median 40), the original's 31 (step 30): within. Below
+    0.001: ours 40, not, not (median not reached), the original's 61: within (40..not reached).
+    Median over the last 10% of steps: ours the last value (0.0005, 0.008, 0.03: median 0.008), the original's
+    0.0009 (its last step, 61 > 0.9 * 61): within.
+    Postselection: the original's 0.3 at steps 0..19 (in 0.1..0.4) and 0.5 at 20..39: within at 20 of 40; our
+    median is constant (0.2), so no rank correlation; the last 10% (steps 37..40): ours 0.2 (0.1..0.4), the
+    original's 0.5, not within."""
+    fixed = {"dataset": "simple-seq", "model": "qrnn", "workspace": 3, "stages": 2}
+    points = [({}, seed, done(OUR_LOSSES.get(seed, [0.1])[-1], 40)) for seed in (1, 2, 3, 4)] + [({}, 5, {})]
+    sweep = write_sweep(tmp_path / "root", "curves", fixed, points)
+    for directory in sorted(sweep.iterdir()):
+        seed = json.loads((directory / POINT_FILE).read_text())["options"]["seed"]
+        if seed not in OUR_LOSSES:
+            continue
+        log_dir = write_run_logs(directory, f"-simple-seq--{seed:06d}-2026-01-0{seed}--10-00-00", OUR_LOSSES[seed],
+                                 OUR_POSTSEL[seed])
+        if seed == 1:
+            record = json.loads((directory / DONE_FILE).read_text())
+            record["log_dir"] = f"/elsewhere/{directory.name}/runs/{log_dir.name}"
+            (directory / DONE_FILE).write_text(json.dumps(record))
+    rvqe = checkout(tmp_path)
+    folder = rvqe / "results" / "hparam_logs"
+    write_csv(folder, "val-loss-simple-seq.csv", CURVE_HEADER,
+              [[1590573765.5 + step, step, value] for step, value in
+               ((0, 0.45), (10, 0.3), (20, 0.07), (30, 0.004), (40, 0.001), (60, 0.0009))])
+    write_csv(folder, "postsel-simple-seq.csv", CURVE_HEADER,
+              [[1590573765.5 + step, step, 0.3 if step < 20 else 0.5] for step in range(40)])
+    return sweep, rvqe
+
+
+def test_curves_agreement_numbers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    sweep, rvqe = curves_fixture(tmp_path)
+    out = tmp_path / "figures"
+    assert cli_main(["plot", str(sweep), "--original", str(rvqe), "--out", str(out), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    # No agreement.png: the curves figure draws the original's run over ours.
+    assert report["files"] == [str(out / name) for name in ("curves-simple-seq.png", "agreement.csv",
+                                                            "agreement.json")]
+    (study,) = report["studies"]
+    assert (study["study"], study["seeds"], study["runs_without_logs"]) == ("curves-simple-seq", 3, 1)
+    validation, postselection = study["curves"]
+    assert validation["tag"] == "loss/validate" and validation["our_logging_interval"] == 10
+    assert [(p["original_step"], p["step"], p["within"]) for p in validation["points"]] == [
+        (0, 10, True), (10, 10, False), (20, 20, True), (30, 30, False), (40, 40, True)]
+    assert validation["original_steps_beyond_ours"] == [60]
+    assert (validation["points_compared"], validation["points_within"]) == (5, 3)
+    assert validation["within_fraction"] == pytest.approx(0.6)
+    assert validation["spearman"] == pytest.approx(math.sqrt(0.95))
+    below_01, below_001, tail = validation["measures"]
+    by_seed = dict(zip(validation["seeds"], below_01["ours"], strict=True))
+    assert by_seed == {1: 30, 2: 40, 3: "not reached"} and below_01["ours_median"] == 40
+    assert below_01["original"] == 31 and below_01["within"] is True
+    assert below_001["ours_median"] == "not reached" and below_001["original"] == 61 and below_001["within"]
+    assert tail["ours_median"] == pytest.approx(0.008) and tail["original"] == pytest.approx(0.0009)
+    assert tail["within"] is True
+    assert postselection["tag"] == "min_postsel_prob/train" and postselection["our_logging_interval"] == 1
+    assert (postselection["points_compared"], postselection["points_within"]) == (40, 20)
+    assert postselection["spearman"] is None  # our median is constant
+    (post_tail,) = postselection["measures"]
+    assert post_tail["ours_median"] == pytest.approx(0.2) and post_tail["original"] == pytest.approx(0.5)
+    assert post_tail["within"] is False
+    with open(out / "agreement.csv") as stream:
+        rows = list(csv.DictReader(stream))
+    assert [row["measure"] for row in rows[:4]] == ["first step below 0.01", "first step below 0.001",
+                                                   "median over the last 10% of steps",
+                                                   "median over the last 10% of steps"]
+    assert len(rows) == 4 + 5 + 40 and rows[4]["original_step"] == "0" and rows[4]["step"] == "10"
+    assert (out / "curves-simple-seq.png").read_bytes()[:4] == b"\x89PNG"
+
+    # The text form: the measures and the summaries (not the 45 points), then the files.
+    assert cli_main(["plot", str(sweep), "--original", str(rvqe), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "original's value within our seeds' range: 3 of 5 steps (60%)" in printed
+    assert "original's value within our seeds' range: 20 of 40 steps (50%)" in printed
+    assert "Spearman rank correlation of the original's curve and our median: 0.975" in printed
+    assert "1 finished runs have no TensorBoard logs" in printed and "value at step" not in printed
+    assert printed.rstrip().endswith(str(out / "agreement.json"))
+    # Without the original: the figure alone.
+    assert cli_main(["plot", str(sweep), "--out", str(tmp_path / "plain")]) == 0
+    assert capsys.readouterr().out.split() == [str(tmp_path / "plain" / "curves-simple-seq.png")]
+    assert (tmp_path / "plain" / "curves-simple-seq.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_seed_only_sweeps_are_the_curves_studies(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    simple = [{"dataset": "simple-seq", "model": "qrnn", "seed": seed} for seed in (1, 2)]
+    assert identify(simple, ()) is STUDY["curves-simple-seq"]
+    assert identify([{"dataset": "mnist01", "seed": 3}], ()) is STUDY["curves-mnist01"]  # one point, qrnn default
+    assert identify(simple, ("optimizer",)) is STUDY["optimizer"]  # the grid studies are unchanged
+    assert identify([{"dataset": "elman-xor", "seed": 1}], ()) is None
+    assert identify([{"dataset": "simple-seq", "model": "lstm", "seed": 1}], ()) is None
+    assert identify(simple + [{"dataset": "mnist01", "seed": 1}], ()) is None
+    # A seed-only sweep of another dataset keeps the generic figure; with --original it is no study.
+    other = write_sweep(tmp_path / "root", "xor-seeds", {"dataset": "elman-xor", "model": "qrnn"},
+                        [({}, seed, done(0.1)) for seed in (1, 2)])
+    assert cli_main(["plot", str(other), "--out", str(tmp_path / "generic")]) == 0
+    assert capsys.readouterr().out.split() == [str(tmp_path / "generic" / "sweep.png")]
+    rvqe = checkout(tmp_path)
+    assert "training curves of simple-seq or mnist01" in one_line_error(
+        capsys, ["plot", str(other), "--original", str(rvqe)])
+    # A curves sweep whose runs left no logs says so.
+    bare = write_sweep(tmp_path / "root", "bare", {"dataset": "mnist01", "model": "qrnn"}, [({}, 1, done(0.1))])
+    assert "none of its finished points has TensorBoard logs" in one_line_error(
+        capsys, ["plot", str(bare), "--out", str(tmp_path / "f")])
+
+
+def test_real_sweep_over_seeds_gives_the_curves(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A sweep as `qrnn sweep` runs it (two seeds, two epochs): its runs' logs are found and drawn."""
+    from qrnn.presets import load_preset
+    from qrnn.sweep import Sweep
+
+    preset = tmp_path / "seeds.toml"
+    preset.write_text('description = "seeds"\nseeds = [1, 2]\n\n[train]\ndataset = "simple-seq"\nbatch_size = 2\n'
+                      "workspace = 1\nstages = 1\nepochs = 2\nvalidate_every = 1\nnum_validation_samples = 0\n")
+    Sweep(load_preset(preset), tmp_path / "root", printer=lambda _line: None).run()
+    capsys.readouterr()
+    from qrnn.plot import recognise_sweeps
+
+    (entry,) = recognise_sweeps([tmp_path / "root" / "seeds"])
+    assert entry.study is STUDY["curves-simple-seq"] and sorted(seed.seed for seed in entry.curves) == [1, 2]
+    assert all(seed.curves["validation"].steps == [1, 2] for seed in entry.curves)
+    assert all(seed.curves["postselection"].steps == [1, 2] for seed in entry.curves)
+    out = tmp_path / "figures"
+    assert cli_main(["plot", str(tmp_path / "root" / "seeds"), "--out", str(out)]) == 0
+    assert capsys.readouterr().out.split() == [str(out / "curves-simple-seq.png")]
+
+
+def test_bad_curve_files_fail_in_one_line(tmp_path: Path) -> None:
+    from qrnn.original.hparam_tables import read_original_curve
+
+    rvqe = checkout(tmp_path)
+    path = rvqe / "results" / "hparam_logs" / "val-loss-simple-seq.csv"
+    good = "Wall time,Step,Value\n1.5,0,0.7\n2.5,10,0.4\n"
+    path.write_text(good)
+    assert read_original_curve(rvqe, "simple-seq", "validation") == ([0, 10], [0.7, 0.4])
+    cases = {
+        "Wall time,Value\n1.5,0.7\n": "the header lacks Step",
+        good + "3.5,20.5,0.3\n": "line 4, column Step: '20.5' is not a step",
+        good + "3.5,-20,0.3\n": "line 4, column Step: '-20' is not a step",
+        good + "3.5,1e12,0.3\n": "'1e12' is not a step",
+        good + "3.5,10,0.3\n": "line 4, column Step: step 10 does not follow step 10",
+        good + "3.5,5,0.3\n": "step 5 does not follow step 10",
+        good + "3.5,20,nan\n": "line 4, column Value: 'nan' is not finite",
+        good + "3.5,20,low\n": "line 4, column Value: 'low' is not a number",
+        good + "x,20,0.1\n": "line 4, column Wall time: 'x' is not a number",
+        good + "3.5,20\n": "line 4: 2 cells where the header has 3",
+        "Wall time,Step,Value\n": "has a header but no rows",
+        good + "3.5,20," + "1" * MAX_TABLE_BYTES + "\n": "reads at most",
+    }
+    for text, message in cases.items():
+        path.write_text(text)
+        with pytest.raises(QRNNError, match=message) as caught:
+            read_original_curve(rvqe, "simple-seq", "validation")
+        assert "\n" not in str(caught.value) and "val-loss-simple-seq.csv" in str(caught.value)
+    path.unlink()
+    with pytest.raises(QRNNError, match="val-loss-simple-seq.csv is missing"):
+        read_original_curve(rvqe, "simple-seq", "validation")

@@ -21,7 +21,10 @@ combination of the options, when it varies several), for sweeps that are none of
 Sweeps of the paper's hyperparameter studies (`qrnn.studies`: optimizer, topology, Elman XOR initialisation,
 Elman letter topology, DNA lengths) get that study's figure instead, as the original's notebook draws it, and with
 `--original` (a checkout of RVQE) the study's published table beside it and the agreement cell by cell
-(`agreement.csv`, `agreement.json`, `agreement.png`).
+(`agreement.csv`, `agreement.json`, `agreement.png`). A sweep over seeds only of simple-seq or MNIST 0 vs 1 is
+the training-curves study (`qrnn.study_curves`): `curves-<dataset>.png`, every seed's validation loss and
+postselection overhead over the training steps, with `--original` beside the original's run, and the agreement
+step by step (in `agreement.csv`, `agreement.json`).
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ import math
 import os
 import statistics
 import textwrap
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -554,6 +557,9 @@ def read_sweep(folder: Path) -> SweepResult:
         rows.append({
             # A point written before the grid grew records fewer varying options: its full options say all.
             "combination": {**dict(point.get("options", {})), **varying},
+            # Where its TensorBoard logs are (`_point_log_dir`), for the curves studies.
+            "point_dir": point_file.parent,
+            "log_dir": done.get("log_dir"),
             "seed": point.get("varying", {}).get("seed"),
             "epochs": int(done["epoch"]),
             "reached": done.get("stop_reason") == "stop-at-loss",
@@ -637,13 +643,58 @@ def plot_sweeps(folders: list[Path], path: Path) -> Path:
 @dataclass
 class StudySweep:
     """A sweep folder recognised as one of the paper's studies: its finished points as `qrnn.studies.Run`s
-    and, with `--original`, the original's runs of the same study (None: not asked for, or no table)."""
+    and, with `--original`, the original's runs of the same study (None: not asked for, or no table). For the
+    training-curves studies also every run's curves (`qrnn.study_curves.SeedCurves`), the finished runs without
+    TensorBoard logs, and with `--original` the original's curves on our steps (keys of `CURVE_TAGS`)."""
 
     folder: Path
     sweep: SweepResult
     study: Any
     ours: list[Any]
     original: list[Any] | None = None
+    curves: list[Any] = field(default_factory=list)
+    runs_without_logs: int = 0
+    original_curves: dict[str, Any] | None = None
+
+
+def _point_log_dir(row: dict[str, Any]) -> Path | None:
+    """The TensorBoard log directory of a finished sweep point: the one its done.json names, looked up by name
+    under the point's `runs/` (the sweep folder may have moved since); else the point's only run directory with
+    event files, or the one written last (a point retried after a crash may hold an abandoned one)."""
+    runs = Path(row["point_dir"]) / "runs"
+    named = row.get("log_dir")
+    if isinstance(named, str) and named:
+        candidate = runs / Path(named).name
+        if any(candidate.glob("events.out.tfevents.*")):
+            return candidate
+    found = [path for path in runs.glob("*") if path.is_dir() and any(path.glob("events.out.tfevents.*"))]
+    if not found:
+        return None
+
+    def written(path: Path) -> float:
+        return max(event.stat().st_mtime for event in path.glob("events.out.tfevents.*"))
+
+    return max(found, key=written)
+
+
+def _seed_curves(entry: StudySweep) -> None:
+    """Read every finished run's curves of a training-curves sweep into `entry` (one-line error when none has
+    logs)."""
+    from qrnn.study_curves import CURVE_TAGS, Curve, SeedCurves
+
+    for row in entry.sweep.rows:
+        log_dir = _point_log_dir(row)
+        if log_dir is None:
+            entry.runs_without_logs += 1
+            continue
+        series = read_scalars(log_dir)
+        entry.curves.append(SeedCurves(row.get("seed"), {
+            key: Curve(*series.get(tag, ([], []))) for key, tag in CURVE_TAGS.items()}))
+    if not entry.curves:
+        raise QRNNError(
+            f"the sweep in {entry.folder} is the {entry.study.name} study, but none of its finished points has "
+            "TensorBoard logs (<point>/runs/<run name>/events.out.tfevents.*)"
+        )
 
 
 # The notebook's colours for the DNA figure: QRNN red, RNN green, LSTM blue.
@@ -663,6 +714,10 @@ def recognise_sweeps(folders: list[Path]) -> list[StudySweep] | None:
         if study is None:
             return None
         entries.append(StudySweep(folder, sweep, study, sweep_runs(study, sweep.rows)))
+    # Only once every sweep is known to be a study: a seed-only sweep of no study must not cost a log read.
+    for entry in entries:
+        if entry.study.figure == "curves":
+            _seed_curves(entry)
     return entries
 
 
@@ -849,6 +904,55 @@ def _draw_lengths(plt: Any, entries: list[StudySweep]) -> Any:
     return figure
 
 
+# Below this a postselection probability counts as this (a log axis cannot show 0, and 1/sqrt(0) is infinite).
+_SMALLEST_PROBABILITY = 1e-12
+
+
+def _draw_curves(plt: Any, entry: StudySweep) -> Any:
+    """The paper's training-curves figure: the validation loss and the postselection overhead 1/sqrt(p) of the
+    training batch's minimum postselection probability p (as the original's notebook draws it: the factor by
+    which amplitude amplification repeats a step) against the training steps, log y; every seed a thin line, the
+    median over the seeds a bold one, the original's run dashed, on our steps (its step + 1)."""
+    from qrnn.study_curves import POSTSELECTION, VALIDATION, Curve, median_curve
+
+    def overhead(curve: Curve) -> Curve:
+        return Curve(curve.steps, [1 / math.sqrt(max(p, _SMALLEST_PROBABILITY)) for p in curve.values])
+
+    def loss(curve: Curve) -> Curve:
+        # A loss can reach 0 (or just below, in float32): clip so the log axis can show it.
+        return Curve(curve.steps, [max(value, 1e-8) for value in curve.values])
+
+    panels = ((VALIDATION, "validation loss", loss), (POSTSELECTION, "postselection overhead 1/sqrt(p_min)",
+                                                      overhead))
+    figure, axes = plt.subplots(1, 2, figsize=(12.0, 4.6), squeeze=False)
+    for axis, (key, label, transform) in zip(axes[0], panels, strict=True):
+        ours = [transform(seed.curves[key]) for seed in entry.curves if seed.curves[key].steps]
+        for index, curve in enumerate(ours):
+            axis.plot(curve.steps, curve.values, "-", color="C0", linewidth=0.6, alpha=0.35,
+                      label=f"qrnn, each of {len(ours)} seeds" if index == 0 else None)
+        if ours:
+            middle = median_curve(ours)
+            axis.plot(middle.steps, middle.values, "-", color="C0", linewidth=2.2, label="qrnn, median over seeds")
+        if entry.original_curves is not None:
+            original = transform(entry.original_curves[key])
+            axis.plot(original.steps, original.values, "--", color="C3", linewidth=1.6,
+                      label="the original's run (its step + 1)")
+        if key == VALIDATION:
+            from qrnn.study_curves import THRESHOLDS
+
+            for threshold in THRESHOLDS:  # the losses whose first crossing the agreement compares
+                axis.axhline(threshold, color="0.5", linestyle=":", linewidth=0.8)
+        axis.set_yscale("log")
+        axis.set_xlabel("training steps")
+        axis.set_ylabel(label)
+        axis.grid(True, which="both", alpha=0.3)
+        if axis.get_legend_handles_labels()[0]:
+            axis.legend(fontsize=8)
+        else:
+            axis.text(0.5, 0.5, "not logged", ha="center", va="center", transform=axis.transAxes, color="0.5")
+    return figure
+
+
 def _draw_agreement(plt: Any, results: list[Any]) -> Any:
     """Per study, each cell on both sides as a point (the original's median, our median) with our seeds'
     range as a bar, and the diagonal: points on it agree."""
@@ -905,14 +1009,18 @@ def plot_studies(entries: list[StudySweep], out: Path) -> list[Path]:
             figure = _draw_optimizer(plt, chosen[0])
         elif kind == "boxes":
             figure = _draw_boxes(plt, chosen[0])
+        elif kind == "curves":
+            figure = _draw_curves(plt, chosen[0])
         else:
             figure = _draw_marginals(plt, chosen[0], on_epochs=kind == "marginals-epochs")
         unfinished = sum(entry.sweep.unfinished for entry in chosen)
         name = "DNA lengths" if kind == "lengths" else chosen[0].study.title  # the models share the figure
         title = f"{name}: " + ", ".join(entry.sweep.name for entry in chosen) + (
             f" ({unfinished} points unfinished)" if unfinished else "")
-        if any(entry.original is not None for entry in chosen):
-            title += "; beside the original's published runs"
+        if kind == "curves":
+            title += f", {len(chosen[0].curves)} seeds"
+        if any(entry.original is not None or entry.original_curves is not None for entry in chosen):
+            title += "; beside the original's published " + ("run" if kind == "curves" else "runs")
         written.append(_save(plt, figure, title, out / f"{figure_file}.png"))
     return written
 
@@ -922,8 +1030,9 @@ def study_plots(folders: list[Path], out: Path, original: str | os.PathLike[str]
     """For sweeps of the paper's studies: their figures and, with `original` (a checkout of RVQE), the
     agreement with the original's tables (agreement.png/.csv/.json in `out`). Returns the files written, the
     `qrnn.studies.Agreement`s and notes on studies without a table; None when a sweep is none of the studies."""
-    from qrnn.original.hparam_tables import hparam_folder, read_original_table
-    from qrnn.studies import agreement, agreement_csv, agreement_json, check_single, original_runs
+    from qrnn.original.hparam_tables import hparam_folder, read_original_curve, read_original_table
+    from qrnn.studies import CURVES, agreement, agreement_csv, agreement_json, check_single, original_runs
+    from qrnn.study_curves import CURVE_TAGS, curves_agreement, original_aligned
 
     if original is not None:
         hparam_folder(original)  # a wrong path fails before anything is drawn
@@ -938,6 +1047,12 @@ def study_plots(folders: list[Path], out: Path, original: str | os.PathLike[str]
         if entry.study.table is None:
             notes.append(f"{entry.study.name} ({entry.sweep.name}): the original published no table of this study")
             continue
+        if entry.study.metric == CURVES:
+            entry.original_curves = {key: original_aligned(*read_original_curve(original, entry.study.table, key))
+                                     for key in CURVE_TAGS}
+            results.append(curves_agreement(entry.study, entry.sweep.name, entry.curves, entry.original_curves,
+                                            entry.runs_without_logs))
+            continue
         entry.original = original_runs(entry.study, read_original_table(original, entry.study.table))
         results.append(agreement(entry.study, entry.sweep.name, entry.ours, entry.original))
     try:
@@ -945,10 +1060,13 @@ def study_plots(folders: list[Path], out: Path, original: str | os.PathLike[str]
     except OSError as error:
         raise QRNNError(f"cannot create --out {out}: {error.strerror}") from None
     written = plot_studies(entries, out)
-    if results:
+    # The curves studies' figure already draws the original's run over ours: agreement.png is for grid cells.
+    cells = [result for result in results if result.metric != CURVES]
+    if cells:
         plt = _pyplot()
-        written.append(_save(plt, _draw_agreement(plt, results), "qrnn against the original, cell by cell",
+        written.append(_save(plt, _draw_agreement(plt, cells), "qrnn against the original, cell by cell",
                              out / "agreement.png"))
+    if results:
         for name, text in (("agreement.csv", agreement_csv(results)), ("agreement.json", agreement_json(results))):
             (out / name).write_text(text)
             written.append(out / name)
@@ -970,7 +1088,8 @@ def command_plot(args: argparse.Namespace) -> int:
             if args.original is not None:
                 raise QRNNError(
                     "--original compares sweeps of the paper's studies (optimizer, topology, Elman XOR "
-                    "initialisation, Elman letter topology, DNA lengths); "
+                    "initialisation, Elman letter topology, DNA lengths, training curves of simple-seq or "
+                    "mnist01 over seeds only); "
                     + ", ".join(map(str, targets)) + " is not one of them"
                 )
             print(plot_sweeps(targets, out / "sweep.png"))
@@ -1012,7 +1131,8 @@ def register(subparsers: Any) -> None:
         "a run directory (<out>/runs/<run name>) or a checkpoint; or sweep folders of `qrnn sweep` "
         "(<root>/<preset>) for sweep.png, the epochs and best validation loss of every point against the "
         "swept option, or for sweeps of the paper's hyperparameter studies that study's figure (with --original, "
-        "beside the original's published table, and their agreement). Prints the paths written.",
+        "beside the original's published table, and their agreement; a sweep over seeds only of simple-seq or "
+        "mnist01 gives the training curves of the paper's figure). Prints the paths written.",
         formatter_class=HELP_FORMATTER,
     )
     parser.add_argument(
@@ -1034,7 +1154,8 @@ def register(subparsers: Any) -> None:
         default=None,
         help="for sweeps of the paper's studies: a checkout of the original RVQE repository; its published table "
         "of the study (results/hparam_logs/*.csv) is drawn beside the sweep and compared cell by cell "
-        "(agreement.csv, agreement.json, agreement.png)",
+        "(agreement.csv, agreement.json, agreement.png); for the training curves its run's curves "
+        "(val-loss-*.csv, postsel-*.csv), compared step by step",
     )
     parser.add_argument(
         "--json", action="store_true", help="with --original: print the agreement as JSON instead of tables"

@@ -16,6 +16,10 @@ tables and our presets write the same value differently (1.5708, 1.570796).
 The metric is the best validation loss, except for the DNA length studies: the epochs until the run reached its
 loss threshold, a run that never did counting as not reached (infinitely many epochs: the median is "not
 reached" where more than half the runs did not reach the loss).
+
+The training-curves studies (`CURVES`: the paper's figure of one simple-seq run and one MNIST 0 vs 1 run) vary
+nothing but the seed: a sweep of simple-seq or mnist01 with the QRNN whose points differ only in their seed (or a
+single point) is one. Their agreement is with the original's curves, step by step (`qrnn.study_curves`).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from qrnn.errors import QRNNError
 
 BEST_LOSS = "best_validation_loss"
 EPOCHS_TO_REACH = "epochs_to_reach"
+CURVES = "training_curves"
 # Relative tolerance for matching option values written with different precision (1.5708 vs 1.570796).
 MATCH_TOLERANCE = 1e-3
 NOT_REACHED = "not reached"
@@ -42,7 +47,9 @@ NOT_REACHED = "not reached"
 class Study:
     """One of the paper's hyperparameter studies: what its sweeps train (dataset, model), its grid options, the
     agreement metric, the original's table (a key of `qrnn.original.hparam_tables.TABLES`, None if none was
-    published) and the figure that draws it (`figure`; `figure_file` is shared by studies drawn together)."""
+    published; for the `CURVES` studies a key of its `CURVES`) and the figure that draws it (`figure`;
+    `figure_file` is shared by studies drawn together). A study without grid options (`keys` empty) is a
+    sweep over seeds only."""
 
     name: str
     title: str
@@ -72,6 +79,10 @@ STUDIES: tuple[Study, ...] = (
           "lengths", "dna-lengths"),
     Study("dna-rnn", "DNA lengths, RNN", "dna", "rnn", ("sentence_length",), EPOCHS_TO_REACH, "dna-rnn",
           "lengths", "dna-lengths"),
+    Study("curves-simple-seq", "training curves (simple-seq)", "simple-seq", "qrnn", (), CURVES, "simple-seq",
+          "curves", "curves-simple-seq"),
+    Study("curves-mnist01", "training curves (MNIST 0 vs 1)", "mnist01", "qrnn", (), CURVES, "mnist01", "curves",
+          "curves-mnist01"),
 )
 
 
@@ -95,14 +106,18 @@ class Run:
 
 def identify(options: Sequence[dict[str, Any]], varied: Sequence[str]) -> Study | None:
     """The study a sweep belongs to, from its points' full options and the options it varies besides the seed;
-    None when it is none of them (or varies nothing but the seed)."""
+    None when it is none of them. A sweep that varies nothing but the seed is a training-curves study (of its
+    dataset, if the paper has one), never a grid study: its one cell says nothing about how an option acts."""
     datasets = {point.get("dataset") for point in options}
     models = {point.get("model", "qrnn") for point in options}
-    if len(datasets) != 1 or len(models) != 1 or not varied:
+    if len(datasets) != 1 or len(models) != 1:
         return None
     dataset, model = datasets.pop(), models.pop()
     for study in STUDIES:
-        if study.dataset == dataset and study.model == model and set(varied) <= set(study.keys):
+        if study.dataset != dataset or study.model != model:
+            continue
+        # Seed-only sweeps match only the studies without grid options, and the other way round.
+        if (not varied) == (not study.keys) and set(varied) <= set(study.keys):
             return study
     return None
 
@@ -354,8 +369,17 @@ def _option(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def table_rows(result: Agreement) -> list[dict[str, str]]:
-    """The cells as rows of text (for the printed table and agreement.csv)."""
+def _is_curves(result: Any) -> bool:
+    """Whether `result` is a training-curves agreement (`qrnn.study_curves.CurvesAgreement`), which writes its
+    own rows and lines."""
+    return getattr(result, "metric", None) == CURVES
+
+
+def table_rows(result: Any, printed: bool = False) -> list[dict[str, str]]:
+    """The cells as rows of text (for agreement.csv; `printed`: for the printed table, which leaves out the
+    curves studies' step-by-step rows)."""
+    if _is_curves(result):
+        return result.table_rows(printed)
     rows = []
     for cell in result.cells:
         within = "n/a" if cell.within is None else ("yes" if cell.within else "no")
@@ -377,8 +401,10 @@ def table_rows(result: Agreement) -> list[dict[str, str]]:
     return rows
 
 
-def summary_lines(result: Agreement) -> list[str]:
+def summary_lines(result: Any) -> list[str]:
     """The numbers over the cells, in words."""
+    if _is_curves(result):
+        return result.summary_lines()
     fraction = result.within_fraction
     rho = "n/a (fewer than 3 cells or a constant side)" if result.spearman is None else (
         f"{result.spearman:.3f} (p = {result.spearman_p:.2g}, {len(result.matched)} cells)"
@@ -399,17 +425,17 @@ def summary_lines(result: Agreement) -> list[str]:
     return lines
 
 
-def format_table(result: Agreement) -> str:
+def format_table(result: Any) -> str:
     """The agreement as a text table with its summary lines."""
-    rows = table_rows(result)
+    rows = table_rows(result, printed=True)
     header = list(rows[0]) if rows else ["study"]
-    widths = {key: max(len(key), *(len(row[key]) for row in rows)) for key in header}
+    widths = {key: max([len(key), *(len(row[key]) for row in rows)]) for key in header}
     lines = ["  ".join(key.rjust(widths[key]) for key in header)]
     lines += ["  ".join(row[key].rjust(widths[key]) for key in header) for row in rows]
     return "\n".join(lines + summary_lines(result))
 
 
-def agreement_csv(results: Sequence[Agreement]) -> str:
+def agreement_csv(results: Sequence[Any]) -> str:
     """agreement.csv: one row per cell of every study (each study's own option columns)."""
     buffer = io.StringIO()
     rows = [row for result in results for row in table_rows(result)]
@@ -422,7 +448,7 @@ def agreement_csv(results: Sequence[Agreement]) -> str:
     return buffer.getvalue()
 
 
-def agreement_json(results: Sequence[Agreement], files: Sequence[str] = ()) -> str:
+def agreement_json(results: Sequence[Any], files: Sequence[str] = ()) -> str:
     """agreement.json: every study's summary and cells (and the files written, when given)."""
     payload: dict[str, Any] = {"studies": [result.to_json() for result in results]}
     if files:

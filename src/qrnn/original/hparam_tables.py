@@ -6,6 +6,10 @@ A table is untrusted input: it is read whole only below `MAX_TABLE_BYTES`, its h
 study needs (others, such as pandas' unnamed index column, are ignored), every number must be finite and every
 text cell a short name; a result cell may be empty (the original's initialisation table has a run that logged no
 loss), an option cell may not. Anything else stops with one line naming the file, the row and the column.
+
+The training curves of the paper's figure are TensorBoard's scalar CSV exports (`Wall time,Step,Value`), one
+file per curve and dataset (`CURVES`), read the same way; their steps must also be whole numbers from 0 that
+increase row by row.
 """
 
 from __future__ import annotations
@@ -97,6 +101,18 @@ TABLES: dict[str, TableSpec] = {
 }
 
 
+# The original's training curves (one run each): per dataset, the validation loss (every 10 steps) and the
+# training batch's minimum postselection probability (every step; the MNIST file is TensorBoard's sample of
+# 1000 of them). TensorBoard's scalar export: wall time, step (0-based), value.
+CURVE_COLUMNS = ("Wall time", "Step", "Value")
+CURVES: dict[str, dict[str, str]] = {
+    "simple-seq": {"validation": "val-loss-simple-seq.csv", "postselection": "postsel-simple-seq.csv"},
+    "mnist01": {"validation": "val-loss-mnist.csv", "postselection": "postsel-mnist.csv"},
+}
+# A step beyond this is no step of a training run (and keeps an int conversion exact).
+MAX_STEP = 10**9
+
+
 def hparam_folder(checkout: str | Path) -> Path:
     """`results/hparam_logs` of a checkout of the original; a one-line `QRNNError` if `checkout` is not one."""
     path = Path(checkout).expanduser()
@@ -111,12 +127,16 @@ def hparam_folder(checkout: str | Path) -> Path:
 
 
 def read_table(
-    path: Path, columns: Sequence[str], text_columns: Sequence[str] = (), optional_columns: Sequence[str] = ()
+    path: Path,
+    columns: Sequence[str],
+    text_columns: Sequence[str] = (),
+    optional_columns: Sequence[str] = (),
+    step_column: str | None = None,
 ) -> list[dict[str, float | str | None]]:
     """The rows of one CSV file as {column: value} over `columns`: floats, or names for `text_columns`; None for
-    an empty cell of `optional_columns`. One-line `QRNNError` for a missing or oversized file, a header without
-    the columns, a short or long row, a value that is not a finite number, or a text cell that is not a short
-    name."""
+    an empty cell of `optional_columns`; `step_column` must hold whole numbers from 0 to `MAX_STEP` that increase
+    from row to row. One-line `QRNNError` for a missing or oversized file, a header without the columns, a short
+    or long row, a value that is not a finite number, a text cell that is not a short name, or a bad step."""
     data = read_bytes(path, "the original's table", MAX_TABLE_BYTES)
     try:
         text = data.decode("utf-8-sig")
@@ -140,6 +160,7 @@ def read_table(
         )
     where = {column: header.index(column) for column in columns}
     rows: list[dict[str, float | str | None]] = []
+    last_step: float | None = None
     try:
         for number, cells in enumerate(reader, start=2):
             if not cells:
@@ -165,6 +186,18 @@ def read_table(
                     ) from None
                 if not math.isfinite(value):
                     raise QRNNError(f"{path}, line {number}, column {column}: {cell[:40]!r} is not finite")
+                if column == step_column:
+                    if not (value.is_integer() and 0 <= value <= MAX_STEP):
+                        raise QRNNError(
+                            f"{path}, line {number}, column {column}: {cell[:40]!r} is not a step (a whole number "
+                            f"from 0 to {MAX_STEP:.0e})"
+                        )
+                    if last_step is not None and value <= last_step:
+                        raise QRNNError(
+                            f"{path}, line {number}, column {column}: step {value:.0f} does not follow step "
+                            f"{last_step:.0f} (a curve's steps increase)"
+                        )
+                    last_step = value
                 row[column] = value
             rows.append(row)
     except csv.Error as error:
@@ -189,3 +222,16 @@ def read_original_table(checkout: str | Path, name: str) -> list[dict[str, float
             row["file"] = float(index)
             rows.append(row)
     return rows
+
+
+def read_original_curve(checkout: str | Path, dataset: str, curve: str) -> tuple[list[int], list[float]]:
+    """The original's training curve `curve` ("validation" or "postselection", see `CURVES`) of `dataset` from
+    the checkout `checkout`: its steps as the file writes them (0-based) and its values. One-line `QRNNError`s
+    (see `read_table`)."""
+    file = CURVES[dataset][curve]
+    path = hparam_folder(checkout) / file
+    if not path.exists():
+        raise QRNNError(f"{path} is missing: the original's checkout should hold {file} in {HPARAM_FOLDER}")
+    rows = read_table(path, CURVE_COLUMNS, step_column="Step")
+    steps = [int(step) for row in rows if isinstance(step := row["Step"], float)]
+    return steps, [float(value) for row in rows if isinstance(value := row["Value"], float)]

@@ -1,0 +1,336 @@
+"""The training-curves studies: a sweep over seeds of one setting (simple-seq, or MNIST 0 vs 1) against the one
+run of the paper's figure (the original's `results/hparam_logs/val-loss-*.csv` and `postsel-*.csv`).
+
+Two curves: the validation loss (`loss/validate`) and the training batch's minimum postselection probability
+(`min_postsel_prob/train`), read from every seed's TensorBoard logs.
+
+Steps are aligned as training steps done. The original logs at step s (0-based) the values after its (s+1)-th
+optimizer step (its validation at step 0 follows the first update); we log at epoch e (1-based) the values after
+the e-th. So the original's step s is our step s + 1 (`ORIGINAL_STEP_OFFSET`), and every number and figure here
+counts steps that way. Each of the original's points is compared with our seeds' values at our nearest logged step
+(ties: the earlier), provided that step is at most one logging interval away (the median gap between our logged
+steps): an original step further away (beyond the end of our runs) is counted apart, not compared.
+
+Agreement, per curve: at each compared step, whether the original's value lies within our seeds' range (min..max;
+"n/a" where fewer than two seeds logged that step), and the fraction of such steps; Spearman's rank correlation
+of the original's values and our median over the seeds at those steps; and per measure, our value per seed (its
+median and range) against the original's value:
+- the validation loss: the first step at which it falls below 0.01 and below 0.001 ("not reached" where it never
+  did; the median is "not reached" where more than half the seeds did not reach it);
+- both curves: the median of the run's values over its last 10% of training steps (the logged points after
+  90% of its last step).
+The postselection agreement is on the probability as logged; the figure draws it as the notebook does, as the
+postselection overhead 1/sqrt(p) (the factor amplitude amplification needs).
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from qrnn.studies import CURVES, CellAgreement, Study, _json_value, median, spearman
+
+# The original's step s holds the values after s + 1 optimizer steps; ours at epoch e after e (module docstring).
+ORIGINAL_STEP_OFFSET = 1
+VALIDATION, POSTSELECTION = "validation", "postselection"
+# Our runs' TensorBoard tags of the two curves (`qrnn.training.run_log`).
+CURVE_TAGS = {VALIDATION: "loss/validate", POSTSELECTION: "min_postsel_prob/train"}
+CURVE_LABELS = {VALIDATION: "validation loss", POSTSELECTION: "min. postselection probability (training)"}
+# The validation losses whose first crossing is compared (the paper's simple-seq run ends just above 0.001).
+THRESHOLDS = (0.01, 0.001)
+LAST_FRACTION = 0.1
+
+
+@dataclass
+class Curve:
+    """One run's series of one curve: steps (increasing) and values."""
+
+    steps: list[int]
+    values: list[float]
+
+    def shifted(self, offset: int) -> Curve:
+        """The same values at steps + `offset`."""
+        return Curve([step + offset for step in self.steps], list(self.values))
+
+
+@dataclass
+class SeedCurves:
+    """One of our runs: its seed and its curves (keys `VALIDATION`, `POSTSELECTION`; an empty curve where the
+    run did not log it)."""
+
+    seed: Any
+    curves: dict[str, Curve]
+
+
+def original_aligned(steps: Sequence[int], values: Sequence[float]) -> Curve:
+    """The original's curve as read from its file, on our steps (training steps done)."""
+    return Curve(list(steps), list(values)).shifted(ORIGINAL_STEP_OFFSET)
+
+
+def logging_interval(steps: Sequence[int]) -> int:
+    """The median gap between consecutive logged steps (1 for fewer than two)."""
+    ordered = sorted(set(steps))
+    gaps = [b - a for a, b in zip(ordered, ordered[1:], strict=False)]
+    return max(1, round(median(gaps))) if gaps else 1
+
+
+def nearest(steps: Sequence[int], target: int) -> int:
+    """The step of the sorted `steps` nearest to `target` (ties: the earlier)."""
+    index = bisect.bisect_left(steps, target)
+    candidates = steps[max(0, index - 1) : index + 1]
+    return min(candidates, key=lambda step: (abs(step - target), step))
+
+
+def first_below(curve: Curve, threshold: float) -> float:
+    """The first step at which the curve is below `threshold`; infinite where it never is."""
+    return next((float(step) for step, value in zip(curve.steps, curve.values, strict=True) if value < threshold),
+                math.inf)
+
+
+def tail_median(curve: Curve) -> float | None:
+    """The median of the values logged over the last `LAST_FRACTION` of the run's training steps (None for an
+    empty curve)."""
+    if not curve.steps:
+        return None
+    cutoff = (1 - LAST_FRACTION) * curve.steps[-1]
+    tail = [value for step, value in zip(curve.steps, curve.values, strict=True) if step > cutoff]
+    return median(tail or curve.values[-1:])
+
+
+def by_step(curves: Sequence[Curve]) -> dict[int, list[float]]:
+    """Every logged step of any of the curves, with the values of those that logged it."""
+    found: dict[int, list[float]] = {}
+    for curve in curves:
+        for step, value in zip(curve.steps, curve.values, strict=True):
+            found.setdefault(step, []).append(value)
+    return dict(sorted(found.items()))
+
+
+def median_curve(curves: Sequence[Curve]) -> Curve:
+    """The median over the curves at every step any of them logged."""
+    values = by_step(curves)
+    # Every step has at least one value, so every median is a number.
+    return Curve(list(values), [middle for found in values.values() if (middle := median(found)) is not None])
+
+
+@dataclass
+class CurveAgreement:
+    """One curve: every compared point (cell {"curve", "step", "original_step"}: our seeds' values at our nearest
+    logged step against the original's value), the original's steps beyond ours, the measures (cell {"curve",
+    "measure"}; their values in the order of `seeds`, the seeds that logged this curve), our logging interval and
+    Spearman's rank correlation over the points."""
+
+    key: str
+    seeds: list[Any]
+    points: list[CellAgreement]
+    beyond: list[int]
+    measures: list[CellAgreement]
+    interval: int
+    spearman: float | None = None
+    spearman_p: float | None = None
+
+    def __post_init__(self) -> None:
+        self.spearman, self.spearman_p = spearman(
+            [point.ours_median for point in self.points], [point.original_median for point in self.points]
+        )
+
+    @property
+    def label(self) -> str:
+        """The curve's name in words."""
+        return CURVE_LABELS[self.key]
+
+    @property
+    def compared(self) -> int:
+        """Points where we have a range (two seeds or more logged that step)."""
+        return sum(point.within is not None for point in self.points)
+
+    @property
+    def within(self) -> int:
+        """Points where the original's value lies within our seeds' range."""
+        return sum(point.within is True for point in self.points)
+
+    @property
+    def within_fraction(self) -> float | None:
+        """`within` / `compared` (None where no point could be compared)."""
+        return self.within / self.compared if self.compared else None
+
+    def summary(self) -> dict[str, Any]:
+        """The numbers over the points, for JSON."""
+        return {
+            "curve": self.key,
+            "tag": CURVE_TAGS[self.key],
+            "seeds": self.seeds,
+            "original_points": len(self.points) + len(self.beyond),
+            "points_beyond_ours": len(self.beyond),
+            "points_compared": self.compared,
+            "points_within": self.within,
+            "within_fraction": self.within_fraction,
+            "spearman": self.spearman,
+            "spearman_p": self.spearman_p,
+            "our_logging_interval": self.interval,
+        }
+
+
+def compare_curve(key: str, ours: Sequence[tuple[Any, Curve]], original: Curve) -> CurveAgreement:
+    """One curve of our seeds ((seed, curve) pairs; a seed that did not log it is left out) against the
+    original's (already on our steps, see `original_aligned`)."""
+    seeds = [seed for seed, curve in ours if curve.steps]
+    ours = [curve for _, curve in ours if curve.steps]
+    values = by_step(ours)
+    steps = list(values)
+    interval = logging_interval(steps)
+    points, beyond = [], []
+    for step, value in zip(original.steps, original.values, strict=True):
+        found = nearest(steps, step) if steps else None
+        if found is None or abs(found - step) > interval:
+            beyond.append(step - ORIGINAL_STEP_OFFSET)
+            continue
+        points.append(CellAgreement({"curve": key, "step": found, "original_step": step - ORIGINAL_STEP_OFFSET},
+                                    list(values[found]), [value]))
+    measures = []
+    if key == VALIDATION:
+        for threshold in THRESHOLDS:
+            measures.append(CellAgreement(
+                {"curve": key, "measure": f"first step below {threshold:g}"},
+                [first_below(curve, threshold) for curve in ours], [first_below(original, threshold)],
+            ))
+    tails = [tail for curve in ours if (tail := tail_median(curve)) is not None]
+    original_tail = tail_median(original)
+    measures.append(CellAgreement({"curve": key, "measure": f"median over the last {LAST_FRACTION:.0%} of steps"},
+                                  tails, [] if original_tail is None else [original_tail]))
+    return CurveAgreement(key, seeds, points, beyond, measures, interval)
+
+
+def _step(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return "not reached" if math.isinf(value) else f"{value:.0f}"
+
+
+def _value(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
+def _within(cell: CellAgreement) -> str:
+    if not cell.original:
+        return "only ours"
+    if not cell.ours:
+        return "only original"
+    return "n/a" if cell.within is None else ("yes" if cell.within else "no")
+
+
+@dataclass
+class CurvesAgreement:
+    """A sweep of a training-curves study against the original's run: one `CurveAgreement` per curve, the number
+    of our seeds and of finished runs without logs (left out)."""
+
+    study: Study
+    sweep: str
+    curves: list[CurveAgreement]
+    seeds: int
+    runs_without_logs: int = 0
+    metric: str = field(default=CURVES)
+
+    def summary(self) -> dict[str, Any]:
+        """The numbers over the curves, for JSON."""
+        return {
+            "study": self.study.name,
+            "sweep": self.sweep,
+            "metric": self.metric,
+            "seeds": self.seeds,
+            "runs_without_logs": self.runs_without_logs,
+            "steps": f"training steps done: our epoch (1-based), the original's step + {ORIGINAL_STEP_OFFSET} "
+                     "(its steps are 0-based and log the values after that step's update)",
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        """The summary, and per curve its numbers, measures and points (infinite steps as "not reached")."""
+        def cell_json(cell: CellAgreement) -> dict[str, Any]:
+            return {
+                **{name: value for name, value in cell.cell.items() if name != "curve"},
+                "ours": [_json_value(value) for value in cell.ours],
+                "original": _json_value(cell.original_median),
+                "ours_median": _json_value(cell.ours_median),
+                "ours_min": _json_value(cell.low),
+                "ours_max": _json_value(cell.high),
+                "within": cell.within,
+            }
+
+        return {
+            **self.summary(),
+            "curves": [
+                {**curve.summary(), "measures": [cell_json(cell) for cell in curve.measures],
+                 "original_steps_beyond_ours": curve.beyond, "points": [cell_json(cell) for cell in curve.points]}
+                for curve in self.curves
+            ],
+        }
+
+    def table_rows(self, printed: bool = False) -> list[dict[str, str]]:
+        """The measures of every curve as rows of text, and (unless `printed`: they are too many to print) every
+        point, with its step (ours) and the original's."""
+        rows = []
+        for curve in self.curves:
+            for cell in curve.measures:
+                is_step = cell.cell["measure"].startswith("first step")
+                show = _step if is_step else _value
+                row = {"study": self.study.name, "curve": curve.label, "measure": cell.cell["measure"]}
+                if not printed:
+                    row.update({"step": "", "original_step": ""})
+                rows.append({
+                    **row,
+                    "ours_runs": str(len(cell.ours)),
+                    "ours_median": show(cell.ours_median),
+                    "ours_min": show(cell.low),
+                    "ours_max": show(cell.high),
+                    "original_runs": str(len(cell.original)),
+                    "original_median": show(cell.original_median),
+                    "within": _within(cell),
+                })
+        if printed:
+            return rows
+        for curve in self.curves:
+            for cell in curve.points:
+                rows.append({
+                    "study": self.study.name, "curve": curve.label, "measure": "value at step",
+                    "step": str(cell.cell["step"]), "original_step": str(cell.cell["original_step"]),
+                    "ours_runs": str(len(cell.ours)), "ours_median": _value(cell.ours_median),
+                    "ours_min": _value(cell.low), "ours_max": _value(cell.high), "original_runs": "1",
+                    "original_median": _value(cell.original_median), "within": _within(cell),
+                })
+        return rows
+
+    def summary_lines(self) -> list[str]:
+        """The numbers over each curve's points, in words."""
+        lines = [
+            f"{self.study.name} ({self.sweep}): {self.seeds} seeds against the original's run; steps are training "
+            f"steps done (our epoch, the original's step + {ORIGINAL_STEP_OFFSET}); each of the original's points "
+            "is compared at our nearest logged step"
+        ]
+        for curve in self.curves:
+            total = len(curve.points) + len(curve.beyond)
+            fraction = curve.within_fraction
+            within = ("n/a (no step logged by two seeds or more)" if fraction is None
+                      else f"{curve.within} of {curve.compared} steps ({fraction:.0%})")
+            rho = "n/a (fewer than 3 steps or a constant side)" if curve.spearman is None else (
+                f"{curve.spearman:.3f} (p = {curve.spearman_p:.2g}, {len(curve.points)} steps)")
+            lines.append(f"{curve.label}: {total} points of the original's, compared at our steps at most "
+                         f"{curve.interval} away" + (f", {len(curve.beyond)} beyond our runs" if curve.beyond else ""))
+            lines.append(f"  original's value within our seeds' range: {within}")
+            lines.append(f"  Spearman rank correlation of the original's curve and our median: {rho}")
+        if self.runs_without_logs:
+            lines.append(f"{self.runs_without_logs} finished runs have no TensorBoard logs and are left out")
+        return lines
+
+
+def curves_agreement(study: Study, sweep: str, ours: Sequence[SeedCurves], original: dict[str, Curve],
+                     runs_without_logs: int = 0) -> CurvesAgreement:
+    """Both curves of our seeds against the original's (on our steps, see `original_aligned`)."""
+    return CurvesAgreement(
+        study, sweep,
+        [compare_curve(key, [(seed.seed, seed.curves.get(key, Curve([], []))) for seed in ours], original[key])
+         for key in (VALIDATION, POSTSELECTION)],
+        seeds=len(ours), runs_without_logs=runs_without_logs,
+    )
