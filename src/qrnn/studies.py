@@ -222,8 +222,32 @@ class CellAgreement:
             self.within = self.low <= self.original_median <= self.high
 
 
+class WithinCounts:
+    """How many of the items `judged()` returns (cells, or a curve's points, each with a `within` of True, False or
+    None) could be compared (we have a range: two seeds or more) and how many of those lie within our range."""
+
+    def judged(self) -> Sequence[Any]:
+        """The items judged: each has `within` (True, False, or None where nothing could be compared)."""
+        raise NotImplementedError
+
+    @property
+    def compared(self) -> int:
+        """Items where we have a range (two seeds or more)."""
+        return sum(item.within is not None for item in self.judged())
+
+    @property
+    def within(self) -> int:
+        """Items whose original value (or median) lies within our seeds' range."""
+        return sum(item.within is True for item in self.judged())
+
+    @property
+    def within_fraction(self) -> float | None:
+        """`within` / `compared` (None where nothing could be compared)."""
+        return self.within / self.compared if self.compared else None
+
+
 @dataclass
-class Agreement:
+class Agreement(WithinCounts):
     """A sweep against the original's table of its study: every cell (`cells`: both sides first, then ours
     only, then the original's only) and the summary numbers over the cells on both sides."""
 
@@ -247,20 +271,9 @@ class Agreement:
             [cell.ours_median for cell in self.matched], [cell.original_median for cell in self.matched]
         )
 
-    @property
-    def compared(self) -> int:
-        """Cells on both sides where we have a range (two seeds or more)."""
-        return sum(cell.within is not None for cell in self.matched)
-
-    @property
-    def within(self) -> int:
-        """Cells whose original median lies within our seeds' range."""
-        return sum(cell.within is True for cell in self.matched)
-
-    @property
-    def within_fraction(self) -> float | None:
-        """`within` / `compared` (None where no cell could be compared)."""
-        return self.within / self.compared if self.compared else None
+    def judged(self) -> Sequence[Any]:
+        """The cells on both sides (see `WithinCounts`)."""
+        return self.matched
 
     def summary(self) -> dict[str, Any]:
         """The numbers over the cells, for JSON and the printed table."""

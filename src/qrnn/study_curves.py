@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from qrnn.studies import CURVES, CellAgreement, Study, _json_value, median, spearman
+from qrnn.studies import CURVES, CellAgreement, Study, WithinCounts, _json_value, median, spearman
 
 # The original's step s holds the values after s + 1 optimizer steps; ours at epoch e after e (module docstring).
 ORIGINAL_STEP_OFFSET = 1
@@ -117,7 +117,7 @@ def median_curve(curves: Sequence[Curve]) -> Curve:
 
 
 @dataclass
-class CurveAgreement:
+class CurveAgreement(WithinCounts):
     """One curve: every compared point (cell {"curve", "step", "original_step"}: our seeds' values at our nearest
     logged step against the original's value), the original's steps beyond ours, the measures (cell {"curve",
     "measure"}; their values in the order of `seeds`, the seeds that logged this curve), our logging interval and
@@ -142,20 +142,9 @@ class CurveAgreement:
         """The curve's name in words."""
         return CURVE_LABELS[self.key]
 
-    @property
-    def compared(self) -> int:
-        """Points where we have a range (two seeds or more logged that step)."""
-        return sum(point.within is not None for point in self.points)
-
-    @property
-    def within(self) -> int:
-        """Points where the original's value lies within our seeds' range."""
-        return sum(point.within is True for point in self.points)
-
-    @property
-    def within_fraction(self) -> float | None:
-        """`within` / `compared` (None where no point could be compared)."""
-        return self.within / self.compared if self.compared else None
+    def judged(self) -> Sequence[Any]:
+        """The original's points compared with ours (see `WithinCounts`)."""
+        return self.points
 
     def summary(self) -> dict[str, Any]:
         """The numbers over the points, for JSON."""
