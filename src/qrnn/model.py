@@ -25,6 +25,7 @@ from qrnn.bits import bits_to_int, int_to_bits
 from qrnn.cell import QRNNCell
 from qrnn.errors import QRNNError
 from qrnn.sequences import Postselect, check_sequences, postselection_mask, sample_outcomes, sampling_uniforms
+from qrnn.statevector import keep_buffer, reusable_buffer
 from qrnn.statevector_sequence import (
     HISTORY_CACHE_BYTES,
     StatevectorSequence,
@@ -42,8 +43,10 @@ _OPERATION_COST_IN_FLOPS = 160_000
 
 # A pool's training step runs its members in chunks (forward and backward) of at most about this many bytes of
 # working memory each (`pool_chunks`): a pass over a whole pool of large members (MNIST) ran slower than member
-# by member, its working set far outside the caches.
-POOL_CHUNK_BYTES = 32 << 20
+# by member, its working set far outside the caches. Every chunk costs a lone model's fixed cost (a few thousand
+# small operations), so chunks are as large as this allows: at 32 MiB a pool of 30 umap models ran as 3 chunks and
+# about 15% slower than as one (2-core CPU; MNIST's members, 54 MiB each, run two at a time).
+POOL_CHUNK_BYTES = 128 << 20
 
 # For `QRNN.estimate_cost`: a matrix product's multiply-add and one tensor operation's fixed cost, in elementwise
 # operations on single numbers.
@@ -154,18 +157,30 @@ class _StepLayout:
         base = torch.tensor(bases, device=flat_words.device)[member_of_row]
         depth_of_row = torch.tensor(depths, device=flat_words.device)[member_of_row]
         index = base + (flat_words - member_of_row * words) * depth_of_row + ranks
-        padded_states = states.new_zeros(offset, width).index_copy_(0, index, states.reshape(total, width))
-        padded_grads = states.new_zeros(offset, width).index_copy_(0, index, grad_products.reshape(total, width))
+        # Reused buffers (a fresh one costs its page faults) with zeros where no row lands.
+        buffer = reusable_buffer("kernel gradients", (2, offset, width), states)
+        padded_states, padded_grads = buffer[0], buffer[1]
+        if offset > total:
+            unused = torch.ones(offset, dtype=torch.bool, device=index.device).index_fill_(0, index, False)
+            padding = unused.nonzero().squeeze(1)
+            padded_states.index_fill_(0, padding, 0)
+            padded_grads.index_fill_(0, padding, 0)
+        padded_states.index_copy_(0, index, states.reshape(total, width))
+        padded_grads.index_copy_(0, index, grad_products.reshape(total, width))
         if len(runs) == 1:
             shape = (self.members * words, runs[0][0], width)
-            return torch.bmm(padded_grads.view(shape).transpose(1, 2), padded_states.view(shape))
-        gradients = states.new_empty(self.members, words, width, width)
-        for depth, members, start in runs:
-            end = start + len(members) * words * depth
-            shape = (len(members) * words, depth, width)
-            block = torch.bmm(padded_grads[start:end].view(shape).transpose(1, 2), padded_states[start:end].view(shape))
-            member_index = torch.tensor(members, device=flat_words.device)
-            gradients.index_copy_(0, member_index, block.view(len(members), words, width, width))
+            gradients = torch.bmm(padded_grads.view(shape).transpose(1, 2), padded_states.view(shape))
+        else:
+            gradients = states.new_empty(self.members, words, width, width)
+            for depth, members, start in runs:
+                end = start + len(members) * words * depth
+                shape = (len(members) * words, depth, width)
+                block = torch.bmm(
+                    padded_grads[start:end].view(shape).transpose(1, 2), padded_states[start:end].view(shape)
+                )
+                member_index = torch.tensor(members, device=flat_words.device)
+                gradients.index_copy_(0, member_index, block.view(len(members), words, width, width))
+        keep_buffer("kernel gradients", buffer)
         return gradients.view(self.members * words, width, width)
 
 
@@ -636,7 +651,10 @@ def pool_chunks(model: nn.Module, members: int, batch: int, length: int) -> list
         size = max(1, budget // 2 // need)
     else:
         size = max(1, POOL_CHUNK_BYTES // need)
-    return [(start, min(members, start + size)) for start in range(0, members, size)]
+    # As few chunks as that allows, of sizes as even as can be (31 members at 30 a chunk: 16 and 15, not 30 and 1).
+    count = -(-members // size)
+    bounds = [members * k // count for k in range(count + 1)]
+    return list(zip(bounds[:-1], bounds[1:], strict=True))
 
 
 def check_pool(members: Sequence[nn.Module]) -> None:
