@@ -25,7 +25,7 @@ from qrnn.bits import bits_to_int, int_to_bits
 from qrnn.cell import QRNNCell
 from qrnn.errors import QRNNError
 from qrnn.sequences import Postselect, check_sequences, postselection_mask, sample_outcomes, sampling_uniforms
-from qrnn.statevector import keep_buffer, reusable_buffer
+from qrnn.statevector import keep_buffer, retain_freed_memory, reusable_buffer
 from qrnn.statevector_sequence import (
     HISTORY_CACHE_BYTES,
     StatevectorSequence,
@@ -605,6 +605,9 @@ class ParameterPool:
     def __init__(self, members: Sequence[nn.Module]) -> None:
         check_pool(members)
         self.members = list(members)
+        if _dtype_and_device(self.members[0])[1].type == "cpu":
+            # A pool's passes allocate and free tens of megabytes per step: keep that memory mapped.
+            retain_freed_memory()
         tables = [dict(member.named_parameters()) for member in self.members]
         self.names = list(tables[0])
         self.stacked: dict[str, torch.Tensor] = {}
