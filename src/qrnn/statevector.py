@@ -173,7 +173,7 @@ def retain_freed_memory() -> bool:
 
         libc = ctypes.CDLL(None)
         mallopt = libc.mallopt
-    except (OSError, AttributeError):
+    except (OSError, AttributeError, TypeError):
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     # 32 MiB: glibc's largest mmap threshold on 64-bit systems.
