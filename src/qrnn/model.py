@@ -25,6 +25,7 @@ from qrnn.bits import bits_to_int, int_to_bits
 from qrnn.cell import QRNNCell
 from qrnn.errors import QRNNError
 from qrnn.sequences import Postselect, check_sequences, postselection_mask, sample_outcomes, sampling_uniforms
+from qrnn.statevector import keep_buffer, retain_freed_memory, reusable_buffer
 from qrnn.statevector_sequence import (
     HISTORY_CACHE_BYTES,
     StatevectorSequence,
@@ -42,8 +43,10 @@ _OPERATION_COST_IN_FLOPS = 160_000
 
 # A pool's training step runs its members in chunks (forward and backward) of at most about this many bytes of
 # working memory each (`pool_chunks`): a pass over a whole pool of large members (MNIST) ran slower than member
-# by member, its working set far outside the caches.
-POOL_CHUNK_BYTES = 32 << 20
+# by member, its working set far outside the caches. Every chunk costs a lone model's fixed cost (a few thousand
+# small operations), so chunks are as large as this allows: at 32 MiB a pool of 30 umap models ran as 3 chunks and
+# about 15% slower than as one (2-core CPU; MNIST's members, 54 MiB each, run two at a time).
+POOL_CHUNK_BYTES = 128 << 20
 
 # For `QRNN.estimate_cost`: a matrix product's multiply-add and one tensor operation's fixed cost, in elementwise
 # operations on single numbers.
@@ -123,23 +126,62 @@ class _StepLayout:
 
     def kernel_gradients(self, states: torch.Tensor, grad_products: torch.Tensor, count: int) -> torch.Tensor:
         """For every member's kernel x: the sum over steps and the member's rows with word x of
-        outer(grad_products, states), (P X) x W x W. Member by member (each a batched product over its words,
-        padded to its own depth), so that each member's sums are the lone model's."""
+        outer(grad_products, states), (P X) x W x W. Each member's sums are the lone model's: a batched product
+        over its words, padded to its own depth (the most rows any of its words has), run for all the members of
+        one depth at once (a batched product computes each of its matrices alike, however many there are).
+        The rows go from their (steps x P B) places straight to their padded ones, with no member-major copy."""
         width = states.shape[-1]
-        steps = states.shape[0]
         words = count // self.members
-        member_words = (self.step_words.view(steps, self.members, -1) % words).transpose(0, 1).reshape(self.members, -1)
-        member_states = states.view(steps, self.members, -1, width).transpose(0, 1).reshape(self.members, -1, width)
-        member_grads = grad_products.view(steps, self.members, -1, width).transpose(0, 1)
-        member_grads = member_grads.reshape(self.members, -1, width)
-        gradients = []
-        for p in range(self.members):
-            index, depth = _padded_positions(member_words[p : p + 1], words)
-            padded_states = states.new_zeros(words * depth, width).index_copy_(0, index[0], member_states[p])
-            padded_grads = states.new_zeros(words * depth, width).index_copy_(0, index[0], member_grads[p])
-            shape = (words, depth, width)
-            gradients.append(torch.bmm(padded_grads.view(shape).transpose(1, 2), padded_states.view(shape)))
-        return torch.cat(gradients)
+        flat_words = self.step_words.reshape(-1)
+        total = flat_words.numel()
+        # Each row's rank among its member's rows with the same word, in (step, sample) order.
+        order = torch.argsort(flat_words, stable=True)
+        counts = torch.bincount(flat_words, minlength=count)
+        starts = counts.cumsum(0) - counts
+        ranks = torch.empty_like(order)
+        ranks[order] = torch.arange(total, device=order.device) - starts[flat_words[order]]
+        depths = counts.view(self.members, words).amax(1).clamp_min(1).tolist()
+        # Members of one depth get consecutive padded blocks (words x depth rows each).
+        groups: dict[int, list[int]] = {}
+        for p, depth in enumerate(depths):
+            groups.setdefault(depth, []).append(p)
+        bases = [0] * self.members
+        runs = []
+        offset = 0
+        for depth, members in groups.items():
+            runs.append((depth, members, offset))
+            for p in members:
+                bases[p] = offset
+                offset += words * depth
+        member_of_row = torch.div(flat_words, words, rounding_mode="floor")
+        base = torch.tensor(bases, device=flat_words.device)[member_of_row]
+        depth_of_row = torch.tensor(depths, device=flat_words.device)[member_of_row]
+        index = base + (flat_words - member_of_row * words) * depth_of_row + ranks
+        # Reused buffers (a fresh one costs its page faults) with zeros where no row lands.
+        buffer = reusable_buffer("kernel gradients", (2, offset, width), states)
+        padded_states, padded_grads = buffer[0], buffer[1]
+        if offset > total:
+            unused = torch.ones(offset, dtype=torch.bool, device=index.device).index_fill_(0, index, False)
+            padding = unused.nonzero().squeeze(1)
+            padded_states.index_fill_(0, padding, 0)
+            padded_grads.index_fill_(0, padding, 0)
+        padded_states.index_copy_(0, index, states.reshape(total, width))
+        padded_grads.index_copy_(0, index, grad_products.reshape(total, width))
+        if len(runs) == 1:
+            shape = (self.members * words, runs[0][0], width)
+            gradients = torch.bmm(padded_grads.view(shape).transpose(1, 2), padded_states.view(shape))
+        else:
+            gradients = states.new_empty(self.members, words, width, width)
+            for depth, members, start in runs:
+                end = start + len(members) * words * depth
+                shape = (len(members) * words, depth, width)
+                block = torch.bmm(
+                    padded_grads[start:end].view(shape).transpose(1, 2), padded_states[start:end].view(shape)
+                )
+                member_index = torch.tensor(members, device=flat_words.device)
+                gradients.index_copy_(0, member_index, block.view(len(members), words, width, width))
+        keep_buffer("kernel gradients", buffer)
+        return gradients.view(self.members * words, width, width)
 
 
 class _SequenceFunction(torch.autograd.Function):
@@ -173,20 +215,20 @@ class _SequenceFunction(torch.autograd.Function):
             measured = torch.empty(steps, rows, dtype=torch.long, device=kernels.device)
         else:
             measured = targets
-            chosen_readout = flat_readout[targets + offsets]
+            chosen_readout = _rows(flat_readout, targets + offsets)
         squared_readout_t = (readout * readout).transpose(1, 2).contiguous()
-        psi = torch.zeros(rows, width, dtype=kernels.dtype, device=kernels.device)
+        # Step t's input state is chain[t], its output chain[t + 1] (the next step's input, not copied).
+        chain = torch.empty(steps + 1, rows, width, dtype=kernels.dtype, device=kernels.device)
+        psi = chain[0].zero_()
         psi[:, 0] = 1
-        states = psi.new_empty(steps, rows, width)
+        states, outputs = chain[:-1], chain[1:]
         products = torch.empty_like(states)
         scales = torch.empty_like(states)
-        outputs = torch.empty_like(states)
         weights = psi.new_empty(steps, rows, outcomes)
         inverse_norms = psi.new_empty(steps, rows, 1)
         member_weights = weights.view(steps, members, batch, outcomes)
         squares = torch.empty_like(psi)
         for t in range(steps):
-            states[t].copy_(psi)
             z = layout.products(t, psi, False, products[t])
             torch.mul(z, z, out=squares)
             torch.bmm(squares.view(members, batch, width), squared_readout_t, out=member_weights[t])
@@ -207,7 +249,7 @@ class _SequenceFunction(torch.autograd.Function):
         chosen_probability = probs.gather(2, measured.unsqueeze(2)).squeeze(2)
         minimum = _member_minimum(chosen_probability, postselected, members)
         ctx.save_for_backward(
-            kernels, readout, measured, states, products, scales, outputs, weights, inverse_norms, probs, offsets
+            kernels, readout, measured, chain, products, scales, weights, inverse_norms, probs, offsets
         )
         ctx.layout = layout
         probs_out = probs.permute(1, 2, 0)
@@ -219,9 +261,8 @@ class _SequenceFunction(torch.autograd.Function):
     def backward(  # type: ignore[override]
         ctx: Any, grad_probs: torch.Tensor | None, _grad_measured: Any, _grad_minimum: Any
     ) -> tuple[torch.Tensor | None, ...]:
-        (
-            kernels, readout, measured, states, products, scales, outputs, weights, inverse_norms, probs, offsets
-        ) = ctx.saved_tensors
+        kernels, readout, measured, chain, products, scales, weights, inverse_norms, probs, offsets = ctx.saved_tensors
+        states, outputs = chain[:-1], chain[1:]
         layout: _StepLayout = ctx.layout
         steps, rows, width = products.shape
         members, outcomes = readout.shape[0], readout.shape[1]
@@ -240,35 +281,45 @@ class _SequenceFunction(torch.autograd.Function):
         spread = torch.matmul(grad_weights.view(steps, members, batch, outcomes), squared_readout)
         # In place where it can be: at a pool's sizes every fresh temporary costs its page faults.
         base = spread.view(steps, rows, width).mul_(products).mul_(2)
-        through_norm = squared_readout.view(count, width)[flat_measured].mul_(products).mul_(2)
+        through_norm = _rows(squared_readout.view(count, width), flat_measured).mul_(products).mul_(2)
         norm_factor = -0.5 * inverse_norms * inverse_norms
+        # grad_outputs[t]: dL/d(step t's output) through the later steps, written there by step t + 1's product.
         grad_outputs = torch.empty_like(products)
+        grad_outputs[-1].zero_()
         grad_norms = torch.empty_like(inverse_norms)
         grad_products = torch.empty_like(products)
         grad_rows = torch.empty(rows, width, dtype=kernels.dtype, device=kernels.device)
-        grad_psi = torch.zeros(rows, width, dtype=kernels.dtype, device=kernels.device)
-        scratch = torch.empty_like(grad_psi)
+        scratch = torch.empty_like(grad_rows)
         for t in range(steps - 1, -1, -1):
-            grad_next = grad_outputs[t].copy_(grad_psi)
+            grad_next = grad_outputs[t]
             overlap = torch.mul(grad_next, outputs[t], out=scratch).sum(1, keepdim=True)
             correction = torch.mul(overlap, norm_factor[t], out=grad_norms[t])
             grad_z = torch.addcmul(base[t], grad_next, scales[t], out=grad_products[t])
             grad_z.addcmul_(correction, through_norm[t])
-            grad_psi = layout.products(t, grad_z, True, grad_rows)
+            layout.products(t, grad_z, True, grad_outputs[t - 1] if t else grad_rows)
         grad_weights.scatter_add_(2, measured.unsqueeze(2), grad_norms)
         grad_kernels = layout.kernel_gradients(states, grad_products, count)
         # Per member: sum over steps and samples of dL/du (outcomes) times z^2 (workspace states).
         member_grad_weights = grad_weights.view(steps, members, batch, outcomes).transpose(0, 1)
-        member_squares = products.pow(2).view(steps, members, batch, width).transpose(0, 1)
+        # z^2 written member-major in one pass (not squared, then transposed by a copy).
+        member_squares = products.new_empty(members, steps, batch, width)
+        torch.mul(products.view(steps, members, batch, width), products.view(steps, members, batch, width),
+                  out=member_squares.transpose(0, 1))
         grad_squared_readout = torch.matmul(
             member_grad_weights.reshape(members, -1, outcomes).transpose(1, 2),
-            member_squares.reshape(members, -1, width),
+            member_squares.view(members, -1, width),
         )
         grad_readout = torch.zeros(count, width, dtype=readout.dtype, device=readout.device).index_add_(
             0, flat_measured.reshape(-1), grad_outputs.mul_(products).mul_(inverse_norms).reshape(-1, width)
         )
         grad_readout = grad_readout.view_as(readout) + 2 * readout * grad_squared_readout
         return grad_kernels.view_as(kernels), grad_readout, None, None, None, None
+
+
+def _rows(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """table[index] for a 2-D table and an index tensor of any shape: the rows copied by `index_select` (far
+    faster than advanced indexing)."""
+    return torch.index_select(table, 0, index.reshape(-1)).view(*index.shape, table.shape[1])
 
 
 def _member_minimum(chosen_probability: torch.Tensor, postselected: torch.Tensor, members: int) -> torch.Tensor:
@@ -554,6 +605,9 @@ class ParameterPool:
     def __init__(self, members: Sequence[nn.Module]) -> None:
         check_pool(members)
         self.members = list(members)
+        if _dtype_and_device(self.members[0])[1].type == "cpu":
+            # A pool's passes allocate and free tens of megabytes per step: keep that memory mapped.
+            retain_freed_memory()
         tables = [dict(member.named_parameters()) for member in self.members]
         self.names = list(tables[0])
         self.stacked: dict[str, torch.Tensor] = {}
@@ -600,7 +654,10 @@ def pool_chunks(model: nn.Module, members: int, batch: int, length: int) -> list
         size = max(1, budget // 2 // need)
     else:
         size = max(1, POOL_CHUNK_BYTES // need)
-    return [(start, min(members, start + size)) for start in range(0, members, size)]
+    # As few chunks as that allows, of sizes as even as can be (31 members at 30 a chunk: 16 and 15, not 30 and 1).
+    count = -(-members // size)
+    bounds = [members * k // count for k in range(count + 1)]
+    return list(zip(bounds[:-1], bounds[1:], strict=True))
 
 
 def check_pool(members: Sequence[nn.Module]) -> None:

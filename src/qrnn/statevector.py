@@ -152,11 +152,45 @@ def reclaim_buffer(kind: str, token: object) -> bool:
     return False
 
 
+# glibc's mallopt parameters (malloc.h).
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+_freed_memory_retained = False
+
+
+def retain_freed_memory() -> bool:
+    """Have the C library keep the memory the process frees for its next allocations: blocks up to 32 MiB come
+    from the heap rather than from fresh mappings, and the heap's free top is not handed back to the system
+    (up to 1 GiB). Every fresh page costs a page fault on first touch, and a pool's pass allocates and frees tens
+    of megabytes of temporaries: a training step of a pool of 30 umap models took about 11,000 faults, a quarter
+    of its time on a 2-core VM (none after this). The process's resident memory then stays near its peak. Once per
+    process; True where it took effect (glibc), False elsewhere."""
+    global _freed_memory_retained
+    if _freed_memory_retained:
+        return True
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError, TypeError):
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    # 32 MiB: glibc's largest mmap threshold on 64-bit systems.
+    _freed_memory_retained = bool(mallopt(_M_MMAP_THRESHOLD, 32 << 20)) and bool(mallopt(_M_TRIM_THRESHOLD, 1 << 30))
+    return _freed_memory_retained
+
+
 class _RotationProgram(torch.autograd.Function):
     """A fixed sequence of table rotations and dense maps on a batch of column states, with a hand-written
     backward pass that reuses preallocated buffers: building the cell's per-word kernels is dominated by
     memory traffic, and autograd's generic graph for it allocated and reduced far more than needed. States are
-    columns (the last axis indexes them) so that every elementwise pass runs over contiguous memory."""
+    columns (the last axis indexes them) so that every elementwise pass runs over contiguous memory.
+
+    At a pool's sizes the passes run far outside the caches, so every pass over memory counts: the first step
+    reads the input states where they are (an expanded identity), the last writes the result (no copies of
+    either), a dense map's matrices are expanded into a reused buffer (not a fresh one per product), and the
+    backward pass works in reused buffers. Each member's arithmetic is the same as the lone model's."""
 
     @staticmethod
     def forward(  # type: ignore[override]
@@ -169,14 +203,21 @@ class _RotationProgram(torch.autograd.Function):
     ) -> torch.Tensor:
         groups, width, columns = states.shape
         lanes = width.bit_length() - 1
-        history = reusable_buffer("rotation program", (len(program) + 1, groups) + (2,) * lanes + (columns,), states)
-        history[0].view(groups, width, columns).copy_(states)
+        lane_shape = (groups,) + (2,) * lanes + (columns,)
+        if program and program[0][0] == "dense":
+            states = states.contiguous()
+        # The input of step s > 0 is history[s - 1]; step 0 reads `states` itself, the last step writes `result`.
+        history = reusable_buffer("rotation program", (max(len(program) - 1, 0),) + lane_shape, states)
+        result = states.new_empty((groups, width, columns))
+        if not program:
+            result.copy_(states)
+        expanded = _expanded_buffer(dense, groups, width, states) if "dense" in (p[0] for p in program) else None
+        last = len(program) - 1
         for step, (kind, index, lane) in enumerate(program):
-            before, after = history[step], history[step + 1]
+            before = states.reshape(lane_shape) if step == 0 else history[step - 1]
+            after = result.view(lane_shape) if step == last else history[step]
             if kind == "dense":
-                matrix = dense[index]
-                shape = _dense_groups(matrix, groups, width, columns)
-                torch.matmul(matrix.unsqueeze(-3), before.view(shape), out=after.view(shape))
+                _dense_product(dense[index], before, after, groups, width, columns, expanded)
                 continue
             c, s = _table_views(cos_tables[index], sin_tables[index], lanes)
             low, high = before.select(1 + lane, 0), before.select(1 + lane, 1)
@@ -185,11 +226,12 @@ class _RotationProgram(torch.autograd.Function):
             new_low.addcmul_(high, s, value=-1)
             torch.mul(high, c, out=new_high)
             new_high.addcmul_(low, s)
-        result = history[-1].reshape(groups, width, columns).clone()
+        if expanded is not None:
+            keep_buffer("rotation program matrices", expanded)
         if not any(ctx.needs_input_grad):  # type: ignore[attr-defined]
             keep_buffer("rotation program", history)
             return result
-        ctx.save_for_backward(cos_tables, sin_tables, dense, history)  # type: ignore[attr-defined]
+        ctx.save_for_backward(cos_tables, sin_tables, dense, history, states)  # type: ignore[attr-defined]
         ctx.program = program  # type: ignore[attr-defined]
         return result
 
@@ -200,27 +242,48 @@ class _RotationProgram(torch.autograd.Function):
             raise RuntimeError(
                 "a second backward pass through the same kernel construction, after another pass reused its memory"
             )
-        cos_tables, sin_tables, dense, history = ctx.saved_tensors  # type: ignore[attr-defined]
-        groups, columns = history.shape[1], history.shape[-1]
-        lanes = history.dim() - 3
-        width = 2**lanes
-        grad = grad_output.reshape(history.shape[1:]).clone()
-        spare = torch.empty_like(grad)
+        cos_tables, sin_tables, dense, history, states = ctx.saved_tensors  # type: ignore[attr-defined]
+        program = ctx.program  # type: ignore[attr-defined]
+        groups, width, columns = states.shape
+        lanes = width.bit_length() - 1
+        lane_shape = (groups,) + (2,) * lanes + (columns,)
+        size = groups * width * columns
+        # Two gradient buffers (the step's input and output), the products of a rotation's table gradients
+        # (half a state) and, for dense maps, their gradients' per-group products: one reused buffer.
+        dense_steps = "dense" in (p[0] for p in program)
+        work = reusable_buffer(
+            "rotation program gradients", (2 * size + size // 2 + (size if dense_steps else 0),), states
+        )
+        buffers = [work[:size].view(lane_shape), work[size : 2 * size].view(lane_shape)]
+        product = work[2 * size : 2 * size + size // 2].view((groups,) + (2,) * (lanes - 1) + (columns,))
+        per_group = work[2 * size + size // 2 :]
+        expanded = _expanded_buffer(dense, groups, width, states) if dense_steps else None
+        # The first step reads the incoming gradient where it is; later steps alternate between the buffers.
+        grad = grad_output.contiguous().view(lane_shape)
         grad_cos = torch.zeros_like(cos_tables)
         grad_sin = torch.zeros_like(sin_tables)
         grad_dense = torch.zeros_like(dense)
-        product = history.new_empty((groups,) + (2,) * (lanes - 1) + (columns,))
-        for step in range(len(ctx.program) - 1, -1, -1):  # type: ignore[attr-defined]
-            kind, index, lane = ctx.program[step]  # type: ignore[attr-defined]
-            before = history[step]
+        for step in range(len(program) - 1, -1, -1):
+            kind, index, lane = program[step]
+            before = states.reshape(lane_shape) if step == 0 else history[step - 1]
+            spare = buffers[step % 2]
             if kind == "dense":
                 matrix = dense[index]
                 shape = _dense_groups(matrix, groups, width, columns)
                 flat_grad = grad.view(shape)
                 flat_before = before.view(shape)
-                grad_dense[index] += (flat_grad @ flat_before.transpose(-1, -2)).sum(-3)
-                torch.matmul(matrix.transpose(-1, -2).unsqueeze(-3), flat_grad, out=spare.view(shape))
-                grad, spare = spare, grad
+                if matrix.dim() == 2:
+                    grad_dense[index] += (flat_grad @ flat_before.transpose(-1, -2)).sum(-3)
+                    torch.matmul(matrix.transpose(-1, -2).unsqueeze(-3), flat_grad, out=spare.view(shape))
+                else:
+                    products = per_group.view(groups, width, width)
+                    torch.bmm(
+                        grad.view(groups, width, columns), before.view(groups, width, columns).transpose(1, 2),
+                        out=products,
+                    )
+                    grad_dense[index] += products.view(shape[:2] + (width, width)).sum(-3)
+                    _dense_product(matrix.transpose(-1, -2), grad, spare, groups, width, columns, expanded)
+                grad = spare
                 continue
             c, s = _table_views(cos_tables[index], sin_tables[index], lanes)
             low, high = before.select(1 + lane, 0), before.select(1 + lane, 1)
@@ -236,11 +299,43 @@ class _RotationProgram(torch.autograd.Function):
             new_low.addcmul_(grad_high, s)
             torch.mul(grad_high, c, out=new_high)
             new_high.addcmul_(grad_low, s, value=-1)
-            grad, spare = spare, grad
+            grad = spare
+        keep_buffer("rotation program gradients", work)
+        if expanded is not None:
+            keep_buffer("rotation program matrices", expanded)
         # The history buffer goes to the next pass; a second backward (retain_graph) takes it back if no pass
         # has taken it meanwhile.
         ctx.released = keep_buffer("rotation program", history)  # type: ignore[attr-defined]
         return grad_cos, grad_sin, grad_dense, None, None
+
+
+def _expanded_buffer(dense: torch.Tensor, groups: int, width: int, like: torch.Tensor) -> torch.Tensor | None:
+    """A reused buffer for one matrix per group (a dense map's matrices expanded), where the maps have one per
+    member (P x W x W); None for maps shared by all groups."""
+    if dense.dim() < 4:
+        return None
+    return reusable_buffer("rotation program matrices", (groups, width, width), like)
+
+
+def _dense_product(
+    matrix: torch.Tensor,
+    before: torch.Tensor,
+    after: torch.Tensor,
+    groups: int,
+    width: int,
+    columns: int,
+    expanded: torch.Tensor | None,
+) -> None:
+    """after = matrix @ before for every group: a W x W matrix for all groups, or P x W x W, one per run of
+    groups/P consecutive groups. The per-member matrices are expanded to one per group in `expanded` and
+    multiplied by one batched product: exactly what `torch.matmul` does with them broadcast, without a fresh
+    buffer for the expansion."""
+    shape = _dense_groups(matrix, groups, width, columns)
+    if matrix.dim() == 2 or expanded is None:
+        torch.matmul(matrix.unsqueeze(-3), before.view(shape), out=after.view(shape))
+        return
+    expanded.view(shape[:2] + (width, width)).copy_(matrix.unsqueeze(-3).expand(shape[:2] + (width, width)))
+    torch.bmm(expanded, before.view(groups, width, columns), out=after.view(groups, width, columns))
 
 
 def _dense_groups(matrix: torch.Tensor, groups: int, width: int, columns: int) -> tuple[int, ...]:

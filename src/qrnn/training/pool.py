@@ -321,7 +321,10 @@ def pool_step(
         probs, _, minimum = _pool_forward(
             members[start:end], inputs[start:end], targets[start:end], True, None, stacked
         )
-        chunk_losses = torch.stack([loss_of(start + p, probs[p]) for p in range(end - start)])
+        # One tensor per member by `unbind`: the backward pass stacks the members' gradients once (indexing probs[p]
+        # per member gave each a full-size zero gradient, summed over the members: quadratic in the pool's size).
+        member_probs = probs.unbind(0)
+        chunk_losses = torch.stack([loss_of(start + p, member_probs[p]) for p in range(end - start)])
         chunk_losses.sum().backward()
         losses.extend(chunk_losses.detach().cpu().tolist())
         minima.extend(minimum.cpu().tolist())
