@@ -67,6 +67,29 @@ def test_members_equal_lone_models(method: str, dtype: torch.dtype, pooled_leave
             assert _relative(ours.grad, theirs.grad) < 10 * tolerance, name
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_members_of_other_depths_equal_lone_models_bit_for_bit(dtype: torch.dtype) -> None:
+    # Workspace 8 takes the padded layout, whose blocks are as deep as a kernel's most rows in a step: 11 for
+    # member 0 (word 0 on 11 of its 20 samples), 12 for member 1, 8 (the least) for member 2. Each member's
+    # products must keep its own row count: float64 products of 11 rows padded to 12 round otherwise (3e-16 apart
+    # when the pool padded every member to its deepest).
+    members = _members(3, dtype, "kernel", shape=(2, 8, 1))
+    lone = _clones(members)
+    generator = torch.Generator().manual_seed(3)
+    columns = torch.tensor([[0] * 11 + [1, 2, 3] * 3, [3] * 12 + [0, 1, 2] * 2 + [0, 1], [0, 1, 2, 3] * 5])
+    inputs = torch.stack([columns // 2, columns % 2], dim=-1)[:, :, None, :].expand(3, 20, 5, 2).contiguous()
+    targets = torch.randint(0, 2, (3, 20, 5, 2), generator=generator)
+    probs, _, _ = run_pool(members, inputs, targets)
+    words = bits_to_int(targets[:, :, 1:])
+    sum(original_loss(probs[p], words[p]) for p in range(3)).backward()
+    for p, model in enumerate(lone):
+        expected, _, _ = model(inputs[p], targets[p])
+        assert torch.equal(probs[p], expected)
+        original_loss(expected, words[p]).backward()
+        for (name, ours), (_, theirs) in zip(members[p].named_parameters(), model.named_parameters(), strict=True):
+            assert torch.equal(ours.grad, theirs.grad), name
+
+
 @pytest.mark.parametrize("method", ["kernel", "statevector"])
 def test_sampled_steps_draw_from_each_members_generator(method: str) -> None:
     members = _members(3, torch.float64, method)

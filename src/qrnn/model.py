@@ -54,18 +54,35 @@ _MATMUL_COST = 0.1
 _OPERATION_COST = 5_000
 
 
-def _padded_positions(words: torch.Tensor, count: int, min_depth: int = 1) -> tuple[torch.Tensor, int]:
-    """For rows of word indices (N x R, words in [0, count)): each entry's row in a padded layout that gives
-    every word `depth` consecutive rows (word w's k-th entry, in order, at w depth + k), and `depth`: the most
-    entries any word has in any row of `words`, at least `min_depth`."""
+def _padded_layout(
+    words: torch.Tensor, members: int, count: int, min_depth: int
+) -> tuple[torch.Tensor, list[tuple[int, torch.Tensor, int]], int]:
+    """A padded layout of the entries of `words` (N x R kernel indices, member p's word x is p count + x): each of
+    member p's kernels gets `depth_p` consecutive rows, its k-th entry of a row of `words` at the kernel's first
+    row + k, where `depth_p` is the most entries any of p's kernels has in any row of `words`, at least
+    `min_depth`. Members of equal depth lie together, so that one batched product per depth serves them.
+
+    Returns the entries' rows (N x R), the groups (depth, the group's kernels in order, first row) and the rows in
+    all. A member's depth is its own, not the pool's: a batched product's rounding depends on its row count."""
+    kernels = members * count
     order = torch.argsort(words, dim=1, stable=True)
-    counts = torch.zeros(words.shape[0], count, dtype=torch.long, device=words.device)
+    counts = torch.zeros(words.shape[0], kernels, dtype=torch.long, device=words.device)
     counts.scatter_add_(1, words, torch.ones_like(words))
     starts = counts.cumsum(1) - counts
     ranks_sorted = torch.arange(words.shape[1], device=words.device) - starts.gather(1, words.gather(1, order))
     ranks = torch.empty_like(ranks_sorted).scatter_(1, order, ranks_sorted)
-    depth = max(int(counts.max()), min_depth)
-    return words * depth + ranks, depth
+    most = counts.view(-1, members, count).amax(dim=(0, 2)) if counts.numel() else counts.new_zeros(members)
+    depths = most.clamp_min(min_depth).tolist()
+    first_row = torch.empty(kernels, dtype=torch.long, device=words.device)
+    groups: list[tuple[int, torch.Tensor, int]] = []
+    row = 0
+    for depth in sorted(set(depths)):
+        chosen = torch.tensor([m for m, d in enumerate(depths) if d == depth], device=words.device)
+        group = (chosen[:, None] * count + torch.arange(count, device=words.device)).flatten()
+        first_row[group] = row + torch.arange(group.numel(), device=words.device) * depth
+        groups.append((depth, group, row))
+        row += group.numel() * depth
+    return first_row[words] + ranks, groups, row
 
 
 # The padded layout gives each kernel at least this many rows: batched products with fewer rows run a different
@@ -82,9 +99,9 @@ class _StepLayout:
     computes exactly as the lone model):
     - "every": per member, one batched product with all its kernels, then a gather (few words, small kernels:
       fewest operations);
-    - "padded": the rows scattered into a zero-padded block per kernel, one batched product for all of them,
-      gathered back (many words or large kernels: fewest flops, and a fixed handful of operations however many
-      members and words).
+    - "padded": the rows scattered into a zero-padded block per kernel (each member's blocks of its own depth), one
+      batched product per depth, gathered back (many words or large kernels: fewest flops, and a handful of
+      operations however many members and words).
     Every product is batched over the members with the same shapes per member as for one model: the rounding of
     a matrix product depends on its shape.
     """
@@ -98,12 +115,15 @@ class _StepLayout:
         sparse = batch * (count - 1) * width * width > count * _OPERATION_COST_IN_FLOPS
         self.mode = "padded" if sparse else "every"
         if self.mode == "padded":
-            self.pad_index, self.depth = _padded_positions(flat_words, members * count, _PADDED_MIN_DEPTH)
-            self.padded_rows = kernels.new_zeros(members * count * self.depth, width)
+            self.pad_index, self.groups, total = _padded_layout(flat_words, members, count, _PADDED_MIN_DEPTH)
+            self.padded_rows = kernels.new_zeros(total, width)
             self.padded_products = torch.empty_like(self.padded_rows)
             flat = kernels.reshape(members * count, width, width)
-            self.forward_matrices = flat.transpose(1, 2)
-            self.backward_matrices = flat
+            # One group (a lone model, or members of one depth) takes the kernels as they are; several take each
+            # group's kernels once per pass, in the same layout.
+            grouped = [flat] if len(self.groups) == 1 else [flat.index_select(0, group) for _, group, _ in self.groups]
+            self.forward_matrices = [matrices.transpose(1, 2) for matrices in grouped]
+            self.backward_matrices = grouped
         else:
             row_numbers = torch.arange(rows, device=flat_words.device)
             # Row b's product with its word's kernel, in the (rows x count) products with every kernel.
@@ -120,8 +140,11 @@ class _StepLayout:
             every = torch.bmm(rows.view(self.members, -1, width), matrices)
             return torch.index_select(every.view(-1, width), 0, self.flat_index[t], out=out)
         self.padded_rows.index_copy_(0, self.pad_index[t], rows)
-        shape = (matrices.shape[0], self.depth, width)
-        torch.bmm(self.padded_rows.view(shape), matrices, out=self.padded_products.view(shape))
+        for (depth, group, first), group_matrices in zip(self.groups, matrices, strict=True):
+            shape = (group.numel(), depth, width)
+            end = first + group.numel() * depth
+            torch.bmm(self.padded_rows[first:end].view(shape), group_matrices,
+                      out=self.padded_products[first:end].view(shape))
         return torch.index_select(self.padded_products, 0, self.pad_index[t], out=out)
 
     def kernel_gradients(self, states: torch.Tensor, grad_products: torch.Tensor, count: int) -> torch.Tensor:
