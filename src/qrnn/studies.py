@@ -29,7 +29,7 @@ import io
 import json
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -388,6 +388,18 @@ def _is_curves(result: Any) -> bool:
     return getattr(result, "metric", None) == CURVES
 
 
+def cell_columns(cell: CellAgreement, show: Callable[[float | None], str] = _number) -> dict[str, str]:
+    """A cell's columns in an agreement table: our runs, median and range, the original's runs and median."""
+    return {
+        "ours_runs": str(len(cell.ours)),
+        "ours_median": show(cell.ours_median),
+        "ours_min": show(cell.low),
+        "ours_max": show(cell.high),
+        "original_runs": str(len(cell.original)),
+        "original_median": show(cell.original_median),
+    }
+
+
 def table_rows(result: Any, printed: bool = False) -> list[dict[str, str]]:
     """The cells as rows of text (for agreement.csv; `printed`: for the printed table, which leaves out the
     curves studies' step-by-step rows)."""
@@ -403,12 +415,7 @@ def table_rows(result: Any, printed: bool = False) -> list[dict[str, str]]:
         rows.append({
             "study": result.study.name,
             **{key: _option(value) for key, value in cell.cell.items()},
-            "ours_runs": str(len(cell.ours)),
-            "ours_median": _number(cell.ours_median),
-            "ours_min": _number(cell.low),
-            "ours_max": _number(cell.high),
-            "original_runs": str(len(cell.original)),
-            "original_median": _number(cell.original_median),
+            **cell_columns(cell),
             "within": within,
         })
     return rows

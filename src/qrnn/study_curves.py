@@ -31,7 +31,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from qrnn.studies import CURVES, CellAgreement, Study, WithinCounts, _json_value, median, spearman
+from qrnn.studies import (
+    CURVES,
+    CellAgreement,
+    Study,
+    WithinCounts,
+    _json_value,
+    cell_columns,
+    median,
+    spearman,
+)
 
 # The original's step s holds the values after s + 1 optimizer steps; ours at epoch e after e (module docstring).
 ORIGINAL_STEP_OFFSET = 1
@@ -270,12 +279,7 @@ class CurvesAgreement:
                     row.update({"step": "", "original_step": ""})
                 rows.append({
                     **row,
-                    "ours_runs": str(len(cell.ours)),
-                    "ours_median": show(cell.ours_median),
-                    "ours_min": show(cell.low),
-                    "ours_max": show(cell.high),
-                    "original_runs": str(len(cell.original)),
-                    "original_median": show(cell.original_median),
+                    **cell_columns(cell, show),
                     "within": _within(cell),
                 })
         if printed:
