@@ -162,7 +162,7 @@ def time_config(
 
             def pooled() -> None:
                 pool_step(members, parameters, optimizers, pool_inputs, pool_targets,
-                          lambda p, probs: original_loss(probs, pool_words[p]), [clip] * pool)
+                          lambda start, end, probs: original_loss(probs, pool_words[start:end]), [clip] * pool)
                 synchronise()
 
             # One-model and pool steps alternate, so that both medians see the same machine (its load and clock

@@ -615,13 +615,17 @@ def stack_parameters(members: Sequence[nn.Module]) -> dict[str, torch.Tensor]:
 
 
 class ParameterPool:
-    """The parameters of a pool's members as one leaf tensor per name with a leading member axis, each member's
-    parameter aliasing its slice (`param.data` becomes a view of the stacked storage).
+    """The parameters of a pool's members as ONE leaf tensor `flat` (P x N: member p's parameters flattened and
+    laid end to end, in `named_parameters` order), each member's parameter aliasing its piece of row p
+    (`param.data` becomes a view of the flat storage).
 
-    A pooled pass then reads one leaf per name (not P), so autograd does per-name work once per pass, while each
-    member keeps its own `nn.Parameter` objects: its own optimizer updates them in place (and so the stacked
-    storage), and `state_dict`, `load_state_dict` and checkpoints work as for a lone model. After a backward
-    pass, `distribute_gradients` gives each member's parameters their slices of the stacked gradients.
+    A pooled pass reads per-name views of the leaf (`stacked`: one `split`, so autograd gathers the gradient
+    with one concatenation), and the rest of a step works on one tensor for all members and names: the
+    gradient is one P x N tensor, clipping scales it once, and an optimizer over the pool's rows steps one tensor
+    (an optimizer's update is elementwise, so each member still gets exactly its own optimizer's numbers). Each
+    member keeps its own `nn.Parameter` objects: its own optimizer can update them in place (and so the flat
+    storage), and `state_dict`, `load_state_dict` and checkpoints work as for a lone model. After a backward pass,
+    `distribute_gradients` gives each member's parameters their pieces of the flat gradient.
     Set it up after the members have their final dtype and device (`.to` would break the aliasing).
     """
 
@@ -633,33 +637,44 @@ class ParameterPool:
             retain_freed_memory()
         tables = [dict(member.named_parameters()) for member in self.members]
         self.names = list(tables[0])
-        self.stacked: dict[str, torch.Tensor] = {}
         self.member_parameters = [[table[name] for name in self.names] for table in tables]
+        self.shapes = [tuple(parameter.shape) for parameter in self.member_parameters[0]]
+        self.sizes = [math.prod(shape) for shape in self.shapes]
         with torch.no_grad():
-            for index, name in enumerate(self.names):
-                leaf = torch.stack([row[index].detach() for row in self.member_parameters]).requires_grad_()
-                for p, row in enumerate(self.member_parameters):
-                    row[index].data = leaf.detach()[p]
-                self.stacked[name] = leaf
+            self.flat = torch.stack([
+                torch.cat([parameter.detach().reshape(-1) for parameter in row]) for row in self.member_parameters
+            ]).requires_grad_()
+            for p, row in enumerate(self.member_parameters):
+                for parameter, piece in zip(row, self.split(self.flat.detach()[p : p + 1]), strict=True):
+                    parameter.data = piece[0]
+
+    def split(self, rows: torch.Tensor) -> list[torch.Tensor]:
+        """Per-name views (R x shape, in `names` order) of R rows laid out as `flat` (its values, gradient or an
+        optimizer state)."""
+        pieces = rows.split(self.sizes, dim=1)
+        return [piece.view(rows.shape[0], *shape) for piece, shape in zip(pieces, self.shapes, strict=True)]
+
+    @property
+    def stacked(self) -> dict[str, torch.Tensor]:
+        """The members' parameters by name with a leading member axis: differentiable views of `flat`."""
+        return dict(zip(self.names, self.split(self.flat), strict=True))
 
     def zero_grad(self) -> None:
-        """Clear the stacked and the members' gradients."""
-        for leaf in self.stacked.values():
-            leaf.grad = None
+        """Clear the flat and the members' gradients."""
+        self.flat.grad = None
         for row in self.member_parameters:
             for parameter in row:
                 if parameter.grad is not None:
                     parameter.grad = None
 
     def distribute_gradients(self) -> None:
-        """Each member parameter's gradient: a view of its slice of the stacked gradient. Where a pass used the
+        """Each member parameter's gradient: a view of its piece of the flat gradient. Where a pass used the
         members' own parameters instead (the statevector path runs member by member), their gradients stay."""
-        for index, name in enumerate(self.names):
-            grad = self.stacked[name].grad
-            if grad is None:
-                continue
+        if self.flat.grad is None:
+            return
+        for index, grads in enumerate(self.split(self.flat.grad)):
             for p, row in enumerate(self.member_parameters):
-                row[index].grad = grad[p]
+                row[index].grad = grads[p]
 
 
 def pool_chunks(model: nn.Module, members: int, batch: int, length: int) -> list[tuple[int, int]]:

@@ -640,9 +640,11 @@ def _closing_line(stop_reason: str, epoch: int, timeout: float | None) -> str:
 
 
 def _to_cpu(value: Any) -> Any:
-    """A copy of a nested state with every tensor on the CPU (checkpoints load on any machine)."""
+    """A copy of a nested state with every tensor on the CPU (checkpoints load on any machine), each in storage
+    of its own: a pool member's parameters and optimizer state are views of the pool's, and `torch.save` writes
+    a view's whole storage (every member's numbers, in every member's checkpoint)."""
     if isinstance(value, torch.Tensor):
-        return value.detach().cpu()
+        return value.detach().to("cpu", copy=True)
     if isinstance(value, dict):
         return {key: _to_cpu(item) for key, item in value.items()}
     if isinstance(value, list):

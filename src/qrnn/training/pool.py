@@ -187,20 +187,21 @@ def optimizer_group_key(optimizer: torch.optim.Optimizer) -> tuple[Any, ...]:
 class PooledOptimizers:
     """Steps the members' optimizers of a pool.
 
-    With `stacked` (the members' gradients land in the `ParameterPool`'s stacked leaves), members whose optimizers
+    With `stacked` (the members' gradients land in the `ParameterPool`'s flat leaf), members whose optimizers
     share `optimizer_group_key` (a pool of seeds: all of them; they must be consecutive members) step as ONE
-    optimizer of their class over slices of the stacked leaves: torch's own step, once for the group, on tensors
-    with a leading member axis. An optimizer's update is elementwise in each tensor, its state and hyperparameters,
-    so every member gets exactly the numbers its own optimizer would have computed. The members' optimizer states
-    become views of the group's stacked state (their `state_dict`, and so their checkpoints, stay current and
-    ordinary). Without `stacked`, each member's optimizer steps on its own.
+    optimizer of their class over their rows of the flat leaf: torch's own step, once for the group, on one
+    tensor. An optimizer's update is elementwise in each tensor, its state and hyperparameters, so every member
+    gets exactly the numbers its own optimizer would have computed. The members' optimizer states become views of
+    the group's state (their `state_dict`, and so their checkpoints, stay current and ordinary). Without
+    `stacked`, each member's optimizer steps on its own.
     """
 
     def __init__(self, parameters: Any, optimizers: Sequence[torch.optim.Optimizer], stacked: bool = True) -> None:
         self.parameters = parameters
         self.optimizers = list(optimizers)
-        # (first member, end, group optimizer, its leaves) per run of members with the same key.
-        self.groups: list[tuple[int, int, torch.optim.Optimizer, list[torch.Tensor]]] = []
+        # (first member, end, group optimizer, its leaf: rows first..end of the flat parameters) per run of
+        # members with the same key.
+        self.groups: list[tuple[int, int, torch.optim.Optimizer, torch.Tensor]] = []
         self.aliased = False
         if not stacked:
             return
@@ -211,34 +212,38 @@ class PooledOptimizers:
                 self.groups.append(self._group(start, index))
                 start = index
 
-    def _group(self, start: int, end: int) -> tuple[int, int, torch.optim.Optimizer, list[torch.Tensor]]:
+    def _group(self, start: int, end: int) -> tuple[int, int, torch.optim.Optimizer, torch.Tensor]:
         first = self.optimizers[start]
-        leaves = [self.parameters.stacked[name].detach()[start:end].requires_grad_() for name in self.parameters.names]
+        leaf = self.parameters.flat.detach()[start:end].requires_grad_()
         hyper = {k: v for k, v in first.param_groups[0].items() if k != "params"}
-        group = type(first)([{"params": leaves, **hyper}], lr=hyper["lr"])
-        states = [self.optimizers[m].state for m in range(start, end)]
-        members_parameters = [self.optimizers[m].param_groups[0]["params"] for m in range(start, end)]
-        if len(states[0]):
-            # Resumed members: the group's state stacks theirs (and their states become views of it below).
-            for index, leaf in enumerate(leaves):
-                member_states = [state[params[index]] for state, params in zip(states, members_parameters, strict=True)]
-                group.state[leaf] = {
-                    key: value if key == "step" or not isinstance(value, torch.Tensor)
-                    else torch.stack([member_state[key] for member_state in member_states])
-                    for key, value in member_states[0].items()
-                }
-        return start, end, group, leaves
+        group = type(first)([{"params": [leaf], **hyper}], lr=hyper["lr"])
+        members = range(start, end)
+        states = [[self.optimizers[m].state.get(p) for p in self.optimizers[m].param_groups[0]["params"]]
+                  for m in members]
+        if states[0][0]:
+            # Resumed members: the group's state lays theirs out as the flat leaf (and their states become views
+            # of it below). Members of one group have taken the same number of steps (`optimizer_group_key`).
+            keys = states[0][0].keys()
+            group.state[leaf] = {
+                key: states[0][0][key] if key == "step" or not isinstance(states[0][0][key], torch.Tensor)
+                else torch.stack([torch.cat([state[key].reshape(-1) for state in row]) for row in states])
+                for key in keys
+            }
+        return start, end, group, leaf
 
     def _alias_states(self) -> None:
-        """Make each member's optimizer state views of its group's stacked state (and share its step)."""
-        for start, end, group, leaves in self.groups:
-            for index, leaf in enumerate(leaves):
-                stacked_state = group.state[leaf]
-                for m in range(start, end):
-                    optimizer = self.optimizers[m]
-                    parameter = optimizer.param_groups[0]["params"][index]
+        """Make each member's optimizer state views of its group's state (and share its step)."""
+        for start, end, group, leaf in self.groups:
+            stacked_state = group.state[leaf]
+            pieces = {
+                key: self.parameters.split(value)
+                for key, value in stacked_state.items() if isinstance(value, torch.Tensor) and key != "step"
+            }
+            for m in range(start, end):
+                optimizer = self.optimizers[m]
+                for index, parameter in enumerate(optimizer.param_groups[0]["params"]):
                     optimizer.state[parameter] = {
-                        key: value[m - start] if isinstance(value, torch.Tensor) and key != "step" else value
+                        key: pieces[key][index][m - start] if key in pieces else value
                         for key, value in stacked_state.items()
                     }
         self.aliased = True
@@ -249,51 +254,55 @@ class PooledOptimizers:
             for optimizer in self.optimizers:
                 optimizer.step()
             return
-        for start, end, group, leaves in self.groups:
-            for name, leaf in zip(self.parameters.names, leaves, strict=True):
-                grad = self.parameters.stacked[name].grad
-                leaf.grad = None if grad is None else grad[start:end]
+        grad = self.parameters.flat.grad
+        for start, end, group, leaf in self.groups:
+            leaf.grad = None if grad is None else grad[start:end]
             group.step()
         if not self.aliased:
             self._alias_states()
 
 
 def clip_pool_gradients(parameters: Any, max_norms: Sequence[float]) -> bool:
-    """Clip each member's gradient norm to its `max_norms[p]` (0: not clipped), on the pool's stacked gradients:
-    torch's `clip_grad_norm_` arithmetic, per member (the norm of each gradient, the norm of those, the factor
-    max_norm / (norm + 1e-6) clamped at 1), in one operation per parameter name. False (nothing done) where the
-    members' gradients are not all in the stacked leaves (a pass that ran member by member)."""
-    grads = [parameters.stacked[name].grad for name in parameters.names]
-    if any(grad is None for grad in grads) or not any(norm > 0 for norm in max_norms):
-        return not any(grad is None for grad in grads)
+    """Clip each member's gradient norm to its `max_norms[p]` (0: not clipped), on the pool's flat gradient:
+    torch's `clip_grad_norm_` arithmetic, per member (the norm of each parameter's gradient, the norm of those,
+    the factor max_norm / (norm + 1e-6) clamped at 1), one norm per parameter name for all members and one
+    scaling. False (nothing done) where the members' gradients are not in the flat leaf (a pass that ran member
+    by member)."""
+    flat_grad = parameters.flat.grad
+    if flat_grad is None or not any(norm > 0 for norm in max_norms):
+        return flat_grad is not None
     members = len(max_norms)
+    grads = parameters.split(flat_grad)
     norms = torch.stack([torch.linalg.vector_norm(grad.reshape(members, -1), dim=1) for grad in grads], dim=1)
     total = torch.linalg.vector_norm(norms, dim=1)
     limits = torch.tensor(max_norms, dtype=total.dtype, device=total.device)
     factor = torch.clamp((total + 1e-6).reciprocal() * limits, max=1.0)
     factor = torch.where(limits > 0, factor, torch.ones_like(factor))
-    for grad in grads:
-        grad.mul_(factor.view(members, *(1,) * (grad.dim() - 1)))
+    flat_grad.mul_(factor.view(members, 1))
     return True
 
 
 def pool_non_finite(members: Sequence[Any], parameters: Any, losses: Sequence[float]) -> list[str | None]:
-    """For each member after a pool's step: what is not finite (`first_non_finite`'s words), or None. On the
-    stacked gradients and parameters, one check per parameter name for all members; member by member where the
-    members' gradients are their own (a pass that ran member by member)."""
-    grads = [parameters.stacked[name].grad for name in parameters.names]
-    if any(grad is None for grad in grads):
+    """For each member after a pool's step: what is not finite (`first_non_finite`'s words), or None. One check
+    of the flat gradient and parameters for all members, and per name only for a member that failed it; member
+    by member where the members' gradients are their own (a pass that ran member by member)."""
+    flat_grad = parameters.flat.grad
+    if flat_grad is None:
         return [first_non_finite(loss, member.model) for member, loss in zip(members, losses, strict=True)]
-    count = len(members)
-    checks = [(f"the gradient of {name}", grad) for name, grad in zip(parameters.names, grads, strict=True)]
-    checks += [(f"parameter {name}", parameters.stacked[name].detach()) for name in parameters.names]
-    finite = torch.stack([torch.isfinite(t.reshape(count, -1)).all(dim=1) for _, t in checks], dim=1).tolist()
+    flat = parameters.flat.detach()
+    finite = (torch.isfinite(flat_grad).all(dim=1) & torch.isfinite(flat).all(dim=1)).tolist()
     found: list[str | None] = []
     for p, loss in enumerate(losses):
         if not math.isfinite(loss):
             found.append(f"the training loss ({loss})")
-            continue
-        found.append(next((what for (what, _), ok in zip(checks, finite[p], strict=True) if not ok), None))
+        elif finite[p]:
+            found.append(None)
+        else:
+            checks = [(f"the gradient of {name}", grad[p]) for name, grad in
+                      zip(parameters.names, parameters.split(flat_grad), strict=True)]
+            checks += [(f"parameter {name}", value[p]) for name, value in
+                       zip(parameters.names, parameters.split(flat), strict=True)]
+            found.append(next(what for what, tensor in checks if not bool(torch.isfinite(tensor).all())))
     return found
 
 
@@ -303,11 +312,12 @@ def pool_step(
     optimizers: PooledOptimizers,
     inputs: torch.Tensor,
     targets: torch.Tensor,
-    loss_of: Callable[[int, torch.Tensor], torch.Tensor],
+    losses_of: Callable[[int, int, torch.Tensor], torch.Tensor],
     max_norms: Sequence[float],
 ) -> tuple[list[float], list[float]]:
     """One training step of a pool: the pooled forward pass with postselection on the targets (P x B x L x I),
-    member p's loss `loss_of(p, probs_p)`, one backward pass, each member's gradient clipped to its
+    the losses of members start..end-1 `losses_of(start, end, probs)` from their probabilities (one per member,
+    in one batched evaluation: the loss functions take a leading member axis), one backward pass, each member's gradient clipped to its
     `max_norms[p]`, and the members' optimizers stepped. `members` have `.model` and `.clip_gradients()` (a
     `ShardTrainer`); `parameters` is their models' `ParameterPool`. Returns the losses and the smallest
     postselection probabilities."""
@@ -321,10 +331,7 @@ def pool_step(
         probs, _, minimum = _pool_forward(
             members[start:end], inputs[start:end], targets[start:end], True, None, stacked
         )
-        # One tensor per member by `unbind`: the backward pass stacks the members' gradients once (indexing probs[p]
-        # per member gave each a full-size zero gradient, summed over the members: quadratic in the pool's size).
-        member_probs = probs.unbind(0)
-        chunk_losses = torch.stack([loss_of(start + p, member_probs[p]) for p in range(end - start)])
+        chunk_losses = losses_of(start, end, probs)
         chunk_losses.sum().backward()
         losses.extend(chunk_losses.detach().cpu().tolist())
         minima.extend(minimum.cpu().tolist())
@@ -376,7 +383,10 @@ class PoolTrainer:
         losses, minima = pool_step(
             trainers, pool, optimizers,
             torch.stack([b.inputs for b in batches]), torch.stack([b.targets for b in batches]),
-            lambda p, probs: trainers[p].loss_function(probs, batches[p].target_words, batches[p].scored),
+            lambda start, end, probs: trainers[0].loss_function(
+                probs, torch.stack([b.target_words for b in batches[start:end]]),
+                torch.stack([b.scored for b in batches[start:end]]),
+            ),
             [trainer.config.gradient_clip for trainer in trainers],
         )
         return losses, minima, pool_non_finite(trainers, pool, losses)
