@@ -99,6 +99,8 @@ class _StepLayout:
     computes exactly as the lone model):
     - "every": per member, one batched product with all its kernels, then a gather (few words, small kernels:
       fewest operations);
+    - "gathered": each row's kernel copied next to it, then one batched product of rows by their kernels (fewer
+      samples per member than words: the copies are less memory to stream than all the kernels);
     - "padded": the rows scattered into a zero-padded block per kernel (each member's blocks of its own depth), one
       batched product per depth, gathered back (many words or large kernels: fewest flops, and a handful of
       operations however many members and words).
@@ -113,8 +115,11 @@ class _StepLayout:
         self.members = members
         self.step_words = flat_words
         sparse = batch * (count - 1) * width * width > count * _OPERATION_COST_IN_FLOPS
-        self.mode = "padded" if sparse else "every"
-        if self.mode == "padded":
+        self.mode = "padded" if sparse else "gathered" if batch < count else "every"
+        if self.mode == "gathered":
+            self.flat_kernels = kernels.reshape(members * count, width, width)
+            self.gathered = kernels.new_empty(rows, width, width)
+        elif self.mode == "padded":
             self.pad_index, self.groups, total = _padded_layout(flat_words, members, count, _PADDED_MIN_DEPTH)
             self.padded_rows = kernels.new_zeros(total, width)
             self.padded_products = torch.empty_like(self.padded_rows)
@@ -134,8 +139,13 @@ class _StepLayout:
 
     def products(self, t: int, rows: torch.Tensor, backward: bool, out: torch.Tensor) -> torch.Tensor:
         """rows[b] @ kernels[x_b]^T (forward) or rows[b] @ kernels[x_b] (backward) at step t."""
-        matrices = self.backward_matrices if backward else self.forward_matrices
         width = rows.shape[1]
+        if self.mode == "gathered":
+            torch.index_select(self.flat_kernels, 0, self.step_words[t], out=self.gathered)
+            kernels = self.gathered if backward else self.gathered.transpose(1, 2)
+            torch.bmm(rows.view(-1, 1, width), kernels, out=out.view(-1, 1, width))
+            return out
+        matrices = self.backward_matrices if backward else self.forward_matrices
         if self.mode == "every":
             every = torch.bmm(rows.view(self.members, -1, width), matrices)
             return torch.index_select(every.view(-1, width), 0, self.flat_index[t], out=out)
@@ -734,11 +744,13 @@ def run_pool(
     `postselect` as in `QRNN.forward`, a callable seeing the P B samples member-major; `generators`: one per
     member (or None) for the sampled steps. `parameters`: the members' `ParameterPool` (or its stacked tensors, or
     slices of them along the member axis for these members), if they have one: then the pass reads those, and
-    gradients land in the stacked leaves; else it stacks the members' parameters, and gradients flow back to
+    gradients land in the pool's flat leaf; else it stacks the members' parameters, and gradients flow back to
     each. Returns `probs` (P x B x 2^I x (L-1)), `measured` (P x B x (L-1) x
     I) and each member's smallest postselection probability (P).
     """
-    check_pool(members)
+    if parameters is None:
+        # A ParameterPool checked its members when it was made (and its tensors are what this pass reads).
+        check_pool(members)
     first = members[0]
     cell = first.cell
     if inputs.dim() != 4 or targets.dim() != 4 or inputs.shape[0] != len(members):
