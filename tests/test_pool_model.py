@@ -145,7 +145,8 @@ def test_parameter_pool_members_alias_the_stacked_leaves() -> None:
     pool = ParameterPool(members)
     with torch.no_grad():
         members[1].cell.output_stage[0].theta.add_(0.5)
-    assert float(pool.stacked["cell.output_stage.0.theta"][1].detach()) == float(members[1].cell.output_stage[0].theta.detach())
+    theta = members[1].cell.output_stage[0].theta.detach()
+    assert float(pool.stacked["cell.output_stage.0.theta"][1].detach()) == float(theta)
     state = members[2].state_dict()
     members[0].load_state_dict(state)
     assert torch.equal(pool.stacked["cell.input_stage.0.weights"][0], pool.stacked["cell.input_stage.0.weights"][2])

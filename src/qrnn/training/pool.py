@@ -316,11 +316,11 @@ def pool_step(
     max_norms: Sequence[float],
 ) -> tuple[list[float], list[float]]:
     """One training step of a pool: the pooled forward pass with postselection on the targets (P x B x L x I),
-    the losses of members start..end-1 `losses_of(start, end, probs)` from their probabilities (one per member,
-    in one batched evaluation: the loss functions take a leading member axis), one backward pass, each member's gradient clipped to its
-    `max_norms[p]`, and the members' optimizers stepped. `members` have `.model` and `.clip_gradients()` (a
-    `ShardTrainer`); `parameters` is their models' `ParameterPool`. Returns the losses and the smallest
-    postselection probabilities."""
+    the losses of members start..end-1 as `losses_of(start, end, probs)` from their probabilities (one per
+    member, in one batched evaluation: the loss functions take a leading member axis), one backward pass, each
+    member's gradient clipped to its `max_norms[p]`, and the members' optimizers stepped. `members` have `.model`
+    and `.clip_gradients()` (a `ShardTrainer`); `parameters` is their models' `ParameterPool`. Returns the
+    losses and the smallest postselection probabilities."""
     from qrnn.model import pool_chunks
 
     parameters.zero_grad()
