@@ -32,6 +32,8 @@ def _same(a: object, b: object, where: str) -> None:
     """Equal, bit for bit, through nested dicts and lists of tensors."""
     if isinstance(a, torch.Tensor):
         assert isinstance(b, torch.Tensor) and torch.equal(a, b), where
+        # A member's tensors come from views of the pool's; the file must hold only the member's own numbers.
+        assert a.untyped_storage().nbytes() == b.untyped_storage().nbytes() == a.numel() * a.element_size(), where
     elif isinstance(a, dict):
         assert isinstance(b, dict) and a.keys() == b.keys(), where
         for key in a:

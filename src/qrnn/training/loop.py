@@ -300,7 +300,7 @@ class ShardTrainer:
             "config": self.config.as_dict(),
             "dataset_file": self.dataset.dataset_file,
             "run": {"name": self.run.name, "id": self.run.run_id},
-            "model_state_dict": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            "model_state_dict": _to_cpu(dict(self.model.state_dict())),
             "optimizer_state_dict": _to_cpu(self.optimizer.state_dict()),
             "epoch": self.epoch,
             "best": {
