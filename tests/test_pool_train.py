@@ -134,3 +134,24 @@ def test_a_member_with_non_finite_numbers_leaves_and_the_others_go_on(tmp_path: 
     assert not list((tmp_path / "pool" / "b" / "checkpoints").iterdir())
     alone = train(**{**healthy, "out": healthy["out"].replace("pool", "alone")})
     _same_checkpoint(first.final_checkpoint, alone.final_checkpoint)
+
+
+def test_a_member_is_reported_as_soon_as_it_leaves_the_pool(tmp_path: Path) -> None:
+    # The short member's result reaches its hook while the long one still trains (a sweep writes its done.json
+    # then), and its final checkpoint is already on disk.
+    options = _members(tmp_path, "pool")[:2]
+    events: list[tuple[str, int]] = []
+
+    def finished(result, name: str) -> None:
+        assert Path(result.final_checkpoint).is_file()
+        events.append((f"{name} finished", result.epoch))
+
+    members = [
+        PoolMember(make_config({**member, "epochs": epochs}), on_finish=lambda r, n=name: finished(r, n),
+                   on_validation=lambda epoch, loss, n=name: events.append((f"{n} validated", epoch)) and None)
+        for member, epochs, name in zip(options, (5, 15), ("short", "long"), strict=True)
+    ]
+    short, long = run_pool_training(members)
+    assert (short.epoch, long.epoch) == (5, 15)
+    assert events.index(("short finished", 5)) < events.index(("long validated", 10))
+    assert events[-1] == ("long finished", 15)

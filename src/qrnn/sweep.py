@@ -31,6 +31,7 @@ process ids. Nothing here imports torch or Optuna until a sweep runs.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import math
@@ -611,23 +612,29 @@ class _Worker:
                 outcomes[index] = prepared
                 continue
             pool_member, resumed_from = prepared
+
+            def finished(result: Any, index: int = index, keeper: _Keeper = keeper,
+                         resumed_from: str | None = resumed_from, started: float = started) -> None:
+                # Recorded as soon as the member leaves the pool: a long pool's early finishers are in the ledger
+                # (done.json) while the others train on.
+                try:
+                    outcomes[index] = self._finish(study, members[index], keeper, result, resumed_from, started)
+                finally:
+                    keeper.stop()
+
+            pool_member = dataclasses.replace(pool_member, on_finish=finished)
             plans.append((index, pool_member, keeper, resumed_from, started))
         if plans:
             self._print(f"training {len(plans)} point(s) as one pool: "
                         + ", ".join(members[index].key for index, *_ in plans))
             try:
-                results = run_pool_training([plan[1] for plan in plans])
-            except Exception as error:  # a fault of the pool fails its points, not the whole sweep
+                run_pool_training([plan[1] for plan in plans])
+            except Exception as error:  # a fault of the pool fails its unfinished points, not the whole sweep
                 reason = str(error) if isinstance(error, QRNNError) else (
                     f"{type(error).__name__}: {(str(error).strip().splitlines() or [''])[0]}")
                 for index, _, keeper, _, _ in plans:
-                    outcomes[index] = (self._fail(study, members[index], keeper, reason), 0)
-                results = []
-            for (index, _, keeper, resumed_from, started), result in zip(plans, results, strict=False):
-                try:
-                    outcomes[index] = self._finish(study, members[index], keeper, result, resumed_from, started)
-                finally:
-                    keeper.stop()
+                    if outcomes[index] is None:
+                        outcomes[index] = (self._fail(study, members[index], keeper, reason), 0)
         return [outcome if outcome is not None else (FAILED, 0) for outcome in outcomes]
 
     def _prepare(self, study: Any, member: Member, keeper: _Keeper) -> Any:

@@ -14,6 +14,7 @@ closure a different number of times per member and step, so L-BFGS runs train on
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 import threading
@@ -57,14 +58,17 @@ ValidationHook = Callable[[int, float], "str | None"]
 @dataclass
 class PoolMember:
     """One member of a pool: its configuration, and optionally its run identity (a resumed run's), the
-    checkpoint it resumes from, a hook called after each of its validations (`ValidationHook`) and an event set
-    by another thread once its claim is lost (a sweep's trial taken over: it stops writing anything more)."""
+    checkpoint it resumes from, a hook called after each of its validations (`ValidationHook`), an event set
+    by another thread once its claim is lost (a sweep's trial taken over: it stops writing anything more), and a
+    hook called with its result as soon as it has left the pool (a sweep records the point then, not when the
+    whole pool ends)."""
 
     config: TrainConfig
     run: RunInfo | None = None
     resumption: Resumption | None = None
     on_validation: ValidationHook | None = None
     lost: threading.Event | None = None
+    on_finish: Callable[[TrainResult], None] | None = None
 
 
 def pool_key(config: TrainConfig | dict[str, Any]) -> tuple[Any, ...] | None:
@@ -474,13 +478,20 @@ class PoolTrainer:
                     results[i] = trainer.fail(first_epochs[i], closing_kind)
                 else:
                     results[i] = trainer.finish(reason, closing_kind, first_epochs[i], stop, trainer.config.timeout)
+                self._finished(i, results[i])
             if leaving:
                 active = [i for i in active if i not in leaving]
                 parameters = self._parameters(active) if active else None
         for i, trainer in enumerate(self.trainers):
             if results[i] is None:  # resumed at or past its last epoch: nothing to train
                 results[i] = trainer.finish("epochs", "final", first_epochs[i], stop, trainer.config.timeout)
+                self._finished(i, results[i])
         return [result for result in results if result is not None]
+
+    def _finished(self, index: int, result: TrainResult | None) -> None:
+        hook = self.members[index].on_finish
+        if hook is not None and result is not None:
+            hook(result)
 
 
 def run_pool_training(members: Sequence[PoolMember]) -> list[TrainResult]:
@@ -488,22 +499,20 @@ def run_pool_training(members: Sequence[PoolMember]) -> list[TrainResult]:
     member."""
     from qrnn.training.launch import new_run, prepare, prepare_output, run_training
 
-    members = [
-        PoolMember(prepare(member.config, None), member.run, member.resumption, member.on_validation, member.lost)
-        for member in members
-    ]
+    members = [dataclasses.replace(member, config=prepare(member.config, None)) for member in members]
     if len(members) > 1 and any(pool_key(member.config) is None for member in members):
         print(f"note: {flag('optimizer')} lbfgs or several shards: the {len(members)} runs train one after another",
               file=sys.stderr)
-        return [run_training(member.config, member.run, member.resumption, on_validation=member.on_validation,
-                             lost=member.lost)
-                for member in members]
+        results = []
+        for member in members:
+            result = run_training(member.config, member.run, member.resumption, on_validation=member.on_validation,
+                                  lost=member.lost)
+            if member.on_finish is not None:
+                member.on_finish(result)
+            results.append(result)
+        return results
     check_pool_configs([member.config for member in members])
-    members = [
-        PoolMember(member.config, member.run or new_run(member.config), member.resumption, member.on_validation,
-                   member.lost)
-        for member in members
-    ]
+    members = [dataclasses.replace(member, run=member.run or new_run(member.config)) for member in members]
     for member in members:
         assert member.run is not None
         prepare_output(Path(member.run.out))
