@@ -267,9 +267,9 @@ def test_bad_tables_and_paths_fail_in_one_line(tmp_path: Path, capsys: pytest.Ca
     assert "is not one of them" in one_line_error(capsys, ["plot", str(other), "--original", str(rvqe)])
     assert cli_main(["plot", str(other), "--out", str(tmp_path / "generic")]) == 0
     assert capsys.readouterr().out.split() == [str(tmp_path / "generic" / "sweep.png")]
-    # Two sweeps of one study draw two figures under one name: refused.
-    assert "are both sweeps of the optimizer study" in one_line_error(
-        capsys, ["plot", str(sweep), str(sweep), "--out", str(tmp_path / "f")])
+    # Two sweeps of one study count as one (here the same folder twice: each point once).
+    assert cli_main(["plot", str(sweep), str(sweep), "--out", str(tmp_path / "twice")]) == 0
+    assert capsys.readouterr().out.split() == [str(tmp_path / "twice" / "optimizer.png")]
 
 
 # ---- the training-curves studies ----
@@ -462,3 +462,24 @@ def test_bad_curve_files_fail_in_one_line(tmp_path: Path) -> None:
     path.unlink()
     with pytest.raises(QRNNError, match="val-loss-simple-seq.csv is missing"):
         read_original_curve(rvqe, "simple-seq", "validation")
+
+
+def test_sweeps_of_one_study_count_as_one(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # A study grown in parts: seeds 1-2 at lengths 5 and 10, then seeds 1-3 at length 5 in another sweep; the
+    # point both hold (seed 1, 2 at length 5) counts once.
+    fixed = {"dataset": "dna", "model": "lstm"}
+    first = write_sweep(tmp_path / "root", "lstm-to10", fixed,
+                        [({"sentence_length": length}, seed, done(0.0001, 10 * length + seed, True))
+                         for seed in (1, 2) for length in (5, 10)])
+    second = write_sweep(tmp_path / "root", "lstm-5-more", fixed,
+                         [({"sentence_length": 5}, seed, done(0.0001, 50 + seed, True)) for seed in (1, 2, 3)])
+    rvqe = checkout(tmp_path)
+    write_csv(rvqe / "results" / "hparam_logs", "long-lstm.csv",
+              ["", "sentence_length", "seed", "hparams/epoch", "hparams/validate_best"],
+              [[0, 5, 1, 52, 0.0], [1, 10, 1, 99, 0.0]])
+    assert cli_main(["plot", str(first), str(second), "--original", str(rvqe), "--out", str(tmp_path / "f"),
+                     "--json"]) == 0
+    (study,) = json.loads(capsys.readouterr().out)["studies"]
+    cells = {c["cell"]["sentence_length"]: c for c in study["cells"]}
+    assert sorted(cells[5]["ours"]) == [51, 52, 53] and sorted(cells[10]["ours"]) == [101, 102]
+    assert study["sweep"] == "lstm-to10 + lstm-5-more"

@@ -30,6 +30,8 @@ step by step (in `agreement.csv`, `agreement.json`).
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import math
 import os
 import statistics
@@ -707,13 +709,28 @@ def recognise_sweeps(folders: list[Path]) -> list[StudySweep] | None:
     """The sweeps as the paper's studies (see `qrnn.studies`), or None when any of them is none."""
     from qrnn.studies import identify, sweep_runs
 
-    entries = []
+    entries: list[StudySweep] = []
     for folder in folders:
         sweep = read_sweep(folder)
         study = identify([row["options"] for row in sweep.rows], sweep.varied)
         if study is None:
             return None
-        entries.append(StudySweep(folder, sweep, study, sweep_runs(study, sweep.rows)))
+        same = next((e for e in entries if e.study.name == study.name and study.figure != "curves"), None)
+        if same is None:
+            entries.append(StudySweep(folder, sweep, study, sweep_runs(study, sweep.rows)))
+            continue
+        # Several sweeps of one study (a grid grown in parts: more seeds at some lengths, say) count as one: their
+        # finished points together, a point that both hold (the same options) once.
+        seen = {json.dumps(row["options"], sort_keys=True, default=str) for row in same.sweep.rows}
+        rows = same.sweep.rows + [
+            row for row in sweep.rows if json.dumps(row["options"], sort_keys=True, default=str) not in seen
+        ]
+        same.sweep = dataclasses.replace(
+            same.sweep, name=f"{same.sweep.name} + {sweep.name}", rows=rows,
+            unfinished=same.sweep.unfinished + sweep.unfinished,
+            varied=tuple(dict.fromkeys(same.sweep.varied + sweep.varied)),
+        )
+        same.ours = sweep_runs(study, rows)
     # Only once every sweep is known to be a study: a seed-only sweep of no study must not cost a log read.
     for entry in entries:
         if entry.study.figure == "curves":

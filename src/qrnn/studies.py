@@ -477,7 +477,8 @@ def agreement_json(results: Sequence[Any], files: Sequence[str] = ()) -> str:
 
 
 def check_single(studies: Sequence[tuple[Study, str]]) -> None:
-    """Refuse two sweeps of one study (each study draws one figure from one sweep); one line."""
+    """Refuse two sweeps of one study where they cannot count as one (a training-curves study draws each run's
+    curve from one sweep; the other studies merge their sweeps' points); one line."""
     seen: dict[str, str] = {}
     for study, folder in studies:
         if study.name in seen:
