@@ -197,6 +197,9 @@ def test_dna_counts_runs_that_never_reached(tmp_path: Path, capsys: pytest.Captu
     assert cells[5]["original_median"] == 90 and cells[5]["within"] is True
     assert cells[10]["ours_median"] == "not reached" and cells[10]["original_median"] == "not reached"
     assert cells[10]["within"] is True
+    # The other way round: our median (80) within the original's rows (70, not reached, 90); one row at 10: n/a.
+    assert cells[5]["ours_within_original_range"] is True and cells[10]["ours_within_original_range"] is None
+    assert qrnn_study["cells_compared_with_original_range"] == 1
     (cell,) = lstm_study["cells"]
     assert cell["original"] == [52.0, "not reached", 46.0] and cell["original_median"] == 52
     assert sorted(cell["ours"]) == [41, 42] and cell["within"] is False

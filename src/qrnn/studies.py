@@ -203,7 +203,9 @@ def median(values: Sequence[float]) -> float | None:
 @dataclass
 class CellAgreement:
     """One grid cell: our values (one per seed) and the original's (one per row), their medians, our range and
-    whether the original's median lies in it (None: one side is missing, or we have a single seed)."""
+    whether the original's median lies in it (None: one side is missing, or we have a single seed), and the other
+    way round whether our median lies in the original's range (None: one side missing, or it has a single row:
+    the measure for a sweep of one seed against the original's several)."""
 
     cell: dict[str, Any]
     ours: list[float]
@@ -213,6 +215,7 @@ class CellAgreement:
     low: float | None = None
     high: float | None = None
     within: bool | None = None
+    ours_within_original: bool | None = None
 
     def __post_init__(self) -> None:
         self.ours_median, self.original_median = median(self.ours), median(self.original)
@@ -220,6 +223,8 @@ class CellAgreement:
             self.low, self.high = min(self.ours), max(self.ours)
         if len(self.ours) >= 2 and self.original_median is not None:
             self.within = self.low <= self.original_median <= self.high
+        if len(self.original) >= 2 and self.ours_median is not None:
+            self.ours_within_original = min(self.original) <= self.ours_median <= max(self.original)
 
 
 class WithinCounts:
@@ -287,6 +292,8 @@ class Agreement(WithinCounts):
             "cells_compared": self.compared,
             "cells_within": self.within,
             "within_fraction": self.within_fraction,
+            "cells_compared_with_original_range": sum(c.ours_within_original is not None for c in self.matched),
+            "cells_ours_within_original_range": sum(c.ours_within_original is True for c in self.matched),
             "spearman": self.spearman,
             "spearman_p": self.spearman_p,
             "runs_without_loss": self.unscored,
@@ -307,6 +314,7 @@ class Agreement(WithinCounts):
                     "ours_min": _json_value(cell.low),
                     "ours_max": _json_value(cell.high),
                     "within": cell.within,
+                    "ours_within_original_range": cell.ours_within_original,
                 }
                 for cell in self.cells
             ],
@@ -438,6 +446,10 @@ def summary_lines(result: Any) -> list[str]:
            else f"{result.within} of {result.compared} cells ({fraction:.0%})"),
         f"Spearman rank correlation of the medians: {rho}",
     ]
+    summary = result.summary()
+    if summary["cells_compared_with_original_range"]:
+        lines.insert(2, f"our median within the original's range: {summary['cells_ours_within_original_range']} "
+                        f"of {summary['cells_compared_with_original_range']} cells")
     if result.unscored:
         lines.append(f"{result.unscored} finished runs logged no validation loss and are left out")
     if result.original_unscored:
