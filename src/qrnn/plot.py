@@ -877,6 +877,8 @@ def _draw_lengths(plt: Any, entries: list[StudySweep]) -> Any:
     the median line (runs that never reached count as not reached: no line where more than half did not) and
     the band between the quartiles. The original's tables in a panel beside, on the same axes. (The paper's
     figure shows the mean over the runs that reached the loss only.)"""
+    from qrnn.studies import median
+
     with_original = any(entry.original is not None for entry in entries)
     figure, axes = plt.subplots(1, 1 + with_original, figsize=(6.4 * (1 + with_original), 4.6), squeeze=False,
                                 sharey=True, sharex=True)
@@ -900,9 +902,12 @@ def _draw_lengths(plt: Any, entries: list[StudySweep]) -> Any:
             values = [[run.epochs if run.reached else math.inf for run in runs if run.cell[0] == length]
                       for length in lengths]
             top = max(run.epochs for run in runs)
-            medians = [(length, _quantile(v, 0.5)) for length, v in zip(lengths, values, strict=True)]
-            finite = [(x, y) for x, y in medians if math.isfinite(y)]
-            label = f"{entry.sweep.name if side == 'qrnn' else entry.study.table} ({model}, {len(runs)} runs)"
+            # The median of the agreement tables (the mean of the middle two for an even count).
+            medians = [(length, median(v)) for length, v in zip(lengths, values, strict=True)]
+            finite = [(x, y) for x, y in medians if y is not None and math.isfinite(y)]
+            # The sweeps are named in the title; a legend of (merged) sweeps' names would cover the axes.
+            count = f"{len(runs)} runs"
+            label = f"{model}, {count}" if side == "qrnn" else f"{entry.study.table} ({model}, {count})"
             axis.plot([x for x, _ in finite], [y for _, y in finite], style["linestyle"], color=colour, label=label)
             band = [(length, _quantile(v, 0.25), min(_quantile(v, 0.75), top))
                     for length, v in zip(lengths, values, strict=True) if math.isfinite(_quantile(v, 0.25))]
