@@ -486,3 +486,17 @@ def test_sweeps_of_one_study_count_as_one(tmp_path: Path, capsys: pytest.Capture
     cells = {c["cell"]["sentence_length"]: c for c in study["cells"]}
     assert sorted(cells[5]["ours"]) == [51, 52, 53] and sorted(cells[10]["ours"]) == [101, 102]
     assert study["sweep"] == "lstm-to10 + lstm-5-more"
+
+
+def test_a_dna_sweep_of_one_length_joins_its_models_study(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # More seeds at one length: a seed-only sweep of the dna dataset is that length's cell of the DNA figure.
+    fixed = {"dataset": "dna", "model": "rnn"}
+    lengths = write_sweep(tmp_path / "root", "rnn-lengths", fixed,
+                          [({"sentence_length": length}, 1, done(0.0001, length, True)) for length in (5, 10)])
+    more = write_sweep(tmp_path / "root", "rnn-10-more", {**fixed, "sentence_length": 10},
+                       [({}, seed, done(0.0001, 20 + seed, True)) for seed in (2, 3)])
+    assert cli_main(["plot", str(lengths), str(more), "--out", str(tmp_path / "f")]) == 0
+    assert capsys.readouterr().out.split() == [str(tmp_path / "f" / "dna-lengths.png")]
+    study = identify([{**fixed, "sentence_length": 10, "seed": 2}], [])
+    assert study is not None and study.name == "dna-rnn"
+    assert identify([{"dataset": "elman-xor", "model": "qrnn", "seed": 2}], []) is None  # not a curves study either

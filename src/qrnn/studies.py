@@ -107,7 +107,9 @@ class Run:
 def identify(options: Sequence[dict[str, Any]], varied: Sequence[str]) -> Study | None:
     """The study a sweep belongs to, from its points' full options and the options it varies besides the seed;
     None when it is none of them. A sweep that varies nothing but the seed is a training-curves study (of its
-    dataset, if the paper has one), never a grid study: its one cell says nothing about how an option acts."""
+    dataset, if the paper has one), never a grid study: its one cell says nothing about how an option acts;
+    except a DNA sweep of one length, which is that length's seeds of the DNA figure (its model's lengths study),
+    drawn and compared with the model's other sweeps."""
     datasets = {point.get("dataset") for point in options}
     models = {point.get("model", "qrnn") for point in options}
     if len(datasets) != 1 or len(models) != 1:
@@ -119,6 +121,8 @@ def identify(options: Sequence[dict[str, Any]], varied: Sequence[str]) -> Study 
         # Seed-only sweeps match only the studies without grid options, and the other way round.
         if (not varied) == (not study.keys) and set(varied) <= set(study.keys):
             return study
+    if not varied:
+        return next((s for s in STUDIES if s.dataset == dataset and s.model == model and s.figure == "lengths"), None)
     return None
 
 
