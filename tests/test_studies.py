@@ -61,6 +61,12 @@ def checkout(tmp_path: Path) -> Path:
     return tmp_path / "rvqe"
 
 
+def plot_report(capsys: pytest.CaptureFixture[str], *args: str) -> dict[str, Any]:
+    """`qrnn plot ARGS --json`: its report (the command must succeed)."""
+    assert cli_main(["plot", *args, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
 def optimizer_fixture(tmp_path: Path) -> tuple[Path, Path]:
     """An optimizer sweep (sgd, adam x rates 0.01, 0.1, 1; three seeds, one point unfinished) and tables A, B, C.
 
@@ -98,8 +104,7 @@ def optimizer_fixture(tmp_path: Path) -> tuple[Path, Path]:
 def test_optimizer_agreement_numbers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     sweep, rvqe = optimizer_fixture(tmp_path)
     out = tmp_path / "figures"
-    assert cli_main(["plot", str(sweep), "--original", str(rvqe), "--out", str(out), "--json"]) == 0
-    report = json.loads(capsys.readouterr().out)
+    report = plot_report(capsys, str(sweep), "--original", str(rvqe), "--out", str(out))
     assert report["files"] == [str(out / name) for name in
                                ("optimizer.png", "agreement.png", "agreement.csv", "agreement.json")]
     (study,) = report["studies"]
@@ -187,9 +192,7 @@ def test_dna_counts_runs_that_never_reached(tmp_path: Path, capsys: pytest.Captu
     write_csv(folder, "long-lstm.csv", ["", "sentence_length", "seed", "hparams/epoch", "hparams/validate_best"],
               [[0, 5, 1, 52, 0.0], [1, 5, 2, 15999, 0.0], [2, 5, 3, 46, 0.0]])
     out = tmp_path / "figures"
-    assert cli_main(["plot", str(qrnn_sweep), str(lstm_sweep), "--original", str(rvqe), "--out", str(out),
-                     "--json"]) == 0
-    report = json.loads(capsys.readouterr().out)
+    report = plot_report(capsys, str(qrnn_sweep), str(lstm_sweep), "--original", str(rvqe), "--out", str(out))
     assert report["files"][0] == str(out / "dna-lengths.png")
     qrnn_study, lstm_study = report["studies"]
     cells = {c["cell"]["sentence_length"]: c for c in qrnn_study["cells"]}
@@ -342,8 +345,7 @@ def curves_fixture(tmp_path: Path) -> tuple[Path, Path]:
 def test_curves_agreement_numbers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     sweep, rvqe = curves_fixture(tmp_path)
     out = tmp_path / "figures"
-    assert cli_main(["plot", str(sweep), "--original", str(rvqe), "--out", str(out), "--json"]) == 0
-    report = json.loads(capsys.readouterr().out)
+    report = plot_report(capsys, str(sweep), "--original", str(rvqe), "--out", str(out))
     # No agreement.png: the curves figure draws the original's run over ours.
     assert report["files"] == [str(out / name) for name in ("curves-simple-seq.png", "agreement.csv",
                                                             "agreement.json")]
@@ -480,9 +482,8 @@ def test_sweeps_of_one_study_count_as_one(tmp_path: Path, capsys: pytest.Capture
     write_csv(rvqe / "results" / "hparam_logs", "long-lstm.csv",
               ["", "sentence_length", "seed", "hparams/epoch", "hparams/validate_best"],
               [[0, 5, 1, 52, 0.0], [1, 10, 1, 99, 0.0]])
-    assert cli_main(["plot", str(first), str(second), "--original", str(rvqe), "--out", str(tmp_path / "f"),
-                     "--json"]) == 0
-    (study,) = json.loads(capsys.readouterr().out)["studies"]
+    (study,) = plot_report(capsys, str(first), str(second), "--original", str(rvqe), "--out", str(tmp_path / "f"))[
+        "studies"]
     cells = {c["cell"]["sentence_length"]: c for c in study["cells"]}
     assert sorted(cells[5]["ours"]) == [51, 52, 53] and sorted(cells[10]["ours"]) == [101, 102]
     assert study["sweep"] == "lstm-to10 + lstm-5-more"

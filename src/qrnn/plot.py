@@ -721,10 +721,11 @@ def recognise_sweeps(folders: list[Path]) -> list[StudySweep] | None:
             continue
         # Several sweeps of one study (a grid grown in parts: more seeds at some lengths, say) count as one: their
         # finished points together, a point that both hold (the same options) once.
-        seen = {json.dumps(row["options"], sort_keys=True, default=str) for row in same.sweep.rows}
-        rows = same.sweep.rows + [
-            row for row in sweep.rows if json.dumps(row["options"], sort_keys=True, default=str) not in seen
-        ]
+        def point(row: dict[str, Any]) -> str:
+            return json.dumps(row["options"], sort_keys=True, default=str)
+
+        seen = {point(row) for row in same.sweep.rows}
+        rows = same.sweep.rows + [row for row in sweep.rows if point(row) not in seen]
         same.sweep = dataclasses.replace(
             same.sweep, name=f"{same.sweep.name} + {sweep.name}", rows=rows,
             unfinished=same.sweep.unfinished + sweep.unfinished,

@@ -284,6 +284,16 @@ class Agreement(WithinCounts):
         """The cells on both sides (see `WithinCounts`)."""
         return self.matched
 
+    @property
+    def compared_with_original_range(self) -> int:
+        """Cells on both sides where the original has a range (two rows or more)."""
+        return sum(cell.ours_within_original is not None for cell in self.matched)
+
+    @property
+    def ours_within_original_range(self) -> int:
+        """Cells whose median of ours lies within the range of the original's rows."""
+        return sum(cell.ours_within_original is True for cell in self.matched)
+
     def summary(self) -> dict[str, Any]:
         """The numbers over the cells, for JSON and the printed table."""
         return {
@@ -296,8 +306,8 @@ class Agreement(WithinCounts):
             "cells_compared": self.compared,
             "cells_within": self.within,
             "within_fraction": self.within_fraction,
-            "cells_compared_with_original_range": sum(c.ours_within_original is not None for c in self.matched),
-            "cells_ours_within_original_range": sum(c.ours_within_original is True for c in self.matched),
+            "cells_compared_with_original_range": self.compared_with_original_range,
+            "cells_ours_within_original_range": self.ours_within_original_range,
             "spearman": self.spearman,
             "spearman_p": self.spearman_p,
             "runs_without_loss": self.unscored,
@@ -450,10 +460,9 @@ def summary_lines(result: Any) -> list[str]:
            else f"{result.within} of {result.compared} cells ({fraction:.0%})"),
         f"Spearman rank correlation of the medians: {rho}",
     ]
-    summary = result.summary()
-    if summary["cells_compared_with_original_range"]:
-        lines.insert(2, f"our median within the original's range: {summary['cells_ours_within_original_range']} "
-                        f"of {summary['cells_compared_with_original_range']} cells")
+    if result.compared_with_original_range:
+        lines.insert(2, f"our median within the original's range: {result.ours_within_original_range} of "
+                        f"{result.compared_with_original_range} cells")
     if result.unscored:
         lines.append(f"{result.unscored} finished runs logged no validation loss and are left out")
     if result.original_unscored:
