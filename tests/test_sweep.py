@@ -493,3 +493,18 @@ def test_pooled_sweep_gives_every_point_its_separate_run(tmp_path: Path, monkeyp
         left = read_checkpoint(mine["final_checkpoint"])["model_state_dict"]
         right = read_checkpoint(theirs["final_checkpoint"])["model_state_dict"]
         assert all(torch.equal(left[name], right[name]) for name in left)
+
+
+def test_workers_opening_a_fresh_postgresql_database_at_once_all_get_the_storage(tmp_path: Path,
+                                                                                 postgres_url: str) -> None:
+    # Worker processes started together on an empty database race to create Optuna's tables; PostgreSQL tells
+    # the losers that a relation already exists. Every worker must still get the storage (this failed CI once).
+    code = ("import sys, time; from pathlib import Path; from qrnn.sweep import open_storage; "
+            "time.sleep(max(0.0, float(sys.argv[2]) - time.time())); "
+            "open_storage(sys.argv[1], Path('unused.log'), stale_after=60)")
+    start_at = time.time() + 8  # past every process's imports, so that they open the storage together
+    workers = [subprocess.Popen([sys.executable, "-c", code, postgres_url, str(start_at)], cwd=tmp_path,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(6)]
+    failures = [err for worker in workers for _out, err in [worker.communicate(timeout=120)]
+                if worker.returncode != 0]
+    assert failures == [], failures[0]

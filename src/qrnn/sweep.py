@@ -347,14 +347,22 @@ def open_storage(url: str | None, default: Path, stale_after: float, create: boo
             raise QRNNError(f"--storage {url}: its database driver is not installed "
                             f"({error.__cause__ or error})") from None
         except Exception as error:  # SQLAlchemy's errors: a bad URL, a server that does not answer
-            # Workers starting at once race to create the tables (one wins, the others see them half made):
-            # try again a few times before calling it an error.
-            if attempt + 1 < attempts and type(error).__name__ in ("OperationalError", "IntegrityError"):
+            # Workers starting at once race to create the tables (one wins, the others see them half made:
+            # SQLite and MySQL say OperationalError or IntegrityError, PostgreSQL a ProgrammingError that the
+            # relation already exists): try again a few times before calling it an error.
+            if attempt + 1 < attempts and _lost_schema_race(error):
                 time.sleep(0.5 * (attempt + 1))
                 continue
             first = (str(error).strip().splitlines() or [""])[0]
             raise QRNNError(f"--storage {url}: {type(error).__name__}: {first}") from None
     raise AssertionError("unreachable")
+
+
+def _lost_schema_race(error: Exception) -> bool:
+    """Whether a storage's error may come from another worker creating the same tables at the same moment."""
+    kind = type(error).__name__
+    return kind in ("OperationalError", "IntegrityError") or (kind == "ProgrammingError"
+                                                              and "already exists" in str(error))
 
 
 def _quiet_optuna() -> None:
