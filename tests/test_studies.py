@@ -15,7 +15,19 @@ from helpers import one_line_error
 from qrnn.cli import main as cli_main
 from qrnn.errors import QRNNError
 from qrnn.original.hparam_tables import MAX_TABLE_BYTES, read_original_table
-from qrnn.studies import STUDIES, agreement, identify, median, original_runs, same_value, sweep_runs
+from qrnn.studies import (
+    EPOCHS_TO_REACH,
+    STUDIES,
+    Run,
+    agreement,
+    closest_pairs,
+    identify,
+    median,
+    original_runs,
+    run_pairs,
+    same_value,
+    sweep_runs,
+)
 from qrnn.sweep import DONE_FILE, POINT_FILE, point_id
 
 pytest.importorskip("matplotlib")
@@ -131,10 +143,22 @@ def test_optimizer_agreement_numbers(tmp_path: Path, capsys: pytest.CaptureFixtu
     for name in ("optimizer.png", "agreement.png"):
         assert (out / name).read_bytes()[:4] == b"\x89PNG"
 
+    # Run pairs: the tables' files are the original's runs A, B and C. Our seed 1 (0.5, 0.1, 0.3, 0.05) agrees
+    # within 5 % with repeat A (0.45, 0.01, 0.31, 0.06) at adam 0.01 only, ranks alike at rho 0.8, and with B
+    # and C nowhere; seed 3 shares two cells with each, too few for a pair.
+    pairs = {(pair["ours"], pair["original"]): pair for pair in study["run_pairs"]}
+    assert sorted(pairs) == [(seed, f"hparams_table_experiment1-{r}") for seed in (1, 2) for r in "ABC"]
+    assert pairs[1, "hparams_table_experiment1-A"] == {"ours": 1, "original": "hparams_table_experiment1-A",
+                                                       "cells": 4, "close": 1, "spearman": pytest.approx(0.8)}
+    assert pairs[1, "hparams_table_experiment1-B"]["close"] == 0
+    assert study["closest_run_pairs"][0]["original"] == "hparams_table_experiment1-A"
+
     # The text form: the table and its summary, then the files.
     assert cli_main(["plot", str(sweep), "--original", str(rvqe), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "original's median within our seeds' range: 2 of 3 cells (67%)" in printed
+    assert ("our seed 1 is closest to the original's run hparams_table_experiment1-A: the same result (within 5%) "
+            "in 1 of 4 cells, Spearman 0.800") in printed
     assert "Spearman rank correlation of the medians: 0.800" in printed
     assert printed.rstrip().endswith(str(out / "agreement.json"))
 
@@ -501,3 +525,24 @@ def test_a_dna_sweep_of_one_length_joins_its_models_study(tmp_path: Path, capsys
     study = identify([{**fixed, "sentence_length": 10, "seed": 2}], [])
     assert study is not None and study.name == "dna-rnn"
     assert identify([{"dataset": "elman-xor", "model": "qrnn", "seed": 2}], []) is None  # not a curves study either
+
+
+def test_run_pairs_find_the_same_run_on_both_sides() -> None:
+    # Our seed 7 is the original's run "b" in every cell but one within 5 % (a run that never reached the loss
+    # agrees with one that did not either); seed 8 is nobody's. An original whose label repeats within a cell
+    # (several runs under one name) has no runs to pair.
+    def runs(values: dict[Any, list[float]]) -> list[Run]:
+        return [Run((length,), seed, epochs, not math.isinf(epochs), None)
+                for seed, row in values.items() for length, epochs in zip((5, 10, 20, 50), row, strict=True)]
+
+    inf = math.inf
+    ours = runs({7: [100.0, 204.0, inf, 400.0], 8: [50.0, 60.0, 70.0, 80.0]})
+    original = runs({"a": [300.0, 250.0, 100.0, inf], "b": [101.0, 200.0, inf, 300.0]})
+    pairs = {(pair.ours, pair.original): pair for pair in run_pairs(EPOCHS_TO_REACH, ours, original)}
+    assert (pairs[7, "b"].cells, pairs[7, "b"].close) == (4, 3)
+    assert pairs[7, "b"].spearman == pytest.approx(1.0)  # ranks 1, 2, 4, 3 on both sides
+    assert (pairs[7, "a"].close, pairs[8, "a"].close, pairs[8, "b"].close) == (0, 0, 0)
+    assert {(pair.ours, pair.original) for pair in closest_pairs(list(pairs.values()))} == {(7, "b"), (8, "b")}
+    repeated = original + [Run((5,), "b", 90.0, True, None)]
+    assert run_pairs(EPOCHS_TO_REACH, ours, repeated) == []
+    assert run_pairs(EPOCHS_TO_REACH, ours, [Run((5,), None, 1.0, True, None)] * 3) == []

@@ -31,6 +31,7 @@ import math
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from qrnn.errors import QRNNError
@@ -41,6 +42,8 @@ CURVES = "training_curves"
 # Relative tolerance for matching option values written with different precision (1.5708 vs 1.570796).
 MATCH_TOLERANCE = 1e-3
 NOT_REACHED = "not reached"
+# Two runs' values of a cell count as the same result within this relative difference (run pairs).
+PAIR_TOLERANCE = 0.05
 
 
 @dataclass(frozen=True)
@@ -138,13 +141,24 @@ def sweep_runs(study: Study, rows: Sequence[dict[str, Any]]) -> list[Run]:
 
 
 def original_runs(study: Study, table: Sequence[dict[str, Any]]) -> list[Run]:
-    """The original's runs, from `qrnn.original.hparam_tables.read_original_table`'s rows."""
-    from qrnn.original.hparam_tables import BEST, EPOCH
+    """The original's runs, from `qrnn.original.hparam_tables.read_original_table`'s rows. A run's `seed` is the
+    row's seed, or for a table published as several files of one grid (the optimizer's repeats A, B and C) the
+    name of its file: each file is one run of every cell. None where neither tells runs apart."""
+    from qrnn.original.hparam_tables import BEST, EPOCH, TABLES
+
+    files = TABLES[study.table].files if study.table in TABLES else ()
+
+    def label(row: dict[str, Any]) -> Any:
+        if row.get("seed") is not None:
+            return row["seed"]
+        if len(files) > 1 and row.get("file") is not None:
+            return Path(files[int(row["file"])]).stem
+        return None
 
     # The optimizer tables record no epochs (every run trained all of them): NaN, which no figure of that study
     # reads.
     return [
-        Run(tuple(_plain(row[key]) for key in study.keys), row.get("seed"), _float(row.get(EPOCH)),
+        Run(tuple(_plain(row[key]) for key in study.keys), label(row), _float(row.get(EPOCH)),
             bool(row["reached"]), None if row[BEST] is None else float(row[BEST]))
         for row in table
     ]
@@ -255,6 +269,74 @@ class WithinCounts:
         return self.within / self.compared if self.compared else None
 
 
+@dataclass(frozen=True)
+class RunPair:
+    """One of our seeds against one of the original's runs (a repeat of its grid, or a seed), over the cells both
+    ran: in how many the two values agree within `PAIR_TOLERANCE` (relative; two runs that never reached the loss
+    agree), and Spearman's rank correlation of the two runs' values. A pair that agrees cell by cell is the same
+    run on both sides; medians alone cannot tell that."""
+
+    ours: Any
+    original: Any
+    cells: int
+    close: int
+    spearman: float | None
+
+    def to_json(self) -> dict[str, Any]:
+        """The pair as JSON-ready values."""
+        return {"ours": self.ours, "original": self.original, "cells": self.cells, "close": self.close,
+                "spearman": self.spearman}
+
+
+def _close(a: float, b: float) -> bool:
+    if math.isinf(a) or math.isinf(b):
+        return a == b
+    return abs(a - b) <= PAIR_TOLERANCE * max(abs(a), abs(b))
+
+
+def run_pairs(metric: str, ours: Sequence[Run], original: Sequence[Run]) -> list[RunPair]:
+    """Every pair of our seed and the original's run, where the original's runs are told apart (each of its runs
+    has a label and at most one row per cell; else none): cells matched as in `agreement`, pairs with fewer
+    than three common cells left out."""
+    def runs_by_label(runs: Sequence[Run]) -> dict[Any, list[Run]] | None:
+        labelled: dict[Any, list[Run]] = {}
+        for run in runs:
+            if run.seed is None or run.metric(metric) is None:
+                continue
+            same = labelled.setdefault(run.seed, [])
+            if any(same_cell(run.cell, other.cell) for other in same):
+                return None
+            same.append(run)
+        return labelled
+
+    theirs = runs_by_label(original) if all(run.seed is not None for run in original) else None
+    mine = runs_by_label(ours)
+    if not theirs or not mine:
+        return []
+    pairs = []
+    for seed, our_runs in mine.items():
+        for label, their_runs in theirs.items():
+            values = [(run.metric(metric), other.metric(metric)) for run in our_runs for other in their_runs
+                      if same_cell(run.cell, other.cell)]
+            if len(values) < 3:
+                continue
+            rho, _ = spearman([a for a, _ in values], [b for _, b in values])
+            pairs.append(RunPair(seed, label, len(values), sum(_close(a, b) for a, b in values), rho))
+    return sorted(pairs, key=lambda pair: (str(pair.ours), str(pair.original)))
+
+
+def closest_pairs(pairs: Sequence[RunPair]) -> list[RunPair]:
+    """For each of our seeds, the original's run it agrees with in the most cells (then by rank correlation)."""
+    best: dict[Any, RunPair] = {}
+    for pair in pairs:
+        key = (pair.close / pair.cells, -math.inf if pair.spearman is None else pair.spearman)
+        held = best.get(pair.ours)
+        if held is None or key > (held.close / held.cells,
+                                  -math.inf if held.spearman is None else held.spearman):
+            best[pair.ours] = pair
+    return list(best.values())
+
+
 @dataclass
 class Agreement(WithinCounts):
     """A sweep against the original's table of its study: every cell (`cells`: both sides first, then ours
@@ -271,6 +353,7 @@ class Agreement(WithinCounts):
     matched: list[CellAgreement] = field(default_factory=list)
     only_ours: list[CellAgreement] = field(default_factory=list)
     only_original: list[CellAgreement] = field(default_factory=list)
+    pairs: list[RunPair] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.matched = [cell for cell in self.cells if cell.ours and cell.original]
@@ -312,12 +395,14 @@ class Agreement(WithinCounts):
             "spearman_p": self.spearman_p,
             "runs_without_loss": self.unscored,
             "original_rows_without_loss": self.original_unscored,
+            "closest_run_pairs": [pair.to_json() for pair in closest_pairs(self.pairs)],
         }
 
     def to_json(self) -> dict[str, Any]:
         """The summary and every cell; infinite epochs (not reached) as the string "not reached"."""
         return {
             **self.summary(),
+            "run_pairs": [pair.to_json() for pair in self.pairs],
             "cells": [
                 {
                     "cell": cell.cell,
@@ -386,7 +471,8 @@ def agreement(study: Study, sweep: str, ours: Sequence[Run], original: Sequence[
 
     return Agreement(study, sweep, metric, sorted(cells, key=order) + sorted(only_ours, key=order)
                      + sorted(only_original, key=order), unscored=len(ours) - len(scored),
-                     original_unscored=len(original) - len(original_scored))
+                     original_unscored=len(original) - len(original_scored),
+                     pairs=run_pairs(metric, ours, original))
 
 
 # ---- writing ----
@@ -463,6 +549,10 @@ def summary_lines(result: Any) -> list[str]:
     if result.compared_with_original_range:
         lines.insert(2, f"our median within the original's range: {result.ours_within_original_range} of "
                         f"{result.compared_with_original_range} cells")
+    for pair in closest_pairs(result.pairs):
+        rho = "n/a" if pair.spearman is None else f"{pair.spearman:.3f}"
+        lines.append(f"our seed {pair.ours} is closest to the original's run {pair.original}: the same result "
+                     f"(within {PAIR_TOLERANCE:.0%}) in {pair.close} of {pair.cells} cells, Spearman {rho}")
     if result.unscored:
         lines.append(f"{result.unscored} finished runs logged no validation loss and are left out")
     if result.original_unscored:

@@ -65,7 +65,8 @@ EPOCH, BEST = "hparams/epoch", "hparams/validate_best"
 TABLES: dict[str, TableSpec] = {
     spec.name: spec
     for spec in (
-        # Three repeats (A, B, C) of one grid with the same seed; the figure pools them.
+        # Three runs (A, B, C) of one grid, each file one run of every cell, each from its own starting model
+        # (B is main.py's default seed, 82727); the figure pools them.
         TableSpec(
             "optimizer",
             tuple(f"hparams_table_experiment1-{repeat}.csv" for repeat in "ABC"),
