@@ -136,7 +136,7 @@ def test_baseline_learns_tiny_dna_and_round_trips(kind: str, width: int, tmp_pat
     assert result.best_validation_loss < 0.05 and result.best_character_error_rate == 0.0
     payload = read_checkpoint(result.final_checkpoint)
     assert payload["config"]["model"] == kind and payload["model_config"] == {
-        "model": kind, "input_size": 3, "hidden_size": width}
+        "model": kind, "input_size": 3, "hidden_size": width, "layers": 1, "init": "standard"}
     model, info = load_checkpoint(result.final_checkpoint)
     assert isinstance(model, ClassicalBaseline) and model.kind == kind and info["model"] == kind
     for name, value in payload["model_state_dict"].items():
@@ -147,3 +147,69 @@ def test_baseline_learns_tiny_dna_and_round_trips(kind: str, width: int, tmp_pat
     inputs = int_to_bits(torch.tensor([[1, 6, 0, 3, 1, 0]]), 3)
     probs, _, _ = model(inputs, inputs)
     assert int(probs[0, :, -1].argmax()) == 2
+
+
+def test_the_notebooks_networks_two_layers_and_their_start() -> None:
+    # The original's comparison notebooks (6850a30): two LSTM layers of width 40 and two RNN layers of width 80
+    # on one-hot 3-bit words, a linear readout.
+    assert parameter_count(ClassicalBaseline("lstm", 3, 40, layers=2)) == 21448
+    assert parameter_count(ClassicalBaseline("rnn", 3, 80, layers=2)) == 20808
+    for kind, hidden in [("rnn", 6), ("lstm", 5)]:
+        model = ClassicalBaseline(kind, 3, hidden, layers=2, init="notebook").double()
+        model.reset_parameters(generator=torch.Generator().manual_seed(5))
+        gates = 1 if kind == "rnn" else 4
+        for layer, fan_in in [(0, 8), (1, hidden)]:
+            weight_ih = getattr(model.recurrent, f"weight_ih_l{layer}").detach()
+            xavier = (6 / (fan_in + gates * hidden)) ** 0.5
+            assert weight_ih.abs().max() <= xavier and weight_ih.abs().max() > 0.5 * xavier
+            for block in getattr(model.recurrent, f"weight_hh_l{layer}").detach().split(hidden):
+                assert torch.allclose(block @ block.T, torch.eye(hidden, dtype=torch.float64), atol=1e-12)
+            for name in (f"bias_ih_l{layer}", f"bias_hh_l{layer}"):
+                assert torch.equal(getattr(model.recurrent, name), torch.zeros(gates * hidden, dtype=torch.float64))
+        # The readout as nn.Linear starts it: weight and bias uniform in +-1/sqrt(hidden).
+        bias = model.readout.bias.detach()
+        assert 0 < bias.abs().max() <= hidden**-0.5 and model.readout.weight.abs().max() <= hidden**-0.5
+        standard = ClassicalBaseline(kind, 3, hidden, layers=2)
+        assert standard.readout.bias.abs().max() == 0
+        if kind == "lstm":
+            assert torch.all(standard.recurrent.bias_ih_l1[hidden : 2 * hidden] == 1)
+    with pytest.raises(QRNNError, match="at least 1 layer"):
+        ClassicalBaseline("lstm", 3, 4, layers=0)
+    with pytest.raises(QRNNError, match="unknown baseline initialisation 'xavier'; valid: standard, notebook"):
+        ClassicalBaseline("lstm", 3, 4, init="xavier")
+
+
+def test_the_notebooks_training_every_output_stop_on_training_loss(tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    # dna-every-output with the notebooks' network and stop: the run ends on the first training step whose loss
+    # is below the threshold, its checkpoint rebuilds the two-layer network, and a resumed run may change the
+    # threshold.
+    options = dict(model="lstm", layers=2, workspace=12, baseline_init="notebook", dataset="dna-every-output",
+                   sentence_length=6, batch_size=16, learning_rate=0.05, gradient_clip=0.0, loss="nll",
+                   stop_at_training_loss=0.05, epochs=400, validate_every=1000, num_validation_samples=0, seed=4,
+                   out=str(tmp_path))
+    result = qrnn.train(**options)
+    out = capsys.readouterr().out
+    assert result.stop_reason == "stop-at-training-loss" and result.epoch < 400
+    assert f"done: training loss below --stop-at-training-loss after {result.epoch} epochs" in out
+    payload = read_checkpoint(result.final_checkpoint)
+    assert payload["model_config"] == {"model": "lstm", "input_size": 3, "hidden_size": 12, "layers": 2,
+                                       "init": "notebook"}
+    model, _ = load_checkpoint(result.final_checkpoint)
+    assert isinstance(model, ClassicalBaseline) and model.layers == 2 and model.init == "notebook"
+    # Without the threshold the same run trains on past that epoch, identically up to it.
+    longer = qrnn.train(**{**options, "stop_at_training_loss": None, "epochs": result.epoch + 5,
+                           "out": str(tmp_path / "longer")})
+    assert longer.stop_reason == "epochs" and longer.epoch == result.epoch + 5
+
+
+def test_notebook_options_are_for_baselines_only() -> None:
+    for options, message in [
+        ({"layers": 2}, "--layers 2 applies to the classical baselines"),
+        ({"baseline_init": "notebook"}, "--baseline-init notebook applies to the classical baselines"),
+        ({"model": "lstm", "layers": 0}, "--layers must be an integer in \\[1, 8\\], got 0"),
+        ({"model": "lstm", "stop_at_training_loss": float("nan")}, "--stop-at-training-loss must be a finite"),
+        ({"model": "lstm", "baseline_init": "xavier"}, "unknown baseline-init 'xavier'; valid: standard, notebook"),
+    ]:
+        with pytest.raises(QRNNError, match=message):
+            make_config(options)

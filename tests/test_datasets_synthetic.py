@@ -168,6 +168,24 @@ def test_dna_as_the_original(length: int) -> None:
     assert torch.equal(batch.postselection(), ~expected_scored)
 
 
+def test_dna_every_output_is_the_notebooks_alignment() -> None:
+    """The same strings as dna for the same seed, one word longer: step t reads word t of the string and
+    predicts the string's target t (its marked word at the marker: an echo); every step scored, none
+    postselected."""
+    length = 9
+    plain = get_dataset("dna", sentence_length=length, batch_size=50, seed=6).batch("train")
+    every = get_dataset("dna-every-output", sentence_length=length, batch_size=50, seed=6).batch("train")
+    assert every.inputs.shape == every.targets.shape == (50, length + 1, 3)
+    assert torch.equal(every.inputs[:, :length], plain.inputs)
+    assert torch.equal(every.targets[:, 1:], plain.targets)
+    assert not every.inputs[:, length].any() and not every.targets[:, 0].any()
+    inputs, targets = bits_to_int(every.inputs), bits_to_int(every.targets)
+    marker = (inputs >= 4).long().argmax(1)
+    assert torch.equal(targets.gather(1, marker[:, None] + 1), inputs.gather(1, marker[:, None]))
+    assert every.scored.all() and every.scored.shape == (50, length)
+    assert not every.postselection().any()
+
+
 def test_dna_needs_room_for_the_marker() -> None:
     with pytest.raises(QRNNError, match="dna needs --sentence-length of at least 4"):
         lookup("dna").check_options(sentence_length=3, batch_size=1, num_shards=1)

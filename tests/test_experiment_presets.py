@@ -9,8 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from qrnn.baselines import parameter_count
 from qrnn.errors import QRNNError
 from qrnn.presets import PRESET_DIRECTORY, load_preset, preset_names
+from qrnn.training.config import make_config
+from qrnn.training.models import build_model
 
 # The experiment scripts at 400a5eb; experiment-resume.sh resumes given checkpoints and has no preset.
 SCRIPTS = [
@@ -38,6 +41,8 @@ POINTS = {
     "experiment-5-dna-csv": 210,  # 7 lengths x 30 seeds
     "long-sequence-comparisons-lstm": 240,  # 8 lengths x 30 seeds
     "long-sequence-comparisons-rnn": 40,  # 8 lengths x 5 seeds
+    "long-sequence-comparisons-lstm-csv": 240,  # 8 lengths x 30 seeds
+    "long-sequence-comparisons-rnn-csv": 240,  # 8 lengths x 30 seeds
 }
 ELMAN_SEEDS = [6936, 5081, 3774, 7427, 700, 1664, 7262, 499, 9736, 6654]
 DNA_SEEDS = [29885, 27489, 31509, 25388, 27175, 32030, 31615, 30680, 34899, 25969, 32780, 30084, 33470, 26845,
@@ -191,6 +196,18 @@ def test_experiment_5_and_the_baselines() -> None:
                     "stop_at_loss", "validate_every", "epochs") == {
             "model": model, "workspace": width, "learning_rate": rate, "batch_size": 128, "gradient_clip": 0.0,
             "loss": "nll", "stop_at_loss": 0.001, "validate_every": 1, "epochs": 99999}
+    # The tables' notebooks (6850a30): two layers, their start, every output scored, batch 16, the training-loss
+    # stop within 15999 steps; 21448 and 20808 parameters.
+    for name, model, width, rate, count in (("lstm", "lstm", 40, 0.05, 21448), ("rnn", "rnn", 80, 0.01, 20808)):
+        table = load_preset(f"long-sequence-comparisons-{name}-csv")
+        assert table.seeds == NOTEBOOK_SEEDS and table.sweep == {"sentence_length": lengths}
+        assert pick(table.train, "dataset", "model", "workspace", "layers", "baseline_init", "learning_rate",
+                    "batch_size", "gradient_clip", "loss", "stop_at_training_loss", "epochs") == {
+            "dataset": "dna-every-output", "model": model, "workspace": width, "layers": 2,
+            "baseline_init": "notebook", "learning_rate": rate, "batch_size": 16, "gradient_clip": 0.0,
+            "loss": "nll", "stop_at_training_loss": 0.0005, "epochs": 15999}
+        network = build_model({**make_config(table.train).as_dict(), "input_size": 3})
+        assert parameter_count(network) == count
 
 
 def test_first_seed_and_repeats(tmp_path: Path) -> None:

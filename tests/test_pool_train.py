@@ -155,3 +155,18 @@ def test_a_member_is_reported_as_soon_as_it_leaves_the_pool(tmp_path: Path) -> N
     assert (short.epoch, long.epoch) == (5, 15)
     assert events.index(("short finished", 5)) < events.index(("long validated", 10))
     assert events[-1] == ("long finished", 15)
+
+
+def test_a_member_stops_on_its_own_training_loss(tmp_path: Path) -> None:
+    # Two-layer baselines with the notebooks' start; the member with --stop-at-training-loss leaves the pool at
+    # the same step as its separate run, the other trains all its epochs, both as their separate runs.
+    common = {**BASE, "model": "lstm", "workspace": 6, "layers": 2, "baseline_init": "notebook", "epochs": 30}
+    options = [{**common, "seed": 1, "learning_rate": 0.05, "out": str(tmp_path / "pool" / "a")},
+               {**common, "seed": 2, "learning_rate": 0.05, "stop_at_training_loss": 0.6,
+                "out": str(tmp_path / "pool" / "b")}]
+    pooled = train_pool(options)
+    alone = [train(**{**member, "out": member["out"].replace("pool", "alone")}) for member in options]
+    assert [result.stop_reason for result in pooled] == ["epochs", "stop-at-training-loss"]
+    assert pooled[1].epoch < 30 and pooled[1].epoch == alone[1].epoch
+    for mine, theirs in zip(pooled, alone, strict=True):
+        _same_checkpoint(mine.final_checkpoint, theirs.final_checkpoint)

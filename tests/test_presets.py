@@ -26,7 +26,7 @@ EXPERIMENTS = {
     "experiment-2-elman-letter-topology", "experiment-2-elman-letter-topology-csv", "experiment-2-elman-xor-optimizer",
     "experiment-3-memoize-quotes", "experiment-3-mnist-2digit", "experiment-3-mnist-full", "experiment-4-mnist-pca",
     "experiment-4-mnist-umap", "experiment-5-dna", "experiment-5-dna-csv", "long-sequence-comparisons-lstm",
-    "long-sequence-comparisons-rnn",
+    "long-sequence-comparisons-rnn", "long-sequence-comparisons-lstm-csv", "long-sequence-comparisons-rnn-csv",
 }
 # A preset small enough to train in a blink (2-bit words, 4 qubits).
 TINY = """

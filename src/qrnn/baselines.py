@@ -25,6 +25,10 @@ from qrnn.errors import QRNNError
 from qrnn.sequences import Postselect, check_sequences, postselection_mask, sample_outcomes, sampling_uniforms
 
 BASELINE_KINDS = ("rnn", "lstm")
+# How a baseline starts: "standard" (below), or "notebook": the original's comparison notebooks
+# (notebooks/long-sequence-comparisons-*.ipynb): input weights Xavier-uniform, every recurrent bias 0, the
+# recurrent weights orthogonal per gate, the readout as torch's nn.Linear draws it.
+BASELINE_INITS = ("standard", "notebook")
 # LSTM forget gates start biased open, so that memory is kept by default (Jozefowicz et al., 2015).
 LSTM_FORGET_BIAS = 1.0
 
@@ -34,24 +38,27 @@ def parameter_count(model: nn.Module) -> int:
     return sum(parameter.numel() for parameter in model.parameters() if parameter.requires_grad)
 
 
-def estimate_memory_bytes(kind: str, input_size: int, hidden_size: int, batch: int, length: int, itemsize: int) -> int:
+def estimate_memory_bytes(kind: str, input_size: int, hidden_size: int, batch: int, length: int, itemsize: int,
+                          layers: int = 1) -> int:
     """Bytes a training step of a baseline of these sizes holds at its peak (an upper estimate, computed without
     building it): the parameters with their gradients and two optimizer states, and per step the one-hot inputs,
-    the gates and hidden states, the readout's logits and probabilities and their gradients."""
+    each layer's gates and hidden states, the readout's logits and probabilities and their gradients."""
     words = 2**input_size
     gates = 1 if kind == "rnn" else 4
-    parameters = gates * hidden_size * (words + hidden_size + 2) + words * (hidden_size + 1)
-    per_step = batch * (words + 3 * gates * hidden_size + 2 * hidden_size + 4 * words)
+    first = gates * hidden_size * (words + hidden_size + 2)
+    deeper = gates * hidden_size * (2 * hidden_size + 2)
+    parameters = first + (layers - 1) * deeper + words * (hidden_size + 1)
+    per_step = batch * (words + layers * (3 * gates * hidden_size + 2 * hidden_size) + 4 * words)
     return (4 * parameters + length * per_step) * itemsize
 
 
 class ClassicalBaseline(nn.Module):
-    """A classical recurrent baseline of kind `kind` ("rnn": tanh Elman RNN, "lstm") with `hidden_size` units
-    on words of `input_size` bits; call it like `qrnn.QRNN`:
-    `probs, measured, min_postselection_probability = model(inputs, targets, postselect=True)`.
+    """A classical recurrent baseline of kind `kind` ("rnn": tanh Elman RNN, "lstm") with `layers` stacked
+    layers of `hidden_size` units on words of `input_size` bits, started as `init` says (`BASELINE_INITS`); call
+    it like `qrnn.QRNN`: `probs, measured, min_postselection_probability = model(inputs, targets, postselect=True)`.
     """
 
-    def __init__(self, kind: str, input_size: int, hidden_size: int) -> None:
+    def __init__(self, kind: str, input_size: int, hidden_size: int, layers: int = 1, init: str = "standard") -> None:
         super().__init__()
         if kind not in BASELINE_KINDS:
             raise QRNNError(f"unknown baseline kind {kind!r}; valid: {', '.join(BASELINE_KINDS)}")
@@ -59,22 +66,30 @@ class ClassicalBaseline(nn.Module):
             raise QRNNError(f"a baseline needs an input size of at least 1 bit, got {input_size!r}")
         if not isinstance(hidden_size, int) or hidden_size < 1:
             raise QRNNError(f"a baseline needs a hidden width (--workspace) of at least 1, got {hidden_size!r}")
+        if not isinstance(layers, int) or layers < 1:
+            raise QRNNError(f"a baseline needs at least 1 layer (--layers), got {layers!r}")
+        if init not in BASELINE_INITS:
+            raise QRNNError(f"unknown baseline initialisation {init!r}; valid: {', '.join(BASELINE_INITS)}")
         self.kind = kind
         self.input_size = input_size
         self.hidden_size = hidden_size
+        self.layers = layers
+        self.init = init
         words = 2**input_size
         recurrent = nn.RNN if kind == "rnn" else nn.LSTM
-        self.recurrent = recurrent(words, hidden_size, num_layers=1, batch_first=True)
+        self.recurrent = recurrent(words, hidden_size, num_layers=layers, batch_first=True)
         self.readout = nn.Linear(hidden_size, words)
         self.reset_parameters()
 
     @property
     def config(self) -> dict[str, Any]:
         """The constructor arguments as plain data, with the model kind (what checkpoints store)."""
-        return {"model": self.kind, "input_size": self.input_size, "hidden_size": self.hidden_size}
+        return {"model": self.kind, "input_size": self.input_size, "hidden_size": self.hidden_size,
+                "layers": self.layers, "init": self.init}
 
     def extra_repr(self) -> str:
-        return f"kind={self.kind}, input_size={self.input_size}, hidden_size={self.hidden_size}"
+        return (f"kind={self.kind}, input_size={self.input_size}, hidden_size={self.hidden_size}, "
+                f"layers={self.layers}, init={self.init}")
 
     @torch.no_grad()
     def reset_parameters(
@@ -84,9 +99,13 @@ class ClassicalBaseline(nn.Module):
         unitaries_spread: float = 0.01,
         generator: torch.Generator | None = None,
     ) -> None:
-        """Standard recurrent initialisation, seeded by `generator`: input and readout weights uniform in
-        +-1/sqrt(hidden) (torch's default range), recurrent weights orthogonal (one orthogonal block per gate),
-        biases zero except the LSTM's forget gates (1).
+        """The initialisation `self.init`, seeded by `generator`, layer by layer.
+
+        "standard": input and readout weights uniform in +-1/sqrt(hidden) (torch's default range), recurrent
+        weights orthogonal (one orthogonal block per gate), biases zero except the LSTM's forget gates (1).
+        "notebook" (the original's comparison notebooks): input weights Xavier-uniform (+-sqrt(6 / (fan_in +
+        fan_out))), recurrent weights orthogonal per gate, every recurrent bias 0, and the readout as torch's
+        nn.Linear starts it (weight and bias uniform in +-1/sqrt(hidden)).
 
         The spreads are the QRNN's initialisation options; they do not apply to a classical network and are
         accepted so that every model kind is initialised through the same call. Draws happen on the CPU in float64
@@ -95,8 +114,8 @@ class ClassicalBaseline(nn.Module):
         bound = 1.0 / math.sqrt(self.hidden_size)
         hidden = self.hidden_size
 
-        def uniform(parameter: torch.Tensor) -> None:
-            values = torch.rand(parameter.shape, generator=generator, dtype=torch.float64) * (2 * bound) - bound
+        def uniform(parameter: torch.Tensor, limit: float = bound) -> None:
+            values = torch.rand(parameter.shape, generator=generator, dtype=torch.float64) * (2 * limit) - limit
             parameter.copy_(values.to(parameter.dtype))
 
         def orthogonal_blocks(parameter: torch.Tensor) -> None:
@@ -107,15 +126,23 @@ class ClassicalBaseline(nn.Module):
                 blocks.append(block)
             parameter.copy_(torch.cat(blocks).to(parameter.dtype))
 
-        uniform(self.recurrent.weight_ih_l0)
-        orthogonal_blocks(self.recurrent.weight_hh_l0)
-        self.recurrent.bias_ih_l0.zero_()
-        self.recurrent.bias_hh_l0.zero_()
-        if self.kind == "lstm":
-            # torch's gate order is input, forget, cell, output; one of the two bias vectors carries the offset.
-            self.recurrent.bias_ih_l0[hidden : 2 * hidden] = LSTM_FORGET_BIAS
+        notebook = self.init == "notebook"
+        for layer in range(self.layers):
+            weight_ih = getattr(self.recurrent, f"weight_ih_l{layer}")
+            fan_out, fan_in = weight_ih.shape
+            uniform(weight_ih, math.sqrt(6.0 / (fan_in + fan_out)) if notebook else bound)
+            orthogonal_blocks(getattr(self.recurrent, f"weight_hh_l{layer}"))
+            bias_ih = getattr(self.recurrent, f"bias_ih_l{layer}")
+            bias_ih.zero_()
+            getattr(self.recurrent, f"bias_hh_l{layer}").zero_()
+            if self.kind == "lstm" and not notebook:
+                # torch's gate order is input, forget, cell, output; one of the two bias vectors carries the offset.
+                bias_ih[hidden : 2 * hidden] = LSTM_FORGET_BIAS
         uniform(self.readout.weight)
-        self.readout.bias.zero_()
+        if notebook:
+            uniform(self.readout.bias)
+        else:
+            self.readout.bias.zero_()
 
     def forward(
         self,

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from qrnn.errors import QRNNError
+from qrnn.training.config import REACHED_LOSS
 
 # Scalars of `qrnn.training.run_log`, grouped into the panels of curves.png: (tag, label, style).
 CURVE_PANELS: tuple[tuple[str, bool, tuple[tuple[str, str, str], ...]], ...] = (
@@ -564,7 +565,7 @@ def read_sweep(folder: Path) -> SweepResult:
             "log_dir": done.get("log_dir"),
             "seed": point.get("varying", {}).get("seed"),
             "epochs": int(done["epoch"]),
-            "reached": done.get("stop_reason") == "stop-at-loss",
+            "reached": done.get("stop_reason") in REACHED_LOSS,
             "best_validation_loss": done.get("best_validation_loss"),
         })
     names = sorted(options)

@@ -42,6 +42,9 @@ CURVES = "training_curves"
 # Relative tolerance for matching option values written with different precision (1.5708 vs 1.570796).
 MATCH_TOLERANCE = 1e-3
 NOT_REACHED = "not reached"
+# Datasets that are another one's task scored otherwise: the DNA strings scored at every output (as the
+# original's comparison notebooks train their LSTM and RNN) are the DNA figure's task.
+DATASET_OF_STUDY = {"dna-every-output": "dna"}
 # Two runs' values of a cell count as the same result within this relative difference (run pairs).
 PAIR_TOLERANCE = 0.05
 
@@ -113,7 +116,7 @@ def identify(options: Sequence[dict[str, Any]], varied: Sequence[str]) -> Study 
     dataset, if the paper has one), never a grid study: its one cell says nothing about how an option acts;
     except a DNA sweep of one length, which is that length's seeds of the DNA figure (its model's lengths study),
     drawn and compared with the model's other sweeps."""
-    datasets = {point.get("dataset") for point in options}
+    datasets = {DATASET_OF_STUDY.get(point.get("dataset"), point.get("dataset")) for point in options}
     models = {point.get("model", "qrnn") for point in options}
     if len(datasets) != 1 or len(models) != 1:
         return None

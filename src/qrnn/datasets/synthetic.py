@@ -1,4 +1,5 @@
-"""The generated datasets of the original implementation: `simple-seq`, `elman-xor`, `elman-letter`, `dna`.
+"""The generated datasets of the original implementation: `simple-seq`, `elman-xor`, `elman-letter`, `dna`, and
+`dna-every-output` (the DNA strings as its comparison notebooks score them).
 
 Alignment everywhere (see `qrnn.datasets.base`): step t feeds `inputs[:, t]` and predicts `targets[:, t + 1]`,
 `scored[:, t]` says whether that prediction counts in the loss and the error rate (the original's `filter`) and
@@ -197,5 +198,28 @@ class DNA(WordDataset):
         return inputs, targets, scored
 
 
-for _dataset in (SimpleSequence, ElmanXOR, ElmanLetter, DNA):
+class DNAEveryOutput(DNA):
+    """The DNA strings of `dna` scored as the original's comparison notebooks score their LSTM and RNN
+    (notebooks/long-sequence-comparisons-*.ipynb): at every output, the output after word t predicting target t
+    (0 before the marker, the marked word itself at it, the base after it). In qrnn's alignment (step t predicts
+    target t + 1) a sequence is L + 1 words: the L words of the string and a last 0 that is never read, against
+    a 0 and the string's L targets; all L steps are scored and validation postselects none."""
+
+    name = "dna-every-output"
+    description = "dna scored at every output, as the original's LSTM/RNN notebooks score it (no steps postselected)"
+
+    @property
+    def sequence_length(self) -> int:
+        """L + 1: the string and the never-read last word."""
+        return self.sentence_length + 1
+
+    def words(self, stage: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The `dna` strings, shifted so that step t predicts the target at word t; every step scored."""
+        inputs, targets, _ = super().words(stage)
+        padding = torch.zeros(inputs.shape[0], 1, dtype=inputs.dtype)
+        scored = torch.ones(inputs.shape[0], inputs.shape[1], dtype=torch.bool)
+        return torch.cat([inputs, padding], 1), torch.cat([padding, targets], 1), scored
+
+
+for _dataset in (SimpleSequence, ElmanXOR, ElmanLetter, DNA, DNAEveryOutput):
     register(_dataset.name, _dataset, _dataset.description)

@@ -67,6 +67,10 @@ class TrainConfig:
                                     "'interrupted'); None: no limit", group=GLOBAL, parse=float, metavar="SEC")
     stop_at_loss: float | None = _option(None, "stop once the validation loss is below this; None: never",
                                          group=GLOBAL, parse=float, metavar="SAL")
+    stop_at_training_loss: float | None = _option(None, "stop once a training step's loss (on the batch it "
+                                                  "trained on, averaged over the shards) is below this, as the "
+                                                  "original's comparison notebooks stop; None: never",
+                                                  group=GLOBAL, parse=float, metavar="STL")
     seed: int = _option(82727, "random seed (initial model, data, sampling)", group=GLOBAL, parse=int,
                         metavar="SEED")
     # The model.
@@ -74,6 +78,12 @@ class TrainConfig:
                          "hidden units, a linear readout; --stages/--order/--degree do not apply)", group=TRAIN,
                          parse=str, choices=MODEL_KINDS)
     workspace: int = _option(3, "workspace qubits (rnn, lstm: hidden units)", group=TRAIN, parse=int, metavar="H")
+    layers: int = _option(1, "rnn, lstm: stacked recurrent layers of --workspace units each (the QRNN: 1)",
+                          group=TRAIN, parse=int, metavar="N")
+    baseline_init: str = _option("standard", "rnn, lstm: how the network starts: standard (LSTM forget gates "
+                                 "biased open) or notebook (the original's comparison notebooks: Xavier-uniform "
+                                 "input weights, zero biases)", group=TRAIN, parse=str,
+                                 choices=("standard", "notebook"))
     stages: int = _option(2, "work stages per step", group=TRAIN, parse=int, metavar="S")
     order: int = _option(2, "order of the quantum neurons' amplitude amplification", group=TRAIN, parse=int,
                          metavar="K")
@@ -168,6 +178,12 @@ MAX_STAGES = 1000
 # checked against the free memory when a run is prepared, naming the largest workspace that fits). A baseline's
 # --workspace (hidden units) is bounded by that memory check alone.
 MAX_QRNN_WORKSPACE = 64
+# Why a run stopped when it reached its loss threshold: on the validation loss (--stop-at-loss) or on a training
+# step's loss (--stop-at-training-loss). Both count as reaching the loss (the DNA figure's epochs to reach it).
+STOP_AT_TRAINING_LOSS = "stop-at-training-loss"
+REACHED_LOSS = ("stop-at-loss", STOP_AT_TRAINING_LOSS)
+# The classical baselines' deepest stack: the paper's comparisons use one or two layers.
+MAX_BASELINE_LAYERS = 8
 # The parameters are angles (and a baseline's weights): a step of a million is no longer a learning rate, and
 # larger ones overflow inside the optimizers' float arithmetic (AdamW divides by 0.1 at its first step).
 MAX_LEARNING_RATE = 1e6
@@ -187,6 +203,7 @@ def check_config(config: TrainConfig) -> None:
         "degree": (1, None),
         "sentence_length": (2, None),
         "validate_every": (1, None),
+        "layers": (1, MAX_BASELINE_LAYERS),
     }
     reasons = {
         "stages": "; more stages take minutes and gigabytes to build",
@@ -198,6 +215,9 @@ def check_config(config: TrainConfig) -> None:
             allowed = f"an integer >= {low}" if high is None else f"an integer in [{low}, {high}]"
             reason = reasons.get(name, "") if _is_int(value) and high is not None and value > high else ""
             raise QRNNError(f"{flag(name)} must be {allowed}, got {value!r}{reason}")
+    if config.model == "qrnn" and (config.layers != 1 or config.baseline_init != "standard"):
+        given = f"--layers {config.layers}" if config.layers != 1 else f"--baseline-init {config.baseline_init}"
+        raise QRNNError(f"{given} applies to the classical baselines (--model rnn or lstm), not the QRNN")
     if config.model == "qrnn" and config.workspace > MAX_QRNN_WORKSPACE:
         raise QRNNError(
             f"--workspace must be at most {MAX_QRNN_WORKSPACE} for a QRNN (it simulates 2^workspace amplitudes per "
@@ -230,6 +250,8 @@ def check_config(config: TrainConfig) -> None:
         raise QRNNError(f"--timeout must be a number of seconds > 0, got {config.timeout!r}")
     if config.stop_at_loss is not None and not _is_number(config.stop_at_loss):
         raise QRNNError(f"--stop-at-loss must be a finite number, got {config.stop_at_loss!r}")
+    if config.stop_at_training_loss is not None and not _is_number(config.stop_at_training_loss):
+        raise QRNNError(f"--stop-at-training-loss must be a finite number, got {config.stop_at_training_loss!r}")
     for f in dataclasses.fields(TrainConfig):
         choices = f.metadata["choices"]
         value = getattr(config, f.name)

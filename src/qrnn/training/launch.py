@@ -42,7 +42,7 @@ from qrnn.training.progress import ProgressDisplay
 from qrnn.training.run_log import RunLog
 
 # Options a resumed run may change; the others are fixed by the checkpoint.
-RESUME_CHANGEABLE = ("epochs", "timeout", "stop_at_loss", "port", "num_validation_samples")
+RESUME_CHANGEABLE = ("epochs", "timeout", "stop_at_loss", "stop_at_training_loss", "port", "num_validation_samples")
 # The longest file name common file systems allow (ext4, XFS, APFS, NTFS: 255 bytes or UTF-16 units).
 MAX_NAME_BYTES = 255
 # Largest batch size tried when looking for the one a dataset needs (simple-seq: 2, simple-quotes: 6).
@@ -164,7 +164,8 @@ def _memory_estimator(config: TrainConfig, input_size: int, workspace: int) -> C
     if config.model != "qrnn":
         from qrnn.baselines import estimate_memory_bytes
 
-        return lambda batch, length: estimate_memory_bytes(config.model, input_size, workspace, batch, length, itemsize)
+        return lambda batch, length: estimate_memory_bytes(config.model, input_size, workspace, batch, length, itemsize,
+                                                           config.layers)
     model = build_model({**config.as_dict(), "workspace": workspace, "input_size": input_size})
     model.to(DTYPES[config.dtype])
     return lambda batch, length: int(model.estimate_memory_bytes(batch, length))  # type: ignore[operator]

@@ -45,7 +45,7 @@ from qrnn.training.checkpoint import (
     restore_random_state,
     save_atomically,
 )
-from qrnn.training.config import TrainConfig
+from qrnn.training.config import STOP_AT_TRAINING_LOSS, TrainConfig
 from qrnn.training.distributed import Collectives, Launch
 from qrnn.training.models import (
     DTYPES,
@@ -519,6 +519,11 @@ class ShardTrainer:
         stop_at = self.config.stop_at_loss
         return stop_at is not None and result["loss"] < stop_at
 
+    def reached_training_loss(self, train_loss: float) -> bool:
+        """Whether the step just done stops the run under `--stop-at-training-loss`."""
+        threshold = self.config.stop_at_training_loss
+        return threshold is not None and train_loss < threshold
+
     def run_epochs(self, stop: StopSignals, timeout: float | None, started: float) -> TrainResult:
         """Train until a stop condition; write the closing checkpoint; the result (meaningful on shard 0)."""
         config = self.config
@@ -560,6 +565,9 @@ class ShardTrainer:
                 if verdict == "pruned":
                     stop_reason = "pruned"
                     break
+            if self.reached_training_loss(train_loss):
+                stop_reason = STOP_AT_TRAINING_LOSS
+                break
             if flags[0] > 0:
                 stop_reason, closing_kind = "signal", "interrupted"
                 break
@@ -631,6 +639,7 @@ def _closing_line(stop_reason: str, epoch: int, timeout: float | None) -> str:
     return {
         "epochs": f"done: {epoch} epochs",
         "stop-at-loss": f"done: validation loss below --stop-at-loss after {epoch} epochs",
+        STOP_AT_TRAINING_LOSS: f"done: training loss below --stop-at-training-loss after {epoch} epochs",
         "timeout": f"stopped after --timeout {timeout:g} s at epoch {epoch}; continue with `resume`"
         if timeout is not None
         else "",

@@ -47,7 +47,10 @@ def build_model(config: Mapping[str, Any]) -> nn.Module:
         from qrnn.baselines import ClassicalBaseline
 
         # A baseline's hidden width is --workspace, so that one flag sizes every model kind.
-        return ClassicalBaseline(kind, input_size=int(config["input_size"]), hidden_size=int(config["workspace"]))
+        # Checkpoints from before --layers and --baseline-init hold neither: one layer, the standard start.
+        return ClassicalBaseline(kind, input_size=int(config["input_size"]), hidden_size=int(config["workspace"]),
+                                 layers=int(config.get("layers", 1)),
+                                 init=str(config.get("baseline_init", "standard")))
     raise QRNNError(f"unknown model kind {kind!r}; valid: qrnn, rnn, lstm")
 
 

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 
 from qrnn.errors import QRNNError
-from qrnn.training.config import TrainConfig, flag, make_config
+from qrnn.training.config import STOP_AT_TRAINING_LOSS, TrainConfig, flag, make_config
 from qrnn.training.distributed import Launch
 from qrnn.training.loop import (
     Resumption,
@@ -46,8 +46,8 @@ from qrnn.training.run_log import RunLog
 # data's word width, batch and length), the optimizer's code and the shared loop. Everything else (seed,
 # learning rate, weight decay, gradient clip, initialisation, epochs, stop-at-loss, timeout, tag, out) may differ.
 POOL_SHARED = (
-    "model", "workspace", "stages", "order", "degree", "initial_bias", "dataset", "alphabet", "sentence_length",
-    "batch_size", "optimizer", "loss", "device", "dtype", "method", "validate_every", "num_shards",
+    "model", "workspace", "layers", "stages", "order", "degree", "initial_bias", "dataset", "alphabet",
+    "sentence_length", "batch_size", "optimizer", "loss", "device", "dtype", "method", "validate_every", "num_shards",
 )
 
 # Called after each validation of a member with (epoch, validation loss): None to go on, "pruned" to stop the
@@ -463,7 +463,9 @@ class PoolTrainer:
                 trainer = self.trainers[i]
                 if i in leaving:
                     continue
-                if stop.received is not None:
+                if trainer.reached_training_loss(train_loss[i]):
+                    leaving[i] = (STOP_AT_TRAINING_LOSS, "final")
+                elif stop.received is not None:
                     leaving[i] = ("signal", "interrupted")
                 elif trainer.config.timeout is not None and elapsed >= trainer.config.timeout:
                     leaving[i] = ("timeout", "interrupted")
