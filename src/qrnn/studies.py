@@ -1,8 +1,9 @@
 """The paper's hyperparameter studies, recognised in sweep folders, and how far a sweep agrees with the original's
 published table of the same study.
 
-A study is known by what its sweep trains: the dataset, the model, and the options it varies besides the seed
-(a subset of the study's grid options, so a copy of a preset with other seeds or fewer values is the same study).
+A study is known by what its sweep trains: the dataset (`dna-every-output` counts as `dna`), the model, and the
+options it varies besides the seed (a subset of the study's grid options, so a copy of a preset with other seeds
+or fewer values is the same study).
 Its grid cells are the combinations of those grid options; an option the sweep keeps fixed takes its value from
 the points' options (a sweep of the spreads at one bias is the bias-1.5708 slice of the initialisation study).
 
