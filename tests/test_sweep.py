@@ -142,6 +142,8 @@ def test_point_ids_survive_options_added_later() -> None:
     # Away from its default, an option added later is part of the id.
     options = dict(points[0].options)
     assert point_id({**options, "gradient_clip": 0.0}) != points[0].id == point_id(options)
+    for name, value in (("layers", 2), ("baseline_init", "notebook"), ("stop_at_training_loss", 0.001)):
+        assert point_id({**options, name: value}) != points[0].id
 
 
 @pytest.mark.parametrize("storage", ["journal", "sqlite"])

@@ -93,7 +93,7 @@ class PointStatus:
 
 # Training options added after sweeps first wrote their point ids. At its default such an option is left out of
 # the id, so that the points of a sweep started with an older qrnn keep their ids.
-LATER_OPTIONS = ("gradient_clip",)
+LATER_OPTIONS = ("gradient_clip", "layers", "baseline_init", "stop_at_training_loss")
 
 
 def point_id(options: dict[str, Any]) -> str:
