@@ -31,7 +31,7 @@ import json
 import math
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -288,8 +288,7 @@ class RunPair:
 
     def to_json(self) -> dict[str, Any]:
         """The pair as JSON-ready values."""
-        return {"ours": self.ours, "original": self.original, "cells": self.cells, "close": self.close,
-                "spearman": self.spearman}
+        return asdict(self)
 
 
 def _close(a: float, b: float) -> bool:
@@ -330,15 +329,13 @@ def run_pairs(metric: str, ours: Sequence[Run], original: Sequence[Run]) -> list
 
 
 def closest_pairs(pairs: Sequence[RunPair]) -> list[RunPair]:
-    """For each of our seeds, the original's run it agrees with in the most cells (then by rank correlation)."""
-    best: dict[Any, RunPair] = {}
-    for pair in pairs:
-        key = (pair.close / pair.cells, -math.inf if pair.spearman is None else pair.spearman)
-        held = best.get(pair.ours)
-        if held is None or key > (held.close / held.cells,
-                                  -math.inf if held.spearman is None else held.spearman):
-            best[pair.ours] = pair
-    return list(best.values())
+    """For each of our seeds, the original's run it agrees with in the most cells (then by rank correlation; the
+    first such pair on a tie)."""
+    def closeness(pair: RunPair) -> tuple[float, float]:
+        return pair.close / pair.cells, -math.inf if pair.spearman is None else pair.spearman
+
+    seeds = dict.fromkeys(pair.ours for pair in pairs)
+    return [max((pair for pair in pairs if pair.ours == seed), key=closeness) for seed in seeds]
 
 
 @dataclass
