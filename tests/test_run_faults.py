@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import re
 import signal
 import socket
@@ -16,9 +17,9 @@ import torch
 from helpers import one_line_error, one_line_fault
 from test_cli_train_processes import Program, free_port
 
-from qrnn.errors import RunFault
+from qrnn.errors import NonFiniteFault, RunFault
 from qrnn.presets import load_preset
-from qrnn.sweep import FAILED_FILE, Sweep
+from qrnn.sweep import DONE_FILE, FAILED_FILE, NON_FINITE_AT, Sweep
 from qrnn.training import models as training_models
 from qrnn.training import read_checkpoint, train
 from qrnn.training.loop import first_non_finite
@@ -82,6 +83,46 @@ def test_a_sweep_records_a_non_finite_point_as_failed(tmp_path: Path) -> None:
     (point,) = sweep.points
     failed = json.loads((sweep.point_directory(point) / FAILED_FILE).read_text())
     assert failed["reason"].startswith("the training loss (nan) is not finite at epoch 1;")
+    # The epoch it diverged at, for the studies that count steps (a diverged run never reached the loss).
+    assert failed[NON_FINITE_AT] == 1
+
+
+def test_a_pooled_sweep_records_the_epoch_each_member_diverged_at(tmp_path: Path) -> None:
+    # One member trains on; the other's loss turns NaN at its 3rd step (a member's own fault leaves the pool).
+    preset = tmp_path / "nan.toml"
+    preset.write_text(
+        'description = "a pool with a member that diverges"\nseeds = [1, 2]\n\n[train]\ndataset = "elman-xor"\n'
+        "sentence_length = 9\nbatch_size = 4\nworkspace = 2\nstages = 1\nepochs = 4\nvalidate_every = 100\n"
+    )
+    real_loss = training_models.LOSS_FUNCTIONS["original"]
+    calls = []
+
+    def second_member_turning_nan(probs: torch.Tensor, targets: torch.Tensor, scored: torch.Tensor | None
+                                  ) -> torch.Tensor:
+        loss = real_loss(probs, targets, scored)
+        if torch.is_grad_enabled() and loss.shape == (2,):  # the pool's per-member losses, both members training
+            calls.append(1)
+            if len(calls) == 3:
+                return loss * torch.tensor([1.0, float("nan")], dtype=loss.dtype)
+        return loss
+
+    sweep = Sweep(load_preset(preset), tmp_path / "root", pool_size=2, printer=lambda _line: None)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(training_models.LOSS_FUNCTIONS, "original", second_member_turning_nan)
+        assert sweep.run() == 1
+    # The pool's second member diverged (the pool orders its members as it claims them), the other finished.
+    directories = [sweep.point_directory(point) for point in sweep.points]
+    assert sorted((d / DONE_FILE).exists() for d in directories) == [False, True]
+    (diverged,) = [d for d in directories if not (d / DONE_FILE).exists()]
+    failed = json.loads((diverged / FAILED_FILE).read_text())
+    assert failed["reason"].startswith("the training loss (nan) is not finite at epoch 3;")
+    assert failed[NON_FINITE_AT] == 3
+
+
+def test_a_non_finite_fault_keeps_its_epoch_across_processes() -> None:
+    # Shards hand their errors to the parent as pickles.
+    fault = pickle.loads(pickle.dumps(NonFiniteFault("the training loss (nan) is not finite at epoch 7", 7)))
+    assert isinstance(fault, RunFault) and fault.epoch == 7 and str(fault).endswith("epoch 7")
 
 
 def test_a_two_shard_run_stops_together_on_nan(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -15,6 +15,7 @@ from helpers import one_line_error
 from qrnn.cli import main as cli_main
 from qrnn.errors import QRNNError
 from qrnn.original.hparam_tables import MAX_TABLE_BYTES, read_original_table
+from qrnn.plot import read_sweep
 from qrnn.studies import (
     EPOCHS_TO_REACH,
     STUDIES,
@@ -28,7 +29,7 @@ from qrnn.studies import (
     same_value,
     sweep_runs,
 )
-from qrnn.sweep import DONE_FILE, POINT_FILE, point_id
+from qrnn.sweep import DONE_FILE, FAILED_FILE, NON_FINITE_AT, POINT_FILE, point_id
 
 pytest.importorskip("matplotlib")
 pytest.importorskip("scipy")
@@ -515,6 +516,43 @@ def test_sweeps_of_one_study_count_as_one(tmp_path: Path, capsys: pytest.Capture
     cells = {c["cell"]["sentence_length"]: c for c in study["cells"]}
     assert sorted(cells[5]["ours"]) == [51, 52, 53] and sorted(cells[10]["ours"]) == [101, 102]
     assert study["sweep"] == "lstm-to10 + lstm-5-more"
+
+
+def test_a_diverged_run_counts_as_not_reaching_the_loss_only_where_steps_are_counted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The notebooks record a run whose loss turned NaN as never converging: in the DNA figure a point that failed
+    # on a non-finite number (failed.json's non_finite_at_epoch) is a run that did not reach the loss. A point that
+    # failed otherwise is unfinished, and so is a diverged one in a study of losses (nothing to compare).
+    def fail(folder: Path, seed: int, record: dict[str, Any]) -> None:
+        (point,) = [p for p in folder.glob(f"*/{POINT_FILE}") if json.loads(p.read_text())["varying"]["seed"] == seed]
+        (point.parent / FAILED_FILE).write_text(json.dumps({"reason": "...", **record}))
+
+    fixed = {"dataset": "dna-every-output", "model": "lstm", "sentence_length": 500}
+    lstm = write_sweep(tmp_path / "root", "lstm-500", fixed,
+                       [({}, 1, done(None, 900, True)), ({}, 2, done(None, 1100, True)), ({}, 3, {}), ({}, 4, {})])
+    fail(lstm, 3, {NON_FINITE_AT: 131})
+    fail(lstm, 4, {})
+    rvqe = checkout(tmp_path)
+    write_csv(rvqe / "results" / "hparam_logs", "long-lstm.csv",
+              ["", "sentence_length", "seed", "hparams/epoch", "hparams/validate_best"], [[0, 500, 1, 1543, 0.0]])
+    (study,) = plot_report(capsys, str(lstm), "--original", str(rvqe), "--out", str(tmp_path / "f"))["studies"]
+    (cell,) = study["cells"]
+    assert sorted(cell["ours"], key=str) == [1100.0, 900.0, "not reached"]
+    assert cell["ours_median"] == 1100 and cell["ours_max"] == "not reached"
+    assert read_sweep(lstm).unfinished == 1
+
+    spreads = {"initial_bias_spread": 0.0, "initial_weights_spread": 0.0, "initial_unitaries_spread": 0.0}
+    xor = write_sweep(tmp_path / "root", "xor", {"dataset": "elman-xor", "model": "qrnn", **spreads},
+                      [({"initial_bias": b}, 1, done(0.01 * (b + 1)) if b else {}) for b in (0.0, 1.0, 2.0)])
+    (point,) = [p for p in xor.glob(f"*/{POINT_FILE}") if json.loads(p.read_text())["varying"]["initial_bias"] == 0.0]
+    (point.parent / FAILED_FILE).write_text(json.dumps({"reason": "...", NON_FINITE_AT: 1}))
+    assert len(read_sweep(xor).rows) == 3  # the sweep's own figure shows the diverged point's epochs
+    write_csv(rvqe / "results" / "hparam_logs", "experiment-2-elman-xor-initialization.csv",
+              ["seed", "initial_bias", *spreads, "hparams/epoch", "hparams/validate_best"],
+              [[1, 1.0, 0.0, 0.0, 0.0, 80, 0.02]])
+    (study,) = plot_report(capsys, str(xor), "--original", str(rvqe), "--out", str(tmp_path / "g"))["studies"]
+    assert sorted(c["cell"]["initial_bias"] for c in study["cells"]) == [1.0, 2.0]
 
 
 def test_a_dna_sweep_of_one_length_joins_its_models_study(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -17,3 +17,17 @@ class RunFault(QRNNError):
     line, a sweep's failed point) reports it as well."""
 
     exit_code = 1
+
+
+class NonFiniteFault(RunFault):
+    """A run stopped because a loss, gradient or parameter was not finite after the step of `epoch`: training
+    diverged. Sweeps record the epoch, so that studies counting steps to a loss can count the run as one that never
+    reached it (as the original's notebooks record a run whose loss turned NaN)."""
+
+    def __init__(self, message: str, epoch: int) -> None:
+        super().__init__(message)
+        self.epoch = epoch
+
+    def __reduce__(self) -> tuple[type[NonFiniteFault], tuple[str, int]]:
+        # Shards report their faults through pickles: keep the epoch, which `args` alone would lose.
+        return type(self), (str(self), self.epoch)

@@ -524,7 +524,9 @@ def make_plots(
 class SweepResult:
     """The finished points of one sweep folder: the option it varies (besides the seed) and, per point, that
     option's value, the seed, the epochs trained, whether it stopped at `--stop-at-loss`, its best validation
-    loss and its full options (`options`); `varied` names the options varied besides the seed."""
+    loss and its full options (`options`); `varied` names the options varied besides the seed. A point whose
+    training diverged (failed on a non-finite number) is a row with `diverged` true, its epochs those it reached,
+    never reaching the loss and with no validation loss; other failed and unfinished points are `unfinished`."""
 
     name: str
     option: str
@@ -540,7 +542,7 @@ def is_sweep_folder(path: Path) -> bool:
 
 def read_sweep(folder: Path) -> SweepResult:
     """The finished points of the sweep in `folder` (see `SweepResult`); one-line errors."""
-    from qrnn.sweep import DONE_FILE, POINT_FILE, format_value, read_json
+    from qrnn.sweep import DONE_FILE, FAILED_FILE, NON_FINITE_AT, POINT_FILE, format_value, read_json
 
     rows: list[dict[str, Any]] = []
     options: set[str] = set()
@@ -554,9 +556,14 @@ def read_sweep(folder: Path) -> SweepResult:
         name = str(point.get("preset", name))
         varying = {key: value for key, value in dict(point.get("varying", {})).items() if key != "seed"}
         options.update(varying)
+        diverged_at = None
         if done is None:
-            unfinished += 1
-            continue
+            failed = read_json(point_file.parent / FAILED_FILE) or {}
+            diverged_at = failed.get(NON_FINITE_AT)
+            if not isinstance(diverged_at, int) or isinstance(diverged_at, bool) or diverged_at < 0:
+                unfinished += 1
+                continue
+            done = {"epoch": diverged_at}
         rows.append({
             # A point written before the grid grew records fewer varying options: its full options say all.
             "combination": {**dict(point.get("options", {})), **varying},
@@ -567,6 +574,7 @@ def read_sweep(folder: Path) -> SweepResult:
             "epochs": int(done["epoch"]),
             "reached": done.get("stop_reason") in REACHED_LOSS,
             "best_validation_loss": done.get("best_validation_loss"),
+            "diverged": diverged_at is not None,
         })
     names = sorted(options)
     for row in rows:
@@ -708,7 +716,7 @@ _ORIGINAL_STYLE = {"marker": "x", "linestyle": "--"}
 
 def recognise_sweeps(folders: list[Path]) -> list[StudySweep] | None:
     """The sweeps as the paper's studies (see `qrnn.studies`), or None when any of them is none."""
-    from qrnn.studies import identify, sweep_runs
+    from qrnn.studies import EPOCHS_TO_REACH, identify, sweep_runs
 
     entries: list[StudySweep] = []
     for folder in folders:
@@ -716,6 +724,13 @@ def recognise_sweeps(folders: list[Path]) -> list[StudySweep] | None:
         study = identify([row["options"] for row in sweep.rows], sweep.varied)
         if study is None:
             return None
+        if study.metric != EPOCHS_TO_REACH:
+            # A diverged run has no loss to compare, and the original logged nothing for its own (Elman XOR at
+            # bias 0): only the studies of steps to a loss count it, as a run that never got there.
+            kept = [row for row in sweep.rows if not row["diverged"]]
+            if not kept:
+                raise QRNNError(f"the sweep in {folder} has no finished points yet (every point failed)")
+            sweep = dataclasses.replace(sweep, rows=kept, unfinished=sweep.unfinished + len(sweep.rows) - len(kept))
         same = next((e for e in entries if e.study.name == study.name and study.figure != "curves"), None)
         if same is None:
             entries.append(StudySweep(folder, sweep, study, sweep_runs(study, sweep.rows)))

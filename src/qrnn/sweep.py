@@ -13,7 +13,7 @@ a trial is not queued again). Each point folder is the run's `--out` (its `runs/
 - `done.json`: the result summary (best validation loss, checkpoints, ...), written when the run finished; the
   trial completes with the best validation loss;
 - `failed.json`: the one-line reason a point failed (the trial fails with the user attribute `failed`; skipped
-  by later sweeps unless `--retry-failed`).
+  by later sweeps unless `--retry-failed`), and where training diverged, the epoch (`non_finite_at_epoch`).
 A folder with `done.json` but no finished trial (a sweep of qrnn's earlier lock-file era, or a worker killed
 between the two writes) is recorded as a completed trial without training.
 
@@ -47,7 +47,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from qrnn.errors import QRNNError
+from qrnn.errors import NonFiniteFault, QRNNError
 from qrnn.files import write_atomically
 from qrnn.presets import Preset, check_points, load_preset
 
@@ -57,6 +57,8 @@ DEFAULT_STALE_AFTER = 600.0
 POINT_FILE = "point.json"
 DONE_FILE = "done.json"
 FAILED_FILE = "failed.json"
+# failed.json's key for the epoch whose step left a non-finite loss, gradient or parameter.
+NON_FINITE_AT = "non_finite_at_epoch"
 ID_LENGTH = 12
 
 # Point states, as `--status` shows them (and a trial's WAITING state), and outcomes of a worker's training.
@@ -690,8 +692,8 @@ class _Worker:
         """After a claimed trial's training: requeue it (a signal), or record it done, pruned, lost or failed."""
         if result.stop_reason == "lost":
             return self._lost(member)
-        if result.fault is not None:  # a pool member's fault at run time (a lone run raises it)
-            return self._fail(study, member, keeper, result.fault), 0
+        if result.fault is not None:  # a pool member's fault at run time (a lone run raises it): a non-finite number
+            return self._fail(study, member, keeper, result.fault, non_finite_at=result.epoch), 0
         if result.stop_reason == "signal":
             keeper.stop()
             self._requeue(study, member)
@@ -745,7 +747,8 @@ class _Worker:
             result = launch.run_training(plan.config, plan.run, plan.resumption, on_validation=hook, lost=lost)
             return self._finish(study, member, keeper, result, resumed_from, started)
         except QRNNError as error:
-            return self._fail(study, member, keeper, str(error)), 0
+            non_finite_at = error.epoch if isinstance(error, NonFiniteFault) else None
+            return self._fail(study, member, keeper, str(error), non_finite_at=non_finite_at), 0
         except Exception as error:  # a bug or a resource problem in one point must not stop the whole sweep
             first_line = (str(error).strip().splitlines() or [""])[0]
             return self._fail(study, member, keeper, f"{type(error).__name__}: {first_line}"), 0
@@ -817,7 +820,7 @@ class _Worker:
         else:
             study.tell(member.trial, value, skip_if_finished=True)
 
-    def _fail(self, study: Any, member: Member, keeper: _Keeper, reason: str) -> str:
+    def _fail(self, study: Any, member: Member, keeper: _Keeper, reason: str, non_finite_at: int | None = None) -> str:
         from optuna.trial import TrialState
 
         keeper.stop()
@@ -834,6 +837,8 @@ class _Worker:
                 "varying": member.record.get("varying"),
                 "trial": member.trial.number,
                 "reason": reason,
+                # Training diverged at this epoch (a non-finite number), as opposed to a point that could not run.
+                **({} if non_finite_at is None else {NON_FINITE_AT: non_finite_at}),
                 "host": socket.gethostname(),
                 "pid": os.getpid(),
                 "failed": datetime.now(timezone.utc).isoformat(timespec="seconds"),

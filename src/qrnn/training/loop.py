@@ -31,7 +31,7 @@ from torch import nn
 from qrnn import __version__
 from qrnn.bits import bits_to_int
 from qrnn.datasets.base import dataset_label
-from qrnn.errors import QRNNError, RunFault
+from qrnn.errors import NonFiniteFault, QRNNError, RunFault
 from qrnn.files import remove_stale_temporaries
 from qrnn.training.checkpoint import (
     FORMAT,
@@ -547,7 +547,7 @@ class ShardTrainer:
                 )
             )
             if flags[3] > 0:
-                raise RunFault(self._non_finite_line(non_finite))
+                raise NonFiniteFault(self._non_finite_line(non_finite), self.epoch)
             min_postselection = -float(flags[2])
             if self.lost is not None and self.lost.is_set():
                 return self.abandon(first_epoch)
