@@ -528,7 +528,7 @@ def test_a_diverged_run_counts_as_not_reaching_the_loss_only_where_steps_are_cou
         (point,) = [p for p in folder.glob(f"*/{POINT_FILE}") if json.loads(p.read_text())["varying"]["seed"] == seed]
         (point.parent / FAILED_FILE).write_text(json.dumps({"reason": "...", **record}))
 
-    fixed = {"dataset": "dna-every-output", "model": "lstm", "sentence_length": 500}
+    fixed = {"dataset": "dna-every-output", "model": "lstm", "sentence_length": 500, "epochs": 15999}
     lstm = write_sweep(tmp_path / "root", "lstm-500", fixed,
                        [({}, 1, done(None, 900, True)), ({}, 2, done(None, 1100, True)), ({}, 3, {}), ({}, 4, {})])
     fail(lstm, 3, {NON_FINITE_AT: 131})
@@ -541,6 +541,9 @@ def test_a_diverged_run_counts_as_not_reaching_the_loss_only_where_steps_are_cou
     assert sorted(cell["ours"], key=str) == [1100.0, 900.0, "not reached"]
     assert cell["ours_median"] == 1100 and cell["ours_max"] == "not reached"
     assert read_sweep(lstm).unfinished == 1
+    # Drawn where the notebooks put such a run: at the end of its budget, not at the step it diverged.
+    study_runs = sweep_runs(STUDY["dna-lstm"], read_sweep(lstm).rows)
+    assert sorted(run.epochs for run in study_runs if not run.reached) == [15999.0]
 
     spreads = {"initial_bias_spread": 0.0, "initial_weights_spread": 0.0, "initial_unitaries_spread": 0.0}
     xor = write_sweep(tmp_path / "root", "xor", {"dataset": "elman-xor", "model": "qrnn", **spreads},

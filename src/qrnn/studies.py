@@ -134,12 +134,16 @@ def identify(options: Sequence[dict[str, Any]], varied: Sequence[str]) -> Study 
 
 
 def sweep_runs(study: Study, rows: Sequence[dict[str, Any]]) -> list[Run]:
-    """Our runs, from `qrnn.plot.read_sweep`'s rows (each with its full `options`)."""
+    """Our runs, from `qrnn.plot.read_sweep`'s rows (each with its full `options`). A run that diverged counts as
+    one that spent its whole budget of epochs without reaching the loss, as the original's notebooks record it."""
     runs = []
     for row in rows:
         cell = tuple(row["options"].get(key) for key in study.keys)
         loss = row.get("best_validation_loss")
-        runs.append(Run(cell, row.get("seed"), float(row["epochs"]), bool(row["reached"]),
+        epochs = row["epochs"]
+        if row.get("diverged") and isinstance(row["options"].get("epochs"), int):
+            epochs = row["options"]["epochs"]
+        runs.append(Run(cell, row.get("seed"), float(epochs), bool(row["reached"]),
                         None if loss is None else float(loss)))
     return runs
 
