@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -108,3 +110,41 @@ def terminate_after_best(monkeypatch: pytest.MonkeyPatch, at_epoch: int | None =
         return path
 
     monkeypatch.setattr(loop.ShardTrainer, "write_checkpoint", write_then_terminate)
+
+
+def chart_svg(runs: list[np.ndarray], log_values: bool) -> str:
+    """An SVG chart of `runs` (each an N x 2 array of step, value) with TensorBoard's layout: the value axis in
+    a group translated by (40, 0), the step axis by (49, 378), the lines by (49, 0), all inside (0, 8)."""
+    y_ticks = [0.07, 0.1, 0.2, 0.5, 1.0] if log_values else [0.0, 0.25, 0.5, 0.75, 1.0]
+
+    def y_pixel(value: float) -> float:
+        fraction = (math.log10(value) - math.log10(0.05)) / (math.log10(1.2) - math.log10(0.05)) if log_values else (
+            value + 0.1
+        ) / 1.2
+        return 370.0 - 340.0 * fraction
+
+    def x_pixel(step: float) -> float:
+        return 103.0 + 0.76 * step  # after the (49, ...) translation: step 0 at 152
+
+    ticks_y = "".join(
+        f'<text style="text-anchor: end;" x="0" y="{y_pixel(v)}" dy="0.3em">{v:g}</text>' for v in y_ticks
+    )
+    labels = {0: "0", 500: "500", 1000: "1k", 1500: "1.5k"}
+    ticks_x = "".join(
+        f'<text style="text-anchor: middle;" x="{x_pixel(s)}" y="0" dy="0.95em">{t}</text>'
+        for s, t in labels.items()
+    )
+    colours = ["rgb(0, 119, 187)", "rgb(255, 112, 67)", "rgb(187, 187, 187)"]
+    paths = "".join(
+        f'<path style="fill: none;" stroke="{colours[i % 3]}" stroke-width="2px" d="'
+        + "".join(f"{'M' if j == 0 else 'L'}{x_pixel(s)},{y_pixel(v)}" for j, (s, v) in enumerate(run))
+        + '"></path>'
+        for i, run in enumerate(runs)
+    )
+    return (
+        '<svg xmlns="http://www.w3.org/2000/svg" width="1400" height="420"><g transform="translate(0, 8)">'
+        f'<g transform="translate(40, 0)">{ticks_y}</g>'
+        f'<g transform="translate(49, 378)">{ticks_x}</g>'
+        f'<g transform="translate(49, 0)">{paths}<path d="M0,0C1,1 2,2 3,3"></path></g>'
+        "</g></svg>"
+    )

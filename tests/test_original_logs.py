@@ -4,53 +4,15 @@ known data, in the layout TensorBoard exports (nested translated groups, tick la
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import chart_svg
 
 from qrnn.cli import main
 from qrnn.errors import QRNNError
 from qrnn.original.training_logs import read_chart
-
-
-def _chart_svg(runs: list[np.ndarray], log_values: bool) -> str:
-    """An SVG chart of `runs` (each an N x 2 array of step, value) with TensorBoard's layout: the value axis in
-    a group translated by (40, 0), the step axis by (49, 378), the lines by (49, 0), all inside (0, 8)."""
-    y_ticks = [0.07, 0.1, 0.2, 0.5, 1.0] if log_values else [0.0, 0.25, 0.5, 0.75, 1.0]
-
-    def y_pixel(value: float) -> float:
-        fraction = (math.log10(value) - math.log10(0.05)) / (math.log10(1.2) - math.log10(0.05)) if log_values else (
-            value + 0.1
-        ) / 1.2
-        return 370.0 - 340.0 * fraction
-
-    def x_pixel(step: float) -> float:
-        return 103.0 + 0.76 * step  # after the (49, ...) translation: step 0 at 152
-
-    ticks_y = "".join(
-        f'<text style="text-anchor: end;" x="0" y="{y_pixel(v)}" dy="0.3em">{v:g}</text>' for v in y_ticks
-    )
-    labels = {0: "0", 500: "500", 1000: "1k", 1500: "1.5k"}
-    ticks_x = "".join(
-        f'<text style="text-anchor: middle;" x="{x_pixel(s)}" y="0" dy="0.95em">{t}</text>'
-        for s, t in labels.items()
-    )
-    colours = ["rgb(0, 119, 187)", "rgb(255, 112, 67)", "rgb(187, 187, 187)"]
-    paths = "".join(
-        f'<path style="fill: none;" stroke="{colours[i % 3]}" stroke-width="2px" d="'
-        + "".join(f"{'M' if j == 0 else 'L'}{x_pixel(s)},{y_pixel(v)}" for j, (s, v) in enumerate(run))
-        + '"></path>'
-        for i, run in enumerate(runs)
-    )
-    return (
-        '<svg xmlns="http://www.w3.org/2000/svg" width="1400" height="420"><g transform="translate(0, 8)">'
-        f'<g transform="translate(40, 0)">{ticks_y}</g>'
-        f'<g transform="translate(49, 378)">{ticks_x}</g>'
-        f'<g transform="translate(49, 0)">{paths}<path d="M0,0C1,1 2,2 3,3"></path></g>'
-        "</g></svg>"
-    )
 
 
 def _runs() -> list[np.ndarray]:
@@ -67,7 +29,7 @@ def _runs() -> list[np.ndarray]:
 def test_read_chart_recovers_the_drawn_points(tmp_path: Path, log_values: bool) -> None:
     runs = _runs()
     path = tmp_path / "loss_validate.svg"
-    path.write_text(_chart_svg(runs, log_values))
+    path.write_text(chart_svg(runs, log_values))
     chart = read_chart(path)
     assert chart.log_values is log_values
     assert len(chart.runs) == 3  # the curved path (a marker) is not a run
@@ -85,7 +47,7 @@ def test_read_chart_recovers_the_drawn_points(tmp_path: Path, log_values: bool) 
 
 def test_original_logs_command_lists_runs_and_counts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "loss_validate.svg"
-    path.write_text(_chart_svg(_runs(), True))
+    path.write_text(chart_svg(_runs(), True))
     assert main(["original-logs", str(path), "--below", "0.1", "0.01"]) == 0
     text = capsys.readouterr().out
     assert "3 runs (log value axis)" in text
@@ -98,7 +60,7 @@ def test_original_logs_command_lists_runs_and_counts(tmp_path: Path, capsys: pyt
 
 
 def test_original_logs_rejects_what_is_not_a_chart(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(QRNNError, match="no such file"):
+    with pytest.raises(QRNNError, match="missing.svg does not exist"):
         read_chart(tmp_path / "missing.svg")
     broken = tmp_path / "broken.svg"
     broken.write_text("<svg><g>")
@@ -109,6 +71,6 @@ def test_original_logs_rejects_what_is_not_a_chart(tmp_path: Path, capsys: pytes
     with pytest.raises(QRNNError, match="no axis tick labels"):
         read_chart(empty)
     good = tmp_path / "good.svg"
-    good.write_text(_chart_svg(_runs(), True))
+    good.write_text(chart_svg(_runs(), True))
     assert main(["original-logs", str(good), "--below", "0"]) == 2
     assert "--below takes positive values" in capsys.readouterr().err

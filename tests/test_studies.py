@@ -423,6 +423,72 @@ def test_curves_agreement_numbers(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert (tmp_path / "plain" / "curves-simple-seq.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_mnist01_curves_compare_as_a_pool(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """An MNIST 0 vs 1 sweep over seeds 1, 2, 3 (lowest validation losses by epoch 40: 0.0005, 0.008, 0.03) against
+    the chart of the original's pool, steps s there at our s + 1, horizon 40 (our shortest run):
+    - a run logging steps 0..40 (0.5, 0.3, 0.2, 0.1, 0.04): its step 40 is our 41, past the horizon: lowest 0.1;
+    - steps 0..50 (0.4, 0.05, 0.02, 0.009, 0.001, 0.0001): 0.009;
+    - steps 0..30 (0.3, 0.2, 0.15, 0.12): ends at our 31, within one logging interval (10) of 40: 0.12;
+    - steps 0, 10 (0.6, 0.5): ends at our 11, left out.
+    The original's 0.1 (median of 0.009, 0.1, 0.12) is not within our 0.0005..0.03, nor our 0.008 within its
+    0.009..0.12. Below 0.2, 0.1, 0.05, 0.01: ours 3, 3, 3, 2 of 3; its 3, 1, 1, 1 of 3. Mann-Whitney: 8 of our 9
+    pairs lower, U = 1, exact two-sided p = 2 * 2 / 20 = 0.2."""
+    import numpy as np
+    from helpers import chart_svg
+
+    fixed = {"dataset": "mnist01", "model": "qrnn", "workspace": 8, "stages": 2}
+    sweep = write_sweep(tmp_path / "root", "pool", fixed,
+                        [({}, seed, done(OUR_LOSSES[seed][-1], 40)) for seed in (1, 2, 3)])
+    for directory in sorted(sweep.iterdir()):
+        seed = json.loads((directory / POINT_FILE).read_text())["options"]["seed"]
+        write_run_logs(directory, f"-mnist01--{seed:06d}-2026-01-0{seed}--10-00-00", OUR_LOSSES[seed],
+                       OUR_POSTSEL[seed])
+    rvqe = checkout(tmp_path)
+    folder = rvqe / "results" / "hparam_logs"
+    write_csv(folder, "val-loss-mnist.csv", CURVE_HEADER, [[1.0 + step, step, 0.5 / (1 + step)] for step in
+                                                           range(0, 50, 10)])
+    write_csv(folder, "postsel-mnist.csv", CURVE_HEADER, [[1.0 + step, step, 0.3] for step in range(40)])
+    # Without the pool's chart (a checkout of an older commit): the curves alone.
+    report = plot_report(capsys, str(sweep), "--original", str(rvqe), "--out", str(tmp_path / "no-pool"))
+    assert "pool" not in report["studies"][0]
+    pool = [[0.5, 0.3, 0.2, 0.1, 0.04], [0.4, 0.05, 0.02, 0.009, 0.001, 0.0001], [0.3, 0.2, 0.15, 0.12], [0.6, 0.5]]
+    chart = rvqe / "results" / "training-logs" / "mnist01" / "loss_validate.svg"
+    chart.parent.mkdir(parents=True)
+    chart.write_text(chart_svg([np.stack([np.arange(len(run)) * 10.0, run], axis=1) for run in pool], True))
+    out = tmp_path / "figures"
+    report = plot_report(capsys, str(sweep), "--original", str(rvqe), "--out", str(out))
+    (study,) = report["studies"]
+    numbers = study["pool"]
+    assert numbers["chart"] == "results/training-logs/mnist01/loss_validate.svg" and numbers["horizon"] == 40
+    assert dict(zip(numbers["seeds"], numbers["ours"], strict=True)) == pytest.approx({1: 0.0005, 2: 0.008, 3: 0.03})
+    assert sorted(numbers["original"]) == pytest.approx([0.009, 0.1, 0.12], rel=1e-9)
+    assert numbers["original_runs_left_out"] == 1
+    assert numbers["ours_median"] == pytest.approx(0.008) and numbers["original_median"] == pytest.approx(0.1)
+    assert numbers["within"] is False and numbers["ours_within_original"] is False
+    assert {key: (value["ours"], value["original"]) for key, value in numbers["below"].items()} == {
+        "0.2": (3, 3), "0.1": (3, 1), "0.05": (3, 1), "0.01": (2, 1)}
+    assert numbers["mann_whitney_p"] == pytest.approx(0.2)
+    with open(out / "agreement.csv") as stream:
+        rows = [row for row in csv.DictReader(stream) if row["measure"] == "pool: lowest by step 40"]
+    assert len(rows) == 1 and (rows[0]["ours_runs"], rows[0]["original_runs"], rows[0]["within"]) == ("3", "3", "no")
+    assert (out / "curves-mnist01.png").read_bytes()[:4] == b"\x89PNG"
+    assert cli_main(["plot", str(sweep), "--original", str(rvqe), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "lowest validation loss by step 40, ours median 0.008 (0.0005..0.03, 3 runs)" in printed
+    assert "1 of its runs ended earlier and are left out" in printed and "Mann-Whitney U p = 0.2" in printed
+    assert "0.01: 2 of 3 against 1 of 3" in printed
+    # The chart is untrusted input: bounded before it is parsed, one line when it is not a chart.
+    import qrnn.original.training_logs as training_logs
+
+    monkeypatch.setattr(training_logs, "MAX_CHART_BYTES", 100)
+    assert "qrnn reads at most 100 bytes" in one_line_error(
+        capsys, ["plot", str(sweep), "--original", str(rvqe), "--out", str(out)])
+    monkeypatch.undo()
+    chart.write_text("<svg><g>")
+    assert "not an SVG file" in one_line_error(capsys, ["plot", str(sweep), "--original", str(rvqe), "--out", str(out)])
+
+
 def test_seed_only_sweeps_are_the_curves_studies(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     simple = [{"dataset": "simple-seq", "model": "qrnn", "seed": seed} for seed in (1, 2)]
     assert identify(simple, ()) is STUDY["curves-simple-seq"]

@@ -24,7 +24,8 @@ Elman letter topology, DNA lengths) get that study's figure instead, as the orig
 (`agreement.csv`, `agreement.json`, `agreement.png`). A sweep over seeds only of simple-seq or MNIST 0 vs 1 is
 the training-curves study (`qrnn.study_curves`): `curves-<dataset>.png`, every seed's validation loss and
 postselection overhead over the training steps, with `--original` beside the original's run, and the agreement
-step by step (in `agreement.csv`, `agreement.json`).
+step by step (in `agreement.csv`, `agreement.json`); for MNIST 0 vs 1 also beside the pool that run came from
+(the original's training-log chart of its 30 seeds): a third panel ranks both pools' lowest validation losses.
 """
 
 from __future__ import annotations
@@ -656,7 +657,9 @@ class StudySweep:
     """A sweep folder recognised as one of the paper's studies: its finished points as `qrnn.studies.Run`s
     and, with `--original`, the original's runs of the same study (None: not asked for, or no table). For the
     training-curves studies also every run's curves (`qrnn.study_curves.SeedCurves`), the finished runs without
-    TensorBoard logs, and with `--original` the original's curves on our steps (keys of `CURVE_TAGS`)."""
+    TensorBoard logs, and with `--original` the original's curves on our steps (keys of `CURVE_TAGS`) and, where
+    it publishes the chart of the pool behind its run, that pool's validation curves on our steps and our seeds'
+    agreement with it (`qrnn.study_curves.PoolAgreement`)."""
 
     folder: Path
     sweep: SweepResult
@@ -666,6 +669,8 @@ class StudySweep:
     curves: list[Any] = field(default_factory=list)
     runs_without_logs: int = 0
     original_curves: dict[str, Any] | None = None
+    original_pool: list[Any] | None = None
+    pool: Any = None
 
 
 def _point_log_dir(row: dict[str, Any]) -> Path | None:
@@ -963,8 +968,16 @@ def _draw_curves(plt: Any, entry: StudySweep) -> Any:
 
     panels = ((VALIDATION, "validation loss", loss), (POSTSELECTION, "postselection overhead 1/sqrt(p_min)",
                                                       overhead))
-    figure, axes = plt.subplots(1, 2, figsize=(12.0, 4.6), squeeze=False)
-    for axis, (key, label, transform) in zip(axes[0], panels, strict=True):
+    pool = entry.pool
+    figure, axes = plt.subplots(1, 2 if pool is None else 3, figsize=(12.0 if pool is None else 17.0, 4.6),
+                                squeeze=False)
+    for axis, (key, label, transform) in zip(axes[0], panels, strict=False):
+        if key == VALIDATION and entry.original_pool:
+            for index, curve in enumerate(entry.original_pool):
+                curve = transform(curve)
+                axis.plot(curve.steps, curve.values, "-", color="C3", linewidth=0.5, alpha=0.18,
+                          label=f"the original's pool, each of {len(entry.original_pool)} runs" if index == 0
+                          else None)
         ours = [transform(seed.curves[key]) for seed in entry.curves if seed.curves[key].steps]
         for index, curve in enumerate(ours):
             axis.plot(curve.steps, curve.values, "-", color="C0", linewidth=0.6, alpha=0.35,
@@ -989,7 +1002,30 @@ def _draw_curves(plt: Any, entry: StudySweep) -> Any:
             axis.legend(fontsize=8)
         else:
             axis.text(0.5, 0.5, "not logged", ha="center", va="center", transform=axis.transAxes, color="0.5")
+    if pool is not None:
+        _draw_pool(axes[0][2], pool)
     return figure
+
+
+def _draw_pool(axis: Any, pool: Any) -> None:
+    """Both pools' lowest validation loss by the horizon, each side's runs ranked (x: the fraction of the pool
+    at or below the value), log y, with the thresholds the pools are counted by."""
+    from qrnn.study_curves import POOL_THRESHOLDS
+
+    for values, label, colour, marker in ((pool.lowest.ours, "qrnn, each seed", "C0", "o"),
+                                          (pool.lowest.original, "the original's pool, each run", "C3", "x")):
+        ranked = sorted(max(value, 1e-8) for value in values)
+        axis.plot([(index + 1) / len(ranked) for index in range(len(ranked))], ranked, marker=marker,
+                  linestyle="-", color=colour, label=f"{label} ({len(ranked)})")
+    for threshold in POOL_THRESHOLDS:
+        axis.axhline(threshold, color="0.5", linestyle=":", linewidth=0.8)
+    axis.set_yscale("log")
+    axis.set_xlabel("fraction of the pool's runs")
+    axis.set_ylabel(f"lowest validation loss by step {pool.horizon}")
+    p_value = "n/a" if pool.p_value is None else f"{pool.p_value:.2g}"
+    axis.set_title(f"pools, ranked (Mann-Whitney p = {p_value})", fontsize=9)
+    axis.grid(True, which="both", alpha=0.3)
+    axis.legend(fontsize=8)
 
 
 def _draw_agreement(plt: Any, results: list[Any]) -> Any:
@@ -1060,6 +1096,8 @@ def plot_studies(entries: list[StudySweep], out: Path) -> list[Path]:
             title += f", {len(chosen[0].curves)} seeds"
         if any(entry.original is not None or entry.original_curves is not None for entry in chosen):
             title += "; beside the original's published " + ("run" if kind == "curves" else "runs")
+            if kind == "curves" and chosen[0].pool is not None:
+                title += " and its pool's training-log chart"
         written.append(_save(plt, figure, title, out / f"{figure_file}.png"))
     return written
 
@@ -1070,8 +1108,9 @@ def study_plots(folders: list[Path], out: Path, original: str | os.PathLike[str]
     agreement with the original's tables (agreement.png/.csv/.json in `out`). Returns the files written, the
     `qrnn.studies.Agreement`s and notes on studies without a table; None when a sweep is none of the studies."""
     from qrnn.original.hparam_tables import hparam_folder, read_original_curve, read_original_table
+    from qrnn.original.training_logs import POOL_CHARTS, read_pool_chart
     from qrnn.studies import CURVES, agreement, agreement_csv, agreement_json, check_single, original_runs
-    from qrnn.study_curves import CURVE_TAGS, curves_agreement, original_aligned
+    from qrnn.study_curves import CURVE_TAGS, curves_agreement, original_aligned, pool_agreement
 
     if original is not None:
         hparam_folder(original)  # a wrong path fails before anything is drawn
@@ -1089,8 +1128,14 @@ def study_plots(folders: list[Path], out: Path, original: str | os.PathLike[str]
         if entry.study.metric == CURVES:
             entry.original_curves = {key: original_aligned(*read_original_curve(original, entry.study.table, key))
                                      for key in CURVE_TAGS}
+            chart = read_pool_chart(original, entry.study.table)
+            if chart is not None:
+                entry.original_pool = [original_aligned([round(float(step)) for step in run.steps],
+                                                        [float(value) for value in run.values])
+                                       for run in chart.runs]
+                entry.pool = pool_agreement(entry.curves, entry.original_pool, POOL_CHARTS[entry.study.table])
             results.append(curves_agreement(entry.study, entry.sweep.name, entry.curves, entry.original_curves,
-                                            entry.runs_without_logs))
+                                            entry.runs_without_logs, entry.pool))
             continue
         entry.original = original_runs(entry.study, read_original_table(original, entry.study.table))
         results.append(agreement(entry.study, entry.sweep.name, entry.ours, entry.original))
@@ -1194,7 +1239,8 @@ def register(subparsers: Any) -> None:
         help="for sweeps of the paper's studies: a checkout of the original RVQE repository; its published table "
         "of the study (results/hparam_logs/*.csv) is drawn beside the sweep and compared cell by cell "
         "(agreement.csv, agreement.json, agreement.png); for the training curves its run's curves "
-        "(val-loss-*.csv, postsel-*.csv), compared step by step",
+        "(val-loss-*.csv, postsel-*.csv), compared step by step, and for MNIST 0 vs 1 the chart of the pool "
+        "behind that run (results/training-logs/mnist01/loss_validate.svg), compared as a pool",
     )
     parser.add_argument(
         "--json", action="store_true", help="with --original: print the agreement as JSON instead of tables"

@@ -21,6 +21,14 @@ median and range) against the original's value:
   90% of its last step).
 The postselection agreement is on the probability as logged; the figure draws it as the notebook does, as the
 postselection overhead 1/sqrt(p) (the factor amplitude amplification needs).
+
+The pool (`PoolAgreement`, where the original publishes the training-log chart of the pool the paper's run came
+from: MNIST 0 vs 1, 30 seeds): our seeds as a pool against its runs, each run's lowest validation loss within
+the first H training steps, H the shortest of our runs (the original's runs that ended more than one logging
+interval before H are left out and counted). Per side the median and range; whether the original's median lies
+within our range and ours within its range; how many runs of each side got below each of `POOL_THRESHOLDS`; and
+the two-sided Mann-Whitney U test of the two samples (scipy.stats.mannwhitneyu; a large p: nothing tells the
+pools apart).
 """
 
 from __future__ import annotations
@@ -51,6 +59,8 @@ CURVE_LABELS = {VALIDATION: "validation loss", POSTSELECTION: "min. postselectio
 # The validation losses whose first crossing is compared (the paper's simple-seq run ends just above 0.001).
 THRESHOLDS = (0.01, 0.001)
 LAST_FRACTION = 0.1
+# The validation losses by which the pools are counted (those `qrnn original-logs` reports for the paper's pools).
+POOL_THRESHOLDS = (0.2, 0.1, 0.05, 0.01)
 
 
 @dataclass
@@ -221,9 +231,102 @@ def _within(cell: CellAgreement) -> str:
 
 
 @dataclass
+class PoolAgreement:
+    """Our seeds as a pool against the original's pool (module docstring): each run's lowest validation loss by
+    training step `horizon` (`lowest`: a cell {"curve", "measure"} with our values in the order of `seeds` and
+    the original's, one per run of its chart that trained that far), the original's runs left out as shorter,
+    and the Mann-Whitney U test's p-value (None with fewer than two runs a side)."""
+
+    chart: str
+    horizon: int
+    seeds: list[Any]
+    lowest: CellAgreement
+    left_out: int
+    p_value: float | None
+
+    def below(self, threshold: float) -> tuple[int, int]:
+        """How many of our runs and of the original's got below `threshold` by the horizon."""
+        return (sum(value < threshold for value in self.lowest.ours),
+                sum(value < threshold for value in self.lowest.original))
+
+    def to_json(self) -> dict[str, Any]:
+        """The numbers, for JSON."""
+        cell = self.lowest
+        return {
+            "chart": self.chart,
+            "horizon": self.horizon,
+            "seeds": self.seeds,
+            "ours": cell.ours,
+            "original": cell.original,
+            "original_runs_left_out": self.left_out,
+            "ours_median": cell.ours_median,
+            "ours_min": cell.low,
+            "ours_max": cell.high,
+            "original_median": cell.original_median,
+            "within": cell.within,
+            "ours_within_original": cell.ours_within_original,
+            "below": {f"{threshold:g}": dict(zip(("ours", "original"), self.below(threshold), strict=True))
+                      for threshold in POOL_THRESHOLDS},
+            "mann_whitney_p": self.p_value,
+        }
+
+    def summary_lines(self) -> list[str]:
+        """The numbers in words."""
+        cell = self.lowest
+
+        def side(median_value: float | None, values: list[float]) -> str:
+            return f"median {_value(median_value)} ({_value(min(values))}..{_value(max(values))}, {len(values)} runs)"
+
+        def yes(flag: bool | None) -> str:
+            return "n/a" if flag is None else ("yes" if flag else "no")
+
+        left = f"; {self.left_out} of its runs ended earlier and are left out" if self.left_out else ""
+        p_value = "n/a" if self.p_value is None else f"{self.p_value:.2g}"
+        counts = ", ".join(f"{threshold:g}: {ours} of {len(cell.ours)} against {original} of {len(cell.original)}"
+                           for threshold in POOL_THRESHOLDS for ours, original in [self.below(threshold)])
+        return [
+            f"pool against the original's ({self.chart}): lowest validation loss by step {self.horizon}, ours "
+            f"{side(cell.ours_median, cell.ours)}, the original's {side(cell.original_median, cell.original)}{left}",
+            f"  original's median within our range: {yes(cell.within)}; ours within its range: "
+            f"{yes(cell.ours_within_original)}; Mann-Whitney U p = {p_value}",
+            f"  runs below, ours against the original's: {counts}",
+        ]
+
+
+def pool_agreement(ours: Sequence[SeedCurves], pool: Sequence[Curve], chart: str) -> PoolAgreement | None:
+    """Our seeds' validation curves against the runs of the original's pool (`pool`: its chart's lines, already
+    on our steps, see `original_aligned`); None where either side has no run to compare."""
+    seeds = [seed.seed for seed in ours if seed.curves[VALIDATION].steps]
+    curves = [seed.curves[VALIDATION] for seed in ours if seed.curves[VALIDATION].steps]
+    if not curves:
+        return None
+    horizon = min(curve.steps[-1] for curve in curves)
+
+    def lowest(curve: Curve) -> float | None:
+        found = [value for step, value in zip(curve.steps, curve.values, strict=True) if step <= horizon]
+        return min(found) if found else None
+
+    interval = logging_interval([step for curve in pool for step in curve.steps])
+    theirs = [value for curve in pool if curve.steps and curve.steps[-1] >= horizon - interval
+              if (value := lowest(curve)) is not None]
+    if not theirs:
+        return None
+    found = [(seed, value) for seed, curve in zip(seeds, curves, strict=True) if (value := lowest(curve)) is not None]
+    seeds, mine = [seed for seed, _ in found], [value for _, value in found]
+    p_value = None
+    if len(mine) >= 2 and len(theirs) >= 2:
+        from scipy.stats import mannwhitneyu
+
+        p_value = float(mannwhitneyu(mine, theirs, alternative="two-sided").pvalue)
+    cell = CellAgreement({"curve": VALIDATION, "measure": f"pool: lowest by step {horizon}"}, mine, theirs)
+    return PoolAgreement(chart, horizon, seeds, cell, len(pool) - len(theirs), p_value)
+
+
+@dataclass
 class CurvesAgreement:
     """A sweep of a training-curves study against the original's run: one `CurveAgreement` per curve, the number
-    of our seeds and of finished runs without logs (left out)."""
+    of our seeds and of finished runs without logs (left out), and where the original publishes the pool of that
+    run, our seeds against it (`pool`)."""
 
     study: Study
     sweep: str
@@ -231,6 +334,7 @@ class CurvesAgreement:
     seeds: int
     runs_without_logs: int = 0
     metric: str = field(default=CURVES)
+    pool: PoolAgreement | None = None
 
     def summary(self) -> dict[str, Any]:
         """The numbers over the curves, for JSON."""
@@ -264,6 +368,7 @@ class CurvesAgreement:
                  "original_steps_beyond_ours": curve.beyond, "points": [cell_json(cell) for cell in curve.points]}
                 for curve in self.curves
             ],
+            **({} if self.pool is None else {"pool": self.pool.to_json()}),
         }
 
     def table_rows(self, printed: bool = False) -> list[dict[str, str]]:
@@ -282,6 +387,12 @@ class CurvesAgreement:
                     **cell_columns(cell, show),
                     "within": _within(cell),
                 })
+        if self.pool is not None:
+            row = {"study": self.study.name, "curve": CURVE_LABELS[VALIDATION],
+                   "measure": self.pool.lowest.cell["measure"]}
+            if not printed:
+                row.update({"step": "", "original_step": ""})
+            rows.append({**row, **cell_columns(self.pool.lowest, _value), "within": _within(self.pool.lowest)})
         if printed:
             return rows
         for curve in self.curves:
@@ -313,17 +424,20 @@ class CurvesAgreement:
                          f"{curve.interval} away" + (f", {len(curve.beyond)} beyond our runs" if curve.beyond else ""))
             lines.append(f"  original's value within our seeds' range: {within}")
             lines.append(f"  Spearman rank correlation of the original's curve and our median: {rho}")
+        if self.pool is not None:
+            lines += self.pool.summary_lines()
         if self.runs_without_logs:
             lines.append(f"{self.runs_without_logs} finished runs have no TensorBoard logs and are left out")
         return lines
 
 
 def curves_agreement(study: Study, sweep: str, ours: Sequence[SeedCurves], original: dict[str, Curve],
-                     runs_without_logs: int = 0) -> CurvesAgreement:
-    """Both curves of our seeds against the original's (on our steps, see `original_aligned`)."""
+                     runs_without_logs: int = 0, pool: PoolAgreement | None = None) -> CurvesAgreement:
+    """Both curves of our seeds against the original's (on our steps, see `original_aligned`), and the pool
+    against its pool where given (`pool_agreement`)."""
     return CurvesAgreement(
         study, sweep,
         [compare_curve(key, [(seed.seed, seed.curves.get(key, Curve([], []))) for seed in ours], original[key])
          for key in (VALIDATION, POSTSELECTION)],
-        seeds=len(ours), runs_without_logs=runs_without_logs,
+        seeds=len(ours), runs_without_logs=runs_without_logs, pool=pool,
     )

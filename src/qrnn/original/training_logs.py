@@ -7,8 +7,12 @@ each got. `read_chart` recovers every line's (step, value) points from the drawi
 the map from pixels to data (linear in steps; linear or logarithmic in values, whichever fits the ticks), and
 each line's path gives its points. On the original's charts this reproduces the published CSV values to 1e-12.
 
-The file is parsed with the standard library's XML parser, which resolves no external entity; nothing in it is
+The file is untrusted input: it is read whole only below `MAX_CHART_BYTES` (the original's largest chart is about
+1.1 MB) and parsed with the standard library's XML parser, which resolves no external entity; nothing in it is
 executed.
+
+`POOL_CHARTS` names, per dataset of a training-curves study, the chart of the pool that the paper's curve came
+from; `read_pool_chart` reads it from a checkout of the original.
 """
 
 from __future__ import annotations
@@ -23,6 +27,12 @@ from pathlib import Path
 import numpy as np
 
 from qrnn.errors import QRNNError
+from qrnn.files import read_bytes
+
+MAX_CHART_BYTES = 16 * 2**20
+# The validation-loss chart of the pool behind a training-curves study's published run, by the study's dataset:
+# experiment-3-mnist01.sh's 30 seeds (CLEconomides/RVQE 454e997), one of whose runs is the paper's MNIST curve.
+POOL_CHARTS = {"mnist01": "results/training-logs/mnist01/loss_validate.svg"}
 
 _SVG = "{http://www.w3.org/2000/svg}"
 _TRANSLATE = re.compile(r"translate\(\s*([-+0-9.eE]+)[\s,]+([-+0-9.eE]+)\s*\)")
@@ -129,11 +139,10 @@ def read_chart(path: str | Path) -> Chart:
 
     Raises `QRNNError` with a one-line reason if the file is not such a chart."""
     path = Path(path)
-    if not path.is_file():
-        raise QRNNError(f"{path}: no such file (expected a TensorBoard chart exported as SVG)")
+    data = read_bytes(path, "the chart", MAX_CHART_BYTES)
     try:
-        root = ElementTree.parse(path).getroot()
-    except (ElementTree.ParseError, OSError) as error:
+        root = ElementTree.fromstring(data)
+    except ElementTree.ParseError as error:
         raise QRNNError(f"{path}: not an SVG file ({error})") from None
     by_row: dict[float, list[tuple[float, float]]] = {}
     by_column: dict[float, list[tuple[float, float]]] = {}
@@ -205,3 +214,15 @@ def summarise(chart: Chart, thresholds: Sequence[float], by_step: float | None =
         when = "" if by_step is None else f" by step {by_step:g}"
         lines.append(f"  runs below {threshold:g}{when}: {count} of {len(runs)}")
     return "\n".join(lines)
+
+
+def read_pool_chart(checkout: str | Path, dataset: str) -> Chart | None:
+    """The validation-loss chart of the pool behind the training-curves study of `dataset` (`POOL_CHARTS`) in the
+    checkout `checkout` of the original; None where the study has no such pool or the checkout lacks the file
+    (older commits). One-line `QRNNError` for a file that is not such a chart."""
+    if dataset not in POOL_CHARTS:
+        return None
+    path = Path(checkout).expanduser() / POOL_CHARTS[dataset]
+    if not path.exists() and not path.is_symlink():
+        return None
+    return read_chart(path)
