@@ -230,6 +230,12 @@ def _within(cell: CellAgreement) -> str:
     return "n/a" if cell.within is None else ("yes" if cell.within else "no")
 
 
+def _our_range_json(cell: CellAgreement) -> dict[str, Any]:
+    """Our median and range of a cell, for JSON (infinite steps as "not reached")."""
+    return {"ours_median": _json_value(cell.ours_median), "ours_min": _json_value(cell.low),
+            "ours_max": _json_value(cell.high)}
+
+
 @dataclass
 class PoolAgreement:
     """Our seeds as a pool against the original's pool (module docstring): each run's lowest validation loss by
@@ -259,9 +265,7 @@ class PoolAgreement:
             "ours": cell.ours,
             "original": cell.original,
             "original_runs_left_out": self.left_out,
-            "ours_median": cell.ours_median,
-            "ours_min": cell.low,
-            "ours_max": cell.high,
+            **_our_range_json(cell),
             "original_median": cell.original_median,
             "within": cell.within,
             "ours_within_original": cell.ours_within_original,
@@ -355,9 +359,7 @@ class CurvesAgreement:
                 **{name: value for name, value in cell.cell.items() if name != "curve"},
                 "ours": [_json_value(value) for value in cell.ours],
                 "original": _json_value(cell.original_median),
-                "ours_median": _json_value(cell.ours_median),
-                "ours_min": _json_value(cell.low),
-                "ours_max": _json_value(cell.high),
+                **_our_range_json(cell),
                 "within": cell.within,
             }
 
