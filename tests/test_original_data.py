@@ -205,3 +205,33 @@ def test_a_run_records_its_data_and_evaluation_on_other_data_warns(
     torch.save(payload, old)
     assert qrnn_main(["evaluate", str(old)]) == 2
     assert "made with the old layout of dataset mnist-pca-r2-p2" in capsys.readouterr().err
+
+
+def test_skip_missing_imports_the_complete_resources_of_an_older_checkout(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "res"
+    rows = write_original_files(folder)
+    # As at the original's commits of May 2020: no 20x20 images, and one PCA file gone.
+    for path in folder.glob("mnist-*deskewed-large*"):
+        path.unlink()
+    (folder / "mnist-pca-8bit-7-validate.csv.gz").unlink()
+    out = tmp_path / "data"
+    assert qrnn_main(["data", "import-original", str(folder), "--out", str(out)]) == 2
+    assert not out.exists()
+    capsys.readouterr()
+    assert qrnn_main(["data", "import-original", str(folder), "--out", str(out), "--skip-missing"]) == 0
+    captured = capsys.readouterr()
+    assert sorted(path.name for path in out.iterdir()) == ["mnist-px10-ds.npz", "mnist-px10.npz", "mnist-umap.npz"]
+    assert captured.err.count("\n") == 1 and "mnist-px20-ds.npz (no mnist-simple-0-deskewed-large-train.csv.gz)" in (
+        captured.err) and "mnist-pca.npz (no mnist-pca-8bit-7-validate.csv.gz)" in captured.err
+    with np.load(out / "mnist-px10.npz", allow_pickle=False) as pixels:
+        assert pixels["test_words"][-1:].tolist() == rows["mnist-simple-9-test.csv.gz"]
+    # A present file is still checked in full.
+    _write_csv(folder / "mnist-simple-4-test.csv.gz", [[8] * 100])
+    with pytest.raises(QRNNError, match=r"mnist-simple-4-test.csv.gz: row 1 is not 100 integers 0-7"):
+        import_original(folder, tmp_path / "again", skip_missing=True)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(QRNNError, match=r"holds none of the original's MNIST resources complete: mnist-px10.npz \(no"):
+        import_original(empty, tmp_path / "again", skip_missing=True)

@@ -117,6 +117,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "RVQE/datasets/res folder"
     )
     importer.add_argument("--out", type=Path, required=True, metavar="DIR", help="the data directory to write")
+    importer.add_argument(
+        "--skip-missing", action="store_true",
+        help="write the resources whose files are all there and name the others in a warning, instead of "
+        "stopping at the first missing file (older commits of the original have the plain 10x10 images only)",
+    )
     importer.set_defaults(func=import_original_data)
     # `qrnn data` alone prints its help rather than doing nothing.
     data.set_defaults(func=lambda args: _print_help(data))
@@ -208,7 +213,7 @@ def import_original_data(args: argparse.Namespace) -> int:
     """Import the original's MNIST files and print every file written."""
     from qrnn.original.data import import_original
 
-    for path in import_original(args.path, args.out):
+    for path in import_original(args.path, args.out, args.skip_missing):
         print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)", flush=True)
     print(f"use them with: qrnn --data-dir {args.out} ... (or {DATA_DIR_VARIABLE}={args.out})")
     return 0

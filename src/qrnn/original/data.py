@@ -8,7 +8,9 @@ one image per row, one file per digit and split:
 - `mnist-umap-{D}-{digit}-{split}.csv.gz`: D codes 0-255, for D = 2, 3, 4.
 `import_original` reads and checks every file first (each inflating to at most `MAX_CSV_BYTES`), then writes the
 MNIST resources in format 2 (the shipped file names, see `qrnn.datasets.mnist`), all or none; a missing file or a
-malformed row stops it with one line naming the file and the row, before anything is written.
+malformed row stops it with one line naming the file and the row, before anything is written. Older commits of
+the original hold the plain 10x10 images only (its pools of May 2020 trained on other splits than 400a5eb's):
+`--skip-missing` imports the resources whose files are all there and names the others.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import shutil
 import sys
 import tempfile
 import zlib
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -113,26 +116,41 @@ def _common_arrays(rows: dict[str, list[np.ndarray]]) -> dict[str, np.ndarray]:
     return arrays
 
 
-def read_original_data(path: Path) -> dict[str, dict[str, np.ndarray]]:
-    """Every MNIST resource (file name -> arrays) made from the original's files under `path`; writes nothing."""
-    folder = resource_folder(path)
-    resources: dict[str, dict[str, np.ndarray]] = {}
-    for filename, (infix, side) in PIXEL_FILES.items():
-        pixels = side * side
-        rows = _per_digit(folder, f"mnist-simple-{{digit}}{infix}-{{split}}.csv.gz", pixels, 7)
-        centroids = read_rows(folder / f"mnist-centroids{infix}.csv.gz", pixels, 7)
-        if len(centroids) != len(DIGITS):
-            raise QRNNError(f"{folder / f'mnist-centroids{infix}.csv.gz'} has {len(centroids)} rows, not 10")
-        arrays = _common_arrays(rows)
-        arrays["side"] = np.array([side], dtype=np.int64)
-        arrays["centroids"] = centroids
-        for split in STAGES:
-            arrays[f"{split}_words"] = np.concatenate(rows[split])
-        resources[filename] = arrays
-    pca = _per_digit(folder, "mnist-pca-8bit-{digit}-{split}.csv.gz", PCA_CODES, 255)
-    resources[PCA_RESOURCE] = _common_arrays(pca)
+def resource_sources(folder: Path) -> dict[str, list[Path]]:
+    """Every MNIST resource (file name) and the original's files it is made from, under `folder`."""
+    sources: dict[str, list[Path]] = {}
+    for filename, (infix, _side) in PIXEL_FILES.items():
+        sources[filename] = [folder / f"mnist-simple-{digit}{infix}-{split}.csv.gz"
+                             for split in STAGES for digit in DIGITS] + [folder / f"mnist-centroids{infix}.csv.gz"]
+    sources[PCA_RESOURCE] = [folder / f"mnist-pca-8bit-{digit}-{split}.csv.gz" for split in STAGES for digit in DIGITS]
+    sources[UMAP_RESOURCE] = [folder / f"mnist-umap-{dimensions}-{digit}-{split}.csv.gz"
+                              for dimensions in UMAP_DIMENSIONS for split in STAGES for digit in DIGITS]
+    return sources
+
+
+def _pixels(folder: Path, infix: str, side: int) -> dict[str, np.ndarray]:
+    pixels = side * side
+    rows = _per_digit(folder, f"mnist-simple-{{digit}}{infix}-{{split}}.csv.gz", pixels, 7)
+    centroids = read_rows(folder / f"mnist-centroids{infix}.csv.gz", pixels, 7)
+    if len(centroids) != len(DIGITS):
+        raise QRNNError(f"{folder / f'mnist-centroids{infix}.csv.gz'} has {len(centroids)} rows, not 10")
+    arrays = _common_arrays(rows)
+    arrays["side"] = np.array([side], dtype=np.int64)
+    arrays["centroids"] = centroids
     for split in STAGES:
-        resources[PCA_RESOURCE][f"{split}_codes"] = np.concatenate(pca[split])
+        arrays[f"{split}_words"] = np.concatenate(rows[split])
+    return arrays
+
+
+def _pca(folder: Path) -> dict[str, np.ndarray]:
+    pca = _per_digit(folder, "mnist-pca-8bit-{digit}-{split}.csv.gz", PCA_CODES, 255)
+    arrays = _common_arrays(pca)
+    for split in STAGES:
+        arrays[f"{split}_codes"] = np.concatenate(pca[split])
+    return arrays
+
+
+def _umap(folder: Path) -> dict[str, np.ndarray]:
     umap: dict[str, np.ndarray] = {}
     for dimensions in UMAP_DIMENSIONS:
         rows = _per_digit(folder, f"mnist-umap-{dimensions}-{{digit}}-{{split}}.csv.gz", dimensions, 255)
@@ -145,17 +163,41 @@ def read_original_data(path: Path) -> dict[str, dict[str, np.ndarray]]:
         umap.update(common)
         for split in STAGES:
             umap[f"{split}_d{dimensions}"] = np.concatenate(rows[split])
-    resources[UMAP_RESOURCE] = umap
-    return resources
+    return umap
 
 
-def import_original(path: Path, out: Path) -> list[Path]:
+def read_original_data(path: Path, skip_missing: bool = False) -> tuple[dict[str, dict[str, np.ndarray]], list[str]]:
+    """Every MNIST resource (file name -> arrays) made from the original's files under `path`, and the notes on
+    resources left out; writes nothing. With `skip_missing`, a resource whose files are not all there is left
+    out (a note names it and its first missing file) rather than stopping the import: older commits of the
+    original have the plain 10x10 images only. A file that is there is always checked in full."""
+    folder = resource_folder(path)
+    readers = {filename: partial(_pixels, folder, infix, side) for filename, (infix, side) in PIXEL_FILES.items()}
+    readers[PCA_RESOURCE] = partial(_pca, folder)
+    readers[UMAP_RESOURCE] = partial(_umap, folder)
+    resources: dict[str, dict[str, np.ndarray]] = {}
+    skipped: list[str] = []
+    for filename, files in resource_sources(folder).items():
+        missing = next((file for file in files if not file.exists() and not file.is_symlink()), None)
+        if skip_missing and missing is not None:
+            skipped.append(f"{filename} (no {missing.name})")
+            continue
+        resources[filename] = readers[filename]()
+    if not resources:
+        raise QRNNError(f"{folder} holds none of the original's MNIST resources complete: {'; '.join(skipped)}")
+    return resources, skipped
+
+
+def import_original(path: Path, out: Path, skip_missing: bool = False) -> list[Path]:
     """Read and check all of the original's MNIST files under `path`, then write the resources into `out`
     (created if needed); returns the files written. All or nothing: the files are written into a temporary
     folder beside `out` and moved into `out` only when every one is complete, so a full disk leaves `out` as it
     was (one-line `RunFault`). Resources already in `out` are named in a warning on stderr before they are
-    replaced."""
-    resources = read_original_data(path)
+    replaced. With `skip_missing`, resources whose files are incomplete are left out and named in a warning
+    (`read_original_data`)."""
+    resources, skipped = read_original_data(path, skip_missing)
+    if skipped:
+        print(f"warning: left out {', '.join(skipped)}", file=sys.stderr, flush=True)
     out = Path(out).expanduser()
     if not out.is_dir() and (out.exists() or out.is_symlink()):
         problem = path_problem(out, "--out")
