@@ -1098,6 +1098,8 @@ def plot_studies(entries: list[StudySweep], out: Path) -> list[Path]:
             title += "; beside the original's published " + ("run" if kind == "curves" else "runs")
             if kind == "curves" and chosen[0].pool is not None:
                 title += " and its pool's training-log chart"
+        elif kind == "curves" and chosen[0].pool is not None:
+            title += "; beside the original's pool (its training-log chart)"
         written.append(_save(plt, figure, title, out / f"{figure_file}.png"))
     return written
 
@@ -1107,6 +1109,7 @@ def study_plots(folders: list[Path], out: Path, original: str | os.PathLike[str]
     """For sweeps of the paper's studies: their figures and, with `original` (a checkout of RVQE), the
     agreement with the original's tables (agreement.png/.csv/.json in `out`). Returns the files written, the
     `qrnn.studies.Agreement`s and notes on studies without a table; None when a sweep is none of the studies."""
+    from qrnn.original.hparam_tables import CURVES as ORIGINAL_CURVES
     from qrnn.original.hparam_tables import hparam_folder, read_original_curve, read_original_table
     from qrnn.original.training_logs import POOL_CHARTS, read_pool_chart
     from qrnn.studies import CURVES, agreement, agreement_csv, agreement_json, check_single, original_runs
@@ -1126,15 +1129,20 @@ def study_plots(folders: list[Path], out: Path, original: str | os.PathLike[str]
             notes.append(f"{entry.study.name} ({entry.sweep.name}): the original published no table of this study")
             continue
         if entry.study.metric == CURVES:
-            entry.original_curves = {key: original_aligned(*read_original_curve(original, entry.study.table, key))
-                                     for key in CURVE_TAGS}
+            if entry.study.table in ORIGINAL_CURVES:
+                entry.original_curves = {
+                    key: original_aligned(*read_original_curve(original, entry.study.table, key)) for key in CURVE_TAGS}
             chart = read_pool_chart(original, entry.study.table)
             if chart is not None:
                 entry.original_pool = [original_aligned([round(float(step)) for step in run.steps],
                                                         [float(value) for value in run.values])
                                        for run in chart.runs]
                 entry.pool = pool_agreement(entry.curves, entry.original_pool, POOL_CHARTS[entry.study.table])
-            results.append(curves_agreement(entry.study, entry.sweep.name, entry.curves, entry.original_curves,
+            if entry.original_curves is None and entry.pool is None:
+                notes.append(f"{entry.study.name} ({entry.sweep.name}): the original published no run of this study, "
+                             f"and the checkout holds no chart of its pool ({POOL_CHARTS.get(entry.study.table)})")
+                continue
+            results.append(curves_agreement(entry.study, entry.sweep.name, entry.curves, entry.original_curves or {},
                                             entry.runs_without_logs, entry.pool))
             continue
         entry.original = original_runs(entry.study, read_original_table(original, entry.study.table))
@@ -1172,8 +1180,8 @@ def command_plot(args: argparse.Namespace) -> int:
             if args.original is not None:
                 raise QRNNError(
                     "--original compares sweeps of the paper's studies (optimizer, topology, Elman XOR "
-                    "initialisation, Elman letter topology, DNA lengths, training curves of simple-seq or "
-                    "mnist01 over seeds only); "
+                    "initialisation, Elman letter topology, DNA lengths, training curves of simple-seq, "
+                    "mnist01 or mnist36 over seeds only); "
                     + ", ".join(map(str, targets)) + " is not one of them"
                 )
             print(plot_sweeps(targets, out / "sweep.png"))
@@ -1239,8 +1247,8 @@ def register(subparsers: Any) -> None:
         help="for sweeps of the paper's studies: a checkout of the original RVQE repository; its published table "
         "of the study (results/hparam_logs/*.csv) is drawn beside the sweep and compared cell by cell "
         "(agreement.csv, agreement.json, agreement.png); for the training curves its run's curves "
-        "(val-loss-*.csv, postsel-*.csv), compared step by step, and for MNIST 0 vs 1 the chart of the pool "
-        "behind that run (results/training-logs/mnist01/loss_validate.svg), compared as a pool",
+        "(val-loss-*.csv, postsel-*.csv), compared step by step, and for MNIST 0 vs 1 and 3 vs 6 the chart of "
+        "the paper's pool (results/training-logs/mnist01|mnist36/loss_validate.svg), compared as a pool",
     )
     parser.add_argument(
         "--json", action="store_true", help="with --original: print the agreement as JSON instead of tables"

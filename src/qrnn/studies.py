@@ -18,9 +18,11 @@ The metric is the best validation loss, except for the DNA length studies: the e
 loss threshold, a run that never did counting as not reached (infinitely many epochs: the median is "not
 reached" where more than half the runs did not reach the loss).
 
-The training-curves studies (`CURVES`: the paper's figure of one simple-seq run and one MNIST 0 vs 1 run) vary
-nothing but the seed: a sweep of simple-seq or mnist01 with the QRNN whose points differ only in their seed (or a
-single point) is one. Their agreement is with the original's curves, step by step (`qrnn.study_curves`).
+The training-curves studies (`CURVES`: the paper's figure of one simple-seq run and one MNIST 0 vs 1 run, and
+the pool of MNIST 3 vs 6 runs whose training-log chart the original publishes) vary nothing but the seed: a sweep
+of simple-seq, mnist01 or mnist36 with the QRNN whose points differ only in their seed (or a single point) is one.
+Their agreement is with the original's curves, step by step, and with its pool where it published one
+(`qrnn.study_curves`).
 """
 
 from __future__ import annotations
@@ -54,7 +56,8 @@ PAIR_TOLERANCE = 0.05
 class Study:
     """One of the paper's hyperparameter studies: what its sweeps train (dataset, model), its grid options, the
     agreement metric, the original's table (a key of `qrnn.original.hparam_tables.TABLES`, None if none was
-    published; for the `CURVES` studies a key of its `CURVES`) and the figure that draws it (`figure`;
+    published; for the `CURVES` studies a key of its `CURVES`, of `qrnn.original.training_logs.POOL_CHARTS`, or
+    of both) and the figure that draws it (`figure`;
     `figure_file` is shared by studies drawn together). A study without grid options (`keys` empty) is a
     sweep over seeds only."""
 
@@ -90,6 +93,8 @@ STUDIES: tuple[Study, ...] = (
           "curves", "curves-simple-seq"),
     Study("curves-mnist01", "training curves (MNIST 0 vs 1)", "mnist01", "qrnn", (), CURVES, "mnist01", "curves",
           "curves-mnist01"),
+    Study("curves-mnist36", "training curves (MNIST 3 vs 6)", "mnist36", "qrnn", (), CURVES, "mnist36", "curves",
+          "curves-mnist36"),
 )
 
 

@@ -1,5 +1,6 @@
-"""The training-curves studies: a sweep over seeds of one setting (simple-seq, or MNIST 0 vs 1) against the one
-run of the paper's figure (the original's `results/hparam_logs/val-loss-*.csv` and `postsel-*.csv`).
+"""The training-curves studies: a sweep over seeds of one setting (simple-seq, MNIST 0 vs 1 or MNIST 3 vs 6)
+against the one run of the paper's figure (the original's `results/hparam_logs/val-loss-*.csv` and
+`postsel-*.csv`; none for MNIST 3 vs 6) and the pool of runs it came from, where the original publishes one.
 
 Two curves: the validation loss (`loss/validate`) and the training batch's minimum postselection probability
 (`min_postsel_prob/train`), read from every seed's TensorBoard logs.
@@ -22,13 +23,13 @@ median and range) against the original's value:
 The postselection agreement is on the probability as logged; the figure draws it as the notebook does, as the
 postselection overhead 1/sqrt(p) (the factor amplitude amplification needs).
 
-The pool (`PoolAgreement`, where the original publishes the training-log chart of the pool the paper's run came
-from: MNIST 0 vs 1, 30 seeds): our seeds as a pool against its runs, each run's lowest validation loss within
-the first H training steps, H the shortest of our runs (the original's runs that ended more than one logging
-interval before H are left out and counted). Per side the median and range; whether the original's median lies
-within our range and ours within its range; how many runs of each side got below each of `POOL_THRESHOLDS`; and
-the two-sided Mann-Whitney U test of the two samples (scipy.stats.mannwhitneyu; a large p: nothing tells the
-pools apart).
+The pool (`PoolAgreement`, where the original publishes the training-log chart of the paper's pool of runs on
+the dataset: MNIST 0 vs 1 and MNIST 3 vs 6, 30 seeds each): our seeds as a pool against its runs, each run's
+lowest validation loss within the first H training steps, H the shortest of our runs (the original's runs that
+ended more than one logging interval before H are left out and counted). Per side the median and range; whether
+the original's median lies within our range and ours within its range; how many runs of each side got below
+each of `POOL_THRESHOLDS`; and the two-sided Mann-Whitney U test of the two samples (scipy.stats.mannwhitneyu; a
+large p: nothing tells the pools apart).
 """
 
 from __future__ import annotations
@@ -414,6 +415,9 @@ class CurvesAgreement:
             f"{self.study.name} ({self.sweep}): {self.seeds} seeds against the original's run; steps are training "
             f"steps done (our epoch, the original's step + {ORIGINAL_STEP_OFFSET}); each of the original's points "
             "is compared at our nearest logged step"
+            if self.curves else
+            f"{self.study.name} ({self.sweep}): {self.seeds} seeds; the original published no run of this study, "
+            "only its pool's chart"
         ]
         for curve in self.curves:
             total = len(curve.points) + len(curve.beyond)
@@ -435,11 +439,12 @@ class CurvesAgreement:
 
 def curves_agreement(study: Study, sweep: str, ours: Sequence[SeedCurves], original: dict[str, Curve],
                      runs_without_logs: int = 0, pool: PoolAgreement | None = None) -> CurvesAgreement:
-    """Both curves of our seeds against the original's (on our steps, see `original_aligned`), and the pool
+    """The curves of our seeds against the original's that it published (on our steps, see
+    `original_aligned`; `original` holds none for a study of which only the pool was published), and the pool
     against its pool where given (`pool_agreement`)."""
     return CurvesAgreement(
         study, sweep,
         [compare_curve(key, [(seed.seed, seed.curves.get(key, Curve([], []))) for seed in ours], original[key])
-         for key in (VALIDATION, POSTSELECTION)],
+         for key in (VALIDATION, POSTSELECTION) if key in original],
         seeds=len(ours), runs_without_logs=runs_without_logs, pool=pool,
     )

@@ -11,8 +11,8 @@ The file is untrusted input: it is read whole only below `MAX_CHART_BYTES` (the 
 1.1 MB) and parsed with the standard library's XML parser, which resolves no external entity; nothing in it is
 executed.
 
-`POOL_CHARTS` names, per dataset of a training-curves study, the chart of the pool that the paper's curve came
-from; `read_pool_chart` reads it from a checkout of the original.
+`POOL_CHARTS` names, per dataset of a training-curves study, the chart of the pool of the paper's runs on that
+dataset; `read_pool_chart` reads it from a checkout of the original.
 """
 
 from __future__ import annotations
@@ -30,9 +30,14 @@ from qrnn.errors import QRNNError
 from qrnn.files import read_bytes
 
 MAX_CHART_BYTES = 16 * 2**20
-# The validation-loss chart of the pool behind a training-curves study's published run, by the study's dataset:
-# experiment-3-mnist01.sh's 30 seeds (CLEconomides/RVQE 454e997), one of whose runs is the paper's MNIST curve.
-POOL_CHARTS = {"mnist01": "results/training-logs/mnist01/loss_validate.svg"}
+# The validation-loss chart of the paper's pool on a training-curves study's dataset (CLEconomides/RVQE):
+# - mnist01: experiment-3-mnist01.sh of 454e997 (27 May 2020), 30 seeds; one of its runs is the paper's MNIST curve;
+# - mnist36: experiment-3-mnist-2digit.sh of 254083e (28 May 2020) called with mnist36, 30 seeds; the paper
+#   published no curve of it, its MNIST 3 vs 6 row is the best of such pools.
+POOL_CHARTS = {
+    "mnist01": "results/training-logs/mnist01/loss_validate.svg",
+    "mnist36": "results/training-logs/mnist36/loss_validate.svg",
+}
 
 _SVG = "{http://www.w3.org/2000/svg}"
 _TRANSLATE = re.compile(r"translate\(\s*([-+0-9.eE]+)[\s,]+([-+0-9.eE]+)\s*\)")
@@ -217,9 +222,9 @@ def summarise(chart: Chart, thresholds: Sequence[float], by_step: float | None =
 
 
 def read_pool_chart(checkout: str | Path, dataset: str) -> Chart | None:
-    """The validation-loss chart of the pool behind the training-curves study of `dataset` (`POOL_CHARTS`) in the
-    checkout `checkout` of the original; None where the study has no such pool or the checkout lacks the file
-    (older commits). One-line `QRNNError` for a file that is not such a chart."""
+    """The validation-loss chart of the paper's pool on the training-curves study's dataset `dataset`
+    (`POOL_CHARTS`) in the checkout `checkout` of the original; None where the study has no such pool or the
+    checkout lacks the file (older commits). One-line `QRNNError` for a file that is not such a chart."""
     if dataset not in POOL_CHARTS:
         return None
     path = Path(checkout).expanduser() / POOL_CHARTS[dataset]
