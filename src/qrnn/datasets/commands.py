@@ -120,7 +120,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     importer.add_argument(
         "--skip-missing", action="store_true",
         help="write the resources whose files are all there and name the others in a warning, instead of "
-        "stopping at the first missing file (older commits of the original have the plain 10x10 images only)",
+        "stopping at the first missing file (older commits of the original lack some: the UMAP codes came on "
+        "24 June 2020)",
     )
     importer.set_defaults(func=import_original_data)
     # `qrnn data` alone prints its help rather than doing nothing.

@@ -9,8 +9,9 @@ one image per row, one file per digit and split:
 `import_original` reads and checks every file first (each inflating to at most `MAX_CSV_BYTES`), then writes the
 MNIST resources in format 2 (the shipped file names, see `qrnn.datasets.mnist`), all or none; a missing file or a
 malformed row stops it with one line naming the file and the row, before anything is written. Older commits of
-the original hold the plain 10x10 images only (its pools of May 2020 trained on other splits than 400a5eb's):
-`--skip-missing` imports the resources whose files are all there and names the others.
+the original lack some files (its MNIST pools of late May 2020 trained on the plain 10x10 images of other splits
+than 400a5eb's, before the PCA and UMAP codes existed): `--skip-missing` imports the resources whose files are all
+there and names the others.
 """
 
 from __future__ import annotations
