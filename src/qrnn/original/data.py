@@ -171,7 +171,7 @@ def read_original_data(path: Path, skip_missing: bool = False) -> tuple[dict[str
     """Every MNIST resource (file name -> arrays) made from the original's files under `path`, and the notes on
     resources left out; writes nothing. With `skip_missing`, a resource whose files are not all there is left
     out (a note names it and its first missing file) rather than stopping the import: older commits of the
-    original have the plain 10x10 images only. A file that is there is always checked in full."""
+    original lack some of the files. A file that is there is always checked in full."""
     folder = resource_folder(path)
     readers = {filename: partial(_pixels, folder, infix, side) for filename, (infix, side) in PIXEL_FILES.items()}
     readers[PCA_RESOURCE] = partial(_pca, folder)
