@@ -86,13 +86,24 @@ class TinyClasses(Dataset):
 class AllCodes(TinyClasses):
     """The same layout with every 4-bit code a class: the class probabilities must sum to 1."""
 
+    name = "test-tiny-all-codes"
     classes = tuple(str(code) for code in range(16))
+
+
+class TinyClassesShifted(TinyClasses):
+    """The same classes and words, other content (as `mnist36-ds` is to `mnist36`): a model trained on
+    `TinyClasses` can be scored on it."""
+
+    name = "test-tiny-classes-shifted"
+    SPLITS: ClassVar[dict[str, list[int]]] = {"test": [3, 1, 4, 0, 2, 2, 1], "validate": [0, 1, 2, 3, 4]}
 
 
 @pytest.fixture(scope="module")
 def tiny_checkpoints(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
     """Two short training runs (different seeds) of the tiny dataset, registered for this module only."""
     base.register(NAME, TinyClasses, "test only")
+    base.register(TinyClassesShifted.name, TinyClassesShifted, "test only")
+    base.register(AllCodes.name, AllCodes, "test only")
     try:
         out = tmp_path_factory.mktemp("runs")
         paths = []
@@ -103,7 +114,8 @@ def tiny_checkpoints(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[
             paths.append(result.final_checkpoint)
         yield paths
     finally:
-        del base._REGISTRY[NAME]
+        for name in (NAME, TinyClassesShifted.name, AllCodes.name):
+            del base._REGISTRY[name]
 
 
 def direct_class_probabilities(model: qrnn.QRNN, batch: Batch, num_classes: int) -> torch.Tensor:
@@ -150,6 +162,33 @@ def test_evaluate_scores_the_whole_split_with_exact_class_probabilities(tiny_che
     assert sum(map(sum, report.confusion_matrix)) == sum(map(sum, report.class_confusion_matrix)) == 7
     first = evaluate_checkpoint(path, samples=4, stage="validate", batch_size=3)
     assert not first.whole_split and first.samples == 4 and first.batches == 2
+
+
+def test_evaluate_on_another_dataset_with_the_same_classes(
+    tiny_checkpoints: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--dataset` scores a model on other data with its classes (a deskewed-images model on the plain images):
+    its own dataset named gives the default report; another is scored exactly; other classes are refused."""
+    path = tiny_checkpoints[0]
+    assert evaluate_checkpoint(path, dataset=NAME).as_dict() == evaluate_checkpoint(path).as_dict()
+    report = evaluate_checkpoint(path, dataset=TinyClassesShifted.name, batch_size=3)
+    assert report.dataset == TinyClassesShifted.name and report.samples == 7 and report.whole_split
+    model, config = qrnn.load_checkpoint(path)
+    assert config["dataset"] == NAME
+    shifted = TinyClassesShifted(sentence_length=4, batch_size=3, seed=config["seed"])
+    batches = list(shifted.split_batches("test", 3))
+    labels = torch.cat([batch.labels for batch in batches])
+    with torch.no_grad():
+        exact = torch.cat([direct_class_probabilities(model, batch, 5) for batch in batches])
+    assert report.class_accuracy == pytest.approx(float((exact.argmax(1) == labels).double().mean()))
+    assert report.class_accuracy != evaluate_checkpoint(path).class_accuracy  # other data, another score
+    capsys.readouterr()
+    assert qrnn_main(["evaluate", path, "--dataset", "test-tiny-all-codes"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("qrnn: error: dataset test-tiny-all-codes has classes (0, 1, 2,") and "\n" not in error
+    assert f"was trained on {NAME} with classes (a, b, c, d, e)" in error
+    assert qrnn_main(["evaluate", path, "--dataset", "no-such-dataset"]) == 2
+    assert "unknown dataset 'no-such-dataset'" in capsys.readouterr().err
 
 
 def test_ensemble_and_members(tiny_checkpoints: list[str], capsys: pytest.CaptureFixture[str]) -> None:

@@ -489,36 +489,38 @@ def test_mnist01_curves_compare_as_a_pool(tmp_path: Path, capsys: pytest.Capture
     assert "not an SVG file" in one_line_error(capsys, ["plot", str(sweep), "--original", str(rvqe), "--out", str(out)])
 
 
-def test_mnist36_seeds_compare_with_the_pool_only(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """MNIST 3 vs 6: the original published no run, only its pool's chart. The sweep and the chart of
-    `test_mnist01_curves_compare_as_a_pool` give the same pool numbers, and no curve is compared."""
+@pytest.mark.parametrize("dataset", ["mnist36", "mnist36-ds"])
+def test_mnist36_seeds_compare_with_the_pool_only(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                 dataset: str) -> None:
+    """MNIST 3 vs 6, plain and deskewed: the original published no run, only its pools' charts. The sweep and the
+    chart of `test_mnist01_curves_compare_as_a_pool` give the same pool numbers, and no curve is compared."""
     import numpy as np
     from helpers import chart_svg
 
-    sweep = write_sweep(tmp_path / "root", "pool36", {"dataset": "mnist36", "model": "qrnn"},
+    sweep = write_sweep(tmp_path / "root", "pool36", {"dataset": dataset, "model": "qrnn"},
                         [({}, seed, done(OUR_LOSSES[seed][-1], 40)) for seed in (1, 2, 3)])
     for directory in sorted(sweep.iterdir()):
         seed = json.loads((directory / POINT_FILE).read_text())["options"]["seed"]
-        write_run_logs(directory, f"-mnist36--{seed:06d}-2026-01-0{seed}--10-00-00", OUR_LOSSES[seed],
+        write_run_logs(directory, f"-{dataset}--{seed:06d}-2026-01-0{seed}--10-00-00", OUR_LOSSES[seed],
                        OUR_POSTSEL[seed])
     rvqe = checkout(tmp_path)  # no val-loss-*.csv of MNIST 3 vs 6: the original has none
     assert cli_main(["plot", str(sweep), "--original", str(rvqe), "--out", str(tmp_path / "bare")]) == 0
     printed = capsys.readouterr().out
-    assert ("curves-mnist36 (pool36): the original published no run of this study, and the checkout holds no "
-            "chart of its pool (results/training-logs/mnist36/loss_validate.svg)") in printed
-    assert (tmp_path / "bare" / "curves-mnist36.png").exists()
+    assert (f"curves-{dataset} (pool36): the original published no run of this study, and the checkout holds no "
+            f"chart of its pool (results/training-logs/{dataset}/loss_validate.svg)") in printed
+    assert (tmp_path / "bare" / f"curves-{dataset}.png").exists()
     pool = [[0.5, 0.3, 0.2, 0.1, 0.04], [0.4, 0.05, 0.02, 0.009, 0.001, 0.0001], [0.3, 0.2, 0.15, 0.12], [0.6, 0.5]]
-    chart = rvqe / "results" / "training-logs" / "mnist36" / "loss_validate.svg"
+    chart = rvqe / "results" / "training-logs" / dataset / "loss_validate.svg"
     chart.parent.mkdir(parents=True)
     chart.write_text(chart_svg([np.stack([np.arange(len(run)) * 10.0, run], axis=1) for run in pool], True))
     out = tmp_path / "figures"
     (study,) = plot_report(capsys, str(sweep), "--original", str(rvqe), "--out", str(out))["studies"]
-    assert study["study"] == "curves-mnist36" and study["curves"] == []
+    assert study["study"] == f"curves-{dataset}" and study["curves"] == []
     numbers = study["pool"]
-    assert numbers["chart"] == "results/training-logs/mnist36/loss_validate.svg" and numbers["horizon"] == 40
+    assert numbers["chart"] == f"results/training-logs/{dataset}/loss_validate.svg" and numbers["horizon"] == 40
     assert sorted(numbers["original"]) == pytest.approx([0.009, 0.1, 0.12], rel=1e-9)
     assert numbers["original_runs_left_out"] == 1 and numbers["mann_whitney_p"] == pytest.approx(0.2)
-    assert (out / "curves-mnist36.png").read_bytes()[:4] == b"\x89PNG"
+    assert (out / f"curves-{dataset}.png").read_bytes()[:4] == b"\x89PNG"
     assert cli_main(["plot", str(sweep), "--original", str(rvqe), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "3 seeds; the original published no run of this study, only its pool's chart" in printed
@@ -531,7 +533,8 @@ def test_seed_only_sweeps_are_the_curves_studies(tmp_path: Path, capsys: pytest.
     assert identify(simple, ()) is STUDY["curves-simple-seq"]
     assert identify([{"dataset": "mnist01", "seed": 3}], ()) is STUDY["curves-mnist01"]  # one point, qrnn default
     assert identify([{"dataset": "mnist36", "seed": 3}], ()) is STUDY["curves-mnist36"]
-    assert identify([{"dataset": "mnist36-ds", "seed": 3}], ()) is None  # no pool chart of it is compared
+    assert identify([{"dataset": "mnist36-ds", "seed": 3}], ()) is STUDY["curves-mnist36-ds"]  # its pool chart
+    assert identify([{"dataset": "mnist01-ds", "seed": 3}], ()) is None  # no pool of it is compared
     assert identify(simple, ("optimizer",)) is STUDY["optimizer"]  # the grid studies are unchanged
     assert identify([{"dataset": "elman-xor", "seed": 1}], ()) is None
     assert identify([{"dataset": "simple-seq", "model": "lstm", "seed": 1}], ()) is None
@@ -542,7 +545,7 @@ def test_seed_only_sweeps_are_the_curves_studies(tmp_path: Path, capsys: pytest.
     assert cli_main(["plot", str(other), "--out", str(tmp_path / "generic")]) == 0
     assert capsys.readouterr().out.split() == [str(tmp_path / "generic" / "sweep.png")]
     rvqe = checkout(tmp_path)
-    assert "training curves of simple-seq, mnist01 or mnist36" in one_line_error(
+    assert "training curves of simple-seq, mnist01, mnist36 or mnist36-ds" in one_line_error(
         capsys, ["plot", str(other), "--original", str(rvqe)])
     # A curves sweep whose runs left no logs says so.
     bare = write_sweep(tmp_path / "root", "bare", {"dataset": "mnist01", "model": "qrnn"}, [({}, 1, done(0.1))])

@@ -1181,7 +1181,7 @@ def command_plot(args: argparse.Namespace) -> int:
                 raise QRNNError(
                     "--original compares sweeps of the paper's studies (optimizer, topology, Elman XOR "
                     "initialisation, Elman letter topology, DNA lengths, training curves of simple-seq, "
-                    "mnist01 or mnist36 over seeds only); "
+                    "mnist01, mnist36 or mnist36-ds over seeds only); "
                     + ", ".join(map(str, targets)) + " is not one of them"
                 )
             print(plot_sweeps(targets, out / "sweep.png"))

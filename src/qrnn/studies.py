@@ -19,8 +19,9 @@ loss threshold, a run that never did counting as not reached (infinitely many ep
 reached" where more than half the runs did not reach the loss).
 
 The training-curves studies (`CURVES`: the paper's figure of one simple-seq run and one MNIST 0 vs 1 run, and
-the pool of MNIST 3 vs 6 runs whose training-log chart the original publishes) vary nothing but the seed: a sweep
-of simple-seq, mnist01 or mnist36 with the QRNN whose points differ only in their seed (or a single point) is one.
+the pools of MNIST 3 vs 6 runs, plain and deskewed, whose training-log charts the original publishes) vary nothing
+but the seed: a sweep of simple-seq, mnist01, mnist36 or mnist36-ds with the QRNN whose points differ only in their
+seed (or a single point) is one.
 Their agreement is with the original's curves, step by step, and with its pool where it published one
 (`qrnn.study_curves`).
 """
@@ -95,6 +96,8 @@ STUDIES: tuple[Study, ...] = (
           "curves-mnist01"),
     Study("curves-mnist36", "training curves (MNIST 3 vs 6)", "mnist36", "qrnn", (), CURVES, "mnist36", "curves",
           "curves-mnist36"),
+    Study("curves-mnist36-ds", "training curves (MNIST 3 vs 6, deskewed)", "mnist36-ds", "qrnn", (), CURVES,
+          "mnist36-ds", "curves", "curves-mnist36-ds"),
 )
 
 

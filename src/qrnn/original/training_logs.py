@@ -33,10 +33,13 @@ MAX_CHART_BYTES = 16 * 2**20
 # The validation-loss chart of the paper's pool on a training-curves study's dataset (CLEconomides/RVQE):
 # - mnist01: experiment-3-mnist01.sh of 454e997 (27 May 2020), 30 seeds; one of its runs is the paper's MNIST curve;
 # - mnist36: experiment-3-mnist-2digit.sh of 254083e (28 May 2020) called with mnist36, 30 seeds; the paper
-#   published no curve of it, its MNIST 3 vs 6 row is the best of such pools.
+#   published no curve of it, its MNIST 3 vs 6 row is the best of such pools;
+# - mnist36-ds: the same script of 7385b1c (29 May 2020) called with mnist36-ds, the runs starting a minute after
+#   that commit, the first on truly deskewed images (until 82efed9 that morning, `-ds` read the plain ones).
 POOL_CHARTS = {
     "mnist01": "results/training-logs/mnist01/loss_validate.svg",
     "mnist36": "results/training-logs/mnist36/loss_validate.svg",
+    "mnist36-ds": "results/training-logs/mnist36-ds/loss_validate.svg",
 }
 
 _SVG = "{http://www.w3.org/2000/svg}"

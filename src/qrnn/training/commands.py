@@ -97,6 +97,7 @@ def command_evaluate(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         seed=args.seed,
         device=args.device,
+        dataset=args.dataset,
     )
     print(report.to_json() if args.json else report.to_text())
     sys.stdout.flush()
@@ -162,6 +163,10 @@ def register(subparsers: Any) -> None:
                                "else the run's batch over all its shards)")
     evaluate.add_argument("--seed", type=int, default=None, metavar="SEED",
                           help="seed of the data and of the sampling (None: the run's seed)")
+    evaluate.add_argument("--dataset", default=None, metavar="NAME",
+                          help="score on this dataset instead of the one the runs trained on: the same word "
+                          "width and classes, e.g. a mnist36-ds model on the plain mnist36 images (None: the "
+                          "runs' own)")
     evaluate.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu", help="device")
     evaluate.add_argument("--json", action="store_true", help="print the report as JSON (for scripts)")
     evaluate.set_defaults(func=command_evaluate)

@@ -17,6 +17,9 @@ order, or its first `samples` sequences; for generated data `samples` sequences 
     c's label words; the product of those words' probabilities is P(c), exact also for several label words
     (the second word's distribution depends on the first). The prediction is the argmax over classes.
 
+Another dataset (`dataset`) scores a model on data it did not train on, e.g. a `mnist36-ds` checkpoint on the
+plain `mnist36` images: it must have the trained dataset's word width and, for classification, its classes.
+
 Several checkpoints form an ensemble: they must share the dataset and its data; every member sees the same
 batches and samples from its own generator seeded as a single evaluation would. The ensemble predicts the argmax
 of the members' mean class probabilities; its sampled numbers are the means over the members (a sample drawn
@@ -217,14 +220,15 @@ def evaluate_checkpoints(
     batch_size: int | None = None,
     seed: int | None = None,
     device: str = "cpu",
+    dataset: str | None = None,
 ) -> EvaluationReport:
     """Evaluate one checkpoint, or several as an ensemble (with a report per member), on `stage`: the whole
     fixed split, its first `samples` sequences, or `samples` generated sequences (default 100), in batches of
     `batch_size` sequences (default: SPLIT_BATCH for a fixed split, else the first run's batch over all its
-    shards), drawing generated data and
-    samples from `seed` (default: the first run's seed)."""
+    shards), drawing generated data and samples from `seed` (default: the first run's seed). The data are the
+    runs' dataset, or `dataset` (a registered name or family argument with the same word width and classes)."""
     from qrnn.datasets import lookup_run
-    from qrnn.datasets.base import DEFAULT_ALPHABET
+    from qrnn.datasets.base import DEFAULT_ALPHABET, canonical_name, lookup
     from qrnn.datasets.files import check_dataset_file
 
     if stage not in STAGES_EVALUATED:
@@ -246,32 +250,45 @@ def evaluate_checkpoints(
         raise QRNNError(f"--batch-size must be an integer >= 1, got {batch!r}")
     seed = config["seed"] if seed is None else seed
     alphabet = config.get("alphabet", DEFAULT_ALPHABET)
-    for path, member in zip(paths, configs, strict=True):
-        check_dataset_file(member.get("dataset_file"), member["dataset"], alphabet, path)
-    entry = lookup_run(config)
+    if dataset is None:
+        for path, member in zip(paths, configs, strict=True):
+            check_dataset_file(member.get("dataset_file"), member["dataset"], alphabet, path)
+        entry = lookup_run(config)
+    else:
+        # The file the runs trained on is not read: the model is scored on another dataset's data.
+        entry = lookup(canonical_name(dataset), alphabet=alphabet)
     entry.check_options(sentence_length=config["sentence_length"], batch_size=batch, num_shards=1)
-    dataset = entry.create(
+    evaluated = entry.create(
         sentence_length=config["sentence_length"], batch_size=batch, shard=0, num_shards=1, seed=seed
     )
-    if batch_size is None and dataset.split_size(stage) is not None:
+    if dataset is not None:
+        trained = lookup_run(config).create(
+            sentence_length=config["sentence_length"], batch_size=1, shard=0, num_shards=1, seed=seed)
+        if evaluated.classes != trained.classes:
+            raise QRNNError(
+                f"dataset {evaluated.name} has classes {_classes_text(evaluated.classes)}, the model of "
+                f"{paths[0]} was trained on {config['dataset']} with classes {_classes_text(trained.classes)}; "
+                "evaluate it on a dataset with the same classes"
+            )
+    if batch_size is None and evaluated.split_size(stage) is not None:
         # The run's batch is sized for training steps (per digit for MNIST); a fixed split is scored in larger
         # batches of whole sequences.
         batch = SPLIT_BATCH
-    if dataset.input_size != config["input_size"]:
+    if evaluated.input_size != config["input_size"]:
         raise QRNNError(
-            f"dataset {config['dataset']} has {dataset.input_size}-bit words, the model of {paths[0]} "
+            f"dataset {evaluated.name} has {evaluated.input_size}-bit words, the model of {paths[0]} "
             f"{config['input_size']}-bit words"
         )
     threads = choose_threads(batch, config["workspace"], 1, torch_device, config["model"])
     if threads is not None:
         torch.set_num_threads(threads)
-    classes = list(dataset.classes) if dataset.classes is not None else None
+    classes = list(evaluated.classes) if evaluated.classes is not None else None
     tallies = [_Tally() for _ in loaded]
     generators = [torch.Generator().manual_seed(sampling_seed(seed, 0)) for _ in loaded]
     labels_seen: list[torch.Tensor] = []
     count = 0
     with torch.no_grad():
-        for data in _batches(dataset, stage, samples, batch):
+        for data in _batches(evaluated, stage, samples, batch):
             count += data.inputs.shape[0]
             inputs = data.inputs.to(torch_device)
             targets = data.targets.to(torch_device)
@@ -280,7 +297,7 @@ def evaluate_checkpoints(
             target_words = bits_to_int(targets[:, 1:])
             labels = None
             if classes is not None:
-                labels = data.labels if data.labels is not None else dataset.decode_labels(targets[:, 1:].cpu())
+                labels = data.labels if data.labels is not None else evaluated.decode_labels(targets[:, 1:].cpu())
                 labels_seen.append(labels.cpu())
             for (model, member_config), tally, generator in zip(loaded, tallies, generators, strict=True):
                 probs, measured, minimum = model(
@@ -299,15 +316,15 @@ def evaluate_checkpoints(
                 if classes is not None and labels is not None:
                     if tally.confusion is None:
                         tally.confusion = torch.zeros(len(classes), len(classes) + 1, dtype=torch.long)
-                    predicted = dataset.decode_labels(measured.cpu())
+                    predicted = evaluated.decode_labels(measured.cpu())
                     _count_into(tally.confusion, labels, predicted)
-                    tally.class_probabilities.append(class_probabilities(model, dataset, inputs, scored, targets))
+                    tally.class_probabilities.append(class_probabilities(model, evaluated, inputs, scored, targets))
     truth = torch.cat(labels_seen) if labels_seen else None
     members = [
-        _member_report(path, member_config, tally, stage, count, classes, truth, dataset.name)
+        _member_report(path, member_config, tally, stage, count, classes, truth, evaluated.name)
         for path, (_, member_config), tally in zip(paths, loaded, tallies, strict=True)
     ]
-    whole = samples is None and dataset.split_size(stage) is not None
+    whole = samples is None and evaluated.split_size(stage) is not None
     for member in members:
         member.whole_split = whole
     if len(members) == 1:
@@ -322,9 +339,14 @@ def evaluate_checkpoint(
     batch_size: int | None = None,
     seed: int | None = None,
     device: str = "cpu",
+    dataset: str | None = None,
 ) -> EvaluationReport:
     """Evaluate the model of one checkpoint (see `evaluate_checkpoints`)."""
-    return evaluate_checkpoints([checkpoint], stage, samples, batch_size, seed, device)
+    return evaluate_checkpoints([checkpoint], stage, samples, batch_size, seed, device, dataset)
+
+
+def _classes_text(classes: Sequence[str] | None) -> str:
+    return "none (not a classification dataset)" if classes is None else "(" + ", ".join(classes) + ")"
 
 
 def _count_into(confusion: torch.Tensor, truth: torch.Tensor, predicted: torch.Tensor) -> None:
