@@ -250,18 +250,20 @@ def evaluate_checkpoints(
         raise QRNNError(f"--batch-size must be an integer >= 1, got {batch!r}")
     seed = config["seed"] if seed is None else seed
     alphabet = config.get("alphabet", DEFAULT_ALPHABET)
-    if dataset is None:
+    # Naming the runs' own dataset is the default: its file is checked against the one they trained on.
+    other = dataset is not None and canonical_name(dataset) != config["dataset"]
+    if other:
+        # The file the runs trained on is not read: the model is scored on another dataset's data.
+        entry = lookup(canonical_name(dataset), alphabet=alphabet)
+    else:
         for path, member in zip(paths, configs, strict=True):
             check_dataset_file(member.get("dataset_file"), member["dataset"], alphabet, path)
         entry = lookup_run(config)
-    else:
-        # The file the runs trained on is not read: the model is scored on another dataset's data.
-        entry = lookup(canonical_name(dataset), alphabet=alphabet)
     entry.check_options(sentence_length=config["sentence_length"], batch_size=batch, num_shards=1)
     evaluated = entry.create(
         sentence_length=config["sentence_length"], batch_size=batch, shard=0, num_shards=1, seed=seed
     )
-    if dataset is not None:
+    if other:
         trained = lookup_run(config).create(
             sentence_length=config["sentence_length"], batch_size=1, shard=0, num_shards=1, seed=seed)
         if evaluated.classes != trained.classes:
