@@ -497,12 +497,16 @@ def test_mnist36_seeds_compare_with_the_pool_only(tmp_path: Path, capsys: pytest
     import numpy as np
     from helpers import chart_svg
 
-    sweep = write_sweep(tmp_path / "root", "pool36", {"dataset": dataset, "model": "qrnn"},
-                        [({}, seed, done(OUR_LOSSES[seed][-1], 40)) for seed in (1, 2, 3)])
-    for directory in sorted(sweep.iterdir()):
-        seed = json.loads((directory / POINT_FILE).read_text())["options"]["seed"]
-        write_run_logs(directory, f"-{dataset}--{seed:06d}-2026-01-0{seed}--10-00-00", OUR_LOSSES[seed],
-                       OUR_POSTSEL[seed])
+    def pool_sweep(name: str, seeds: tuple[int, ...]) -> Path:
+        sweep = write_sweep(tmp_path / "root", name, {"dataset": dataset, "model": "qrnn"},
+                            [({}, seed, done(OUR_LOSSES[seed][-1], 40)) for seed in seeds])
+        for directory in sorted(sweep.iterdir()):
+            seed = json.loads((directory / POINT_FILE).read_text())["options"]["seed"]
+            write_run_logs(directory, f"-{dataset}--{seed:06d}-2026-01-0{seed}--10-00-00", OUR_LOSSES[seed],
+                           OUR_POSTSEL[seed])
+        return sweep
+
+    sweep = pool_sweep("pool36", (1, 2, 3))
     rvqe = checkout(tmp_path)  # no val-loss-*.csv of MNIST 3 vs 6: the original has none
     assert cli_main(["plot", str(sweep), "--original", str(rvqe), "--out", str(tmp_path / "bare")]) == 0
     printed = capsys.readouterr().out
@@ -526,6 +530,13 @@ def test_mnist36_seeds_compare_with_the_pool_only(tmp_path: Path, capsys: pytest
     assert "3 seeds; the original published no run of this study, only its pool's chart" in printed
     assert "lowest validation loss by step 40, ours median 0.008 (0.0005..0.03, 3 runs)" in printed
     assert "Spearman" not in printed
+    # The pool's seeds run in two sweeps (seed 2 in both, counted once) plot as the one pool.
+    halves = [str(pool_sweep("first", (1, 2))), str(pool_sweep("second", (2, 3)))]
+    (merged,) = plot_report(capsys, *halves, "--original", str(rvqe), "--out", str(tmp_path / "halves"))["studies"]
+    assert merged["sweep"] == "first + second" and merged["seeds"] == 3
+    assert dict(zip(merged["pool"]["seeds"], merged["pool"]["ours"], strict=True)) == dict(
+        zip(numbers["seeds"], numbers["ours"], strict=True))
+    assert merged["pool"]["mann_whitney_p"] == pytest.approx(0.2)
 
 
 def test_seed_only_sweeps_are_the_curves_studies(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

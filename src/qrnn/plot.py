@@ -736,12 +736,12 @@ def recognise_sweeps(folders: list[Path]) -> list[StudySweep] | None:
             if not kept:
                 raise QRNNError(f"the sweep in {folder} has no finished points yet (every point failed)")
             sweep = dataclasses.replace(sweep, rows=kept, unfinished=sweep.unfinished + len(sweep.rows) - len(kept))
-        same = next((e for e in entries if e.study.name == study.name and study.figure != "curves"), None)
+        same = next((e for e in entries if e.study.name == study.name), None)
         if same is None:
             entries.append(StudySweep(folder, sweep, study, sweep_runs(study, sweep.rows)))
             continue
-        # Several sweeps of one study (a grid grown in parts: more seeds at some lengths, say) count as one: their
-        # finished points together, a point that both hold (the same options) once.
+        # Several sweeps of one study (a grid grown in parts: more seeds at some lengths, or a pool's seeds run in
+        # halves) count as one: their finished points together, a point that both hold (the same options) once.
         def point(row: dict[str, Any]) -> str:
             return json.dumps(row["options"], sort_keys=True, default=str)
 
@@ -1112,7 +1112,7 @@ def study_plots(folders: list[Path], out: Path, original: str | os.PathLike[str]
     from qrnn.original.hparam_tables import CURVES as ORIGINAL_CURVES
     from qrnn.original.hparam_tables import hparam_folder, read_original_curve, read_original_table
     from qrnn.original.training_logs import POOL_CHARTS, read_pool_chart
-    from qrnn.studies import CURVES, agreement, agreement_csv, agreement_json, check_single, original_runs
+    from qrnn.studies import CURVES, agreement, agreement_csv, agreement_json, original_runs
     from qrnn.study_curves import CURVE_TAGS, curves_agreement, original_aligned, pool_agreement
 
     if original is not None:
@@ -1120,7 +1120,6 @@ def study_plots(folders: list[Path], out: Path, original: str | os.PathLike[str]
     entries = recognise_sweeps(folders)
     if entries is None:
         return None
-    check_single([(entry.study, str(entry.folder)) for entry in entries if entry.study.figure != "lengths"])
     results, notes = [], []
     for entry in entries:
         if original is None:

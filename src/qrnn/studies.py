@@ -38,8 +38,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from qrnn.errors import QRNNError
-
 BEST_LOSS = "best_validation_loss"
 EPOCHS_TO_REACH = "epochs_to_reach"
 CURVES = "training_curves"
@@ -602,15 +600,3 @@ def agreement_json(results: Sequence[Any], files: Sequence[str] = ()) -> str:
     if files:
         payload["files"] = list(files)
     return json.dumps(payload, indent=1)
-
-
-def check_single(studies: Sequence[tuple[Study, str]]) -> None:
-    """Refuse two sweeps of one study where they cannot count as one (a training-curves study draws each run's
-    curve from one sweep; the other studies merge their sweeps' points); one line."""
-    seen: dict[str, str] = {}
-    for study, folder in studies:
-        if study.name in seen:
-            raise QRNNError(
-                f"{seen[study.name]} and {folder} are both sweeps of the {study.name} study; plot one at a time"
-            )
-        seen[study.name] = folder
